@@ -1,0 +1,97 @@
+"""Checkpoints: the weights plus everything that rebuilds and describes the model.
+
+A checkpoint is a `torch.save` file holding only tensors and plain data (str, int,
+float, bool, None, lists, dicts), so it loads with `torch.load(weights_only=True)`,
+which refuses any pickled object that would run code. Files are written atomically.
+
+Layout (format "toolkit.checkpoint", version 1):
+    format, format_version
+    spec:      {feature_names, target_names, intercept, dtype}
+    state_dict: {"weight": (t, d) tensor, "bias": (t,) tensor if intercept}
+    training:  {solver, hyperparameters, seed, device, method, condition_number, ...}
+    data:      {source, sha256, rows, train_rows, val_rows, val_fraction}
+    metrics:   {"train": {...}, "val": {...} or None}
+    optimality_gap: {...} or None (iterative solvers)
+    parity_sample: (k, d) float64 tensor of training rows, for the export's parity gate
+    versions:  {toolkit, torch, numpy, pyarrow, python}
+    created:   ISO 8601 UTC time
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from toolkit.errors import CheckpointError
+from toolkit.files import atomic_write
+from toolkit.model import ModelSpec, build_model
+
+if TYPE_CHECKING:
+    import torch
+
+FORMAT = "toolkit.checkpoint"
+RESUME_FORMAT = "toolkit.resume"
+FORMAT_VERSION = 1
+DEFAULT_CHECKPOINT = Path("models") / "model.pt"
+RESUME_SUFFIX = ".resume"
+
+
+def resume_path(checkpoint: str | Path) -> Path:
+    """Where an interrupted iterative run keeps its state: next to its checkpoint."""
+    checkpoint = Path(checkpoint)
+    return checkpoint.with_name(checkpoint.name + RESUME_SUFFIX)
+
+
+def save(path: str | Path, payload: dict[str, Any]) -> Path:
+    """Write `payload` atomically (temp file in the same folder, fsync, rename)."""
+    import torch
+
+    path = Path(path)
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    with atomic_write(path) as handle:
+        handle.write(buffer.getbuffer())
+    return path
+
+
+def load(path: str | Path, expected_format: str = FORMAT) -> dict[str, Any]:
+    """Load a checkpoint (or resume state) without running any code from the file."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {str(path)!r} does not exist; train one with `toolkit train`.")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CheckpointError(
+            f"refused to load {str(path)!r}: it holds Python objects other than tensors and "
+            f"plain data, which could run code ({first_line}). toolkit only loads files with "
+            "weights_only=True; retrain, or load only files you trust with torch yourself."
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError) as error:
+        raise CheckpointError(
+            f"cannot read checkpoint {str(path)!r}: {error}. Is it a file written by toolkit train?"
+        ) from None
+    if not isinstance(payload, dict) or payload.get("format") != expected_format:
+        found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+        raise CheckpointError(
+            f"{str(path)!r} is not a toolkit file of format {expected_format!r} (found {found!r})."
+        )
+    if payload.get("format_version", 0) > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{str(path)!r} has format version {payload['format_version']}; this toolkit reads "
+            f"up to {FORMAT_VERSION}. Upgrade toolkit."
+        )
+    return payload
+
+
+def model_from_checkpoint(payload: dict[str, Any]) -> tuple[ModelSpec, torch.nn.Linear]:
+    """Rebuild the `nn.Linear` (in eval mode) and its spec from a loaded checkpoint."""
+    spec = ModelSpec.from_dict(payload["spec"])
+    model = build_model(spec)
+    model.load_state_dict(payload["state_dict"])
+    return spec, model.eval()

@@ -1,0 +1,133 @@
+"""The `toolkit` command line: parse options, call one library function, print.
+
+Heavy modules (torch, pyarrow, numpy) are imported inside the commands, so that
+`toolkit --help` stays fast and torch-free (tests/test_cli.py proves it).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from toolkit import __version__
+from toolkit.errors import ToolkitError, UsageError
+
+
+class _Failure(click.ClickException):
+    """A ToolkitError shown as `Error: ...` with the error's own exit code."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class _Command(click.Command):
+    """Turns the library's typed errors into clean messages and exit codes, no traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except UsageError as error:
+            raise click.UsageError(str(error), ctx) from None
+        except ToolkitError as error:
+            raise _Failure(str(error), error.exit_code) from None
+
+
+class _DeviceType(click.ParamType):
+    name = "auto|cpu|cuda|cuda:N"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from toolkit.device import check_device_name
+
+        try:
+            return check_device_name(str(value))
+        except UsageError as error:
+            self.fail(str(error), param, ctx)
+
+
+def _split_names(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    names = tuple(name.strip() for name in value.split(","))
+    if not all(names):
+        raise click.BadParameter(f"expected comma-separated column names, got {value!r}.")
+    return names
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="toolkit")
+def cli() -> None:
+    """Train a linear regressor exactly, export it to ONNX, serve it."""
+
+
+@cli.command(cls=_Command)
+@click.option("--data", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="CSV or Parquet file.  [default: the embedded seed data]")
+@click.option("--target", "targets", multiple=True, metavar="NAME",
+              help="Target column; repeat for a multi-output model.  [default: y, else the last column]")
+@click.option("--features", callback=_split_names, metavar="A,B,...",
+              help="Feature columns.  [default: every column that is not a target]")
+@click.option("--val-fraction", type=click.FloatRange(0, 1, max_open=True), default=None,
+              help="Share of rows held out for validation (seeded).  [default: 0.2, or 0 when "
+                   "the data is too small to spare rows]")
+@click.option("--solver", type=click.Choice(["exact", "sgd", "adam", "lbfgs"]), default="exact",
+              show_default=True, help="Closed-form least squares, or a PyTorch optimizer.")
+@click.option("--epochs", type=click.IntRange(min=1), help="Iterative solvers: most epochs to run.")
+@click.option("--lr", type=float, help="Iterative solvers: learning rate (on standardized data).")
+@click.option("--batch-size", type=click.IntRange(min=0), help="Iterative solvers: rows per step; 0 = full batch.")
+@click.option("--patience", type=click.IntRange(min=0),
+              help="Iterative solvers: stop after N epochs without improvement; 0 = never.")
+@click.option("--l2", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Ridge penalty l2 * ||w||^2 (scikit-learn's Ridge alpha); the intercept is not penalised.")
+@click.option("--no-intercept", is_flag=True, help="Fit y = w.x with no bias term.")
+@click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True,
+              help="Precision of the model (and of its ONNX export).")
+@click.option("--device", type=_DeviceType(), default="auto", show_default=True,
+              help="Where to train; auto = CUDA when available.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Fixes the split, initialization and shuffling.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("models/model.pt"),
+              show_default=True, help="Checkpoint to write (atomically).")
+@click.option("--resume", is_flag=True, help="Continue the interrupted iterative run that wrote OUT.resume.")
+@click.option("--chunk-rows", type=click.IntRange(min=1), default=65_536, show_default=True,
+              help="Rows per chunk when streaming the data through the solver and metrics.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no notes (warnings still show).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object to stdout instead of the summary.")
+def train(as_json: bool, quiet: bool, no_intercept: bool, **options: Any) -> None:
+    """Fit nn.Linear on the seed data or a CSV/Parquet file and save a checkpoint."""
+    from toolkit import summary
+    from toolkit.train import TrainConfig
+    from toolkit.train import train as run_training
+
+    config = TrainConfig(intercept=not no_intercept, progress=not quiet and sys.stderr.isatty(), **options)
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM saves resume state like Ctrl-C
+    try:
+        result = run_training(config)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    for note in result.notes:
+        if note.startswith("warning:"):
+            click.echo(note, err=True)
+        elif not quiet:
+            click.echo(f"note: {note}", err=True)
+    if as_json:
+        click.echo(json.dumps(summary.to_json(result), indent=2))
+    else:
+        click.echo(summary.to_text(result))
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="toolkit")
+
+
+if __name__ == "__main__":
+    main()

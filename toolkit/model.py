@@ -1,0 +1,103 @@
+"""The model: a plain `nn.Linear`, described by a `ModelSpec` that the checkpoint stores."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+DTYPES = ("float32", "float64")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything needed to rebuild the model: input and output names, bias, precision."""
+
+    feature_names: tuple[str, ...]
+    target_names: tuple[str, ...]
+    intercept: bool = True
+    dtype: str = "float32"
+
+    @property
+    def n_features(self) -> int:
+        return len(self.feature_names)
+
+    @property
+    def n_targets(self) -> int:
+        return len(self.target_names)
+
+    @property
+    def n_parameters(self) -> int:
+        """Free parameters per target: one weight per feature, plus the intercept."""
+        return self.n_features + int(self.intercept)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["feature_names"] = list(self.feature_names)
+        data["target_names"] = list(self.target_names)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelSpec:
+        return cls(
+            feature_names=tuple(data["feature_names"]),
+            target_names=tuple(data["target_names"]),
+            intercept=bool(data["intercept"]),
+            dtype=str(data["dtype"]),
+        )
+
+
+def build_model(
+    spec: ModelSpec,
+    weight: np.ndarray | None = None,
+    bias: np.ndarray | None = None,
+    device: torch.device | str = "cpu",
+) -> torch.nn.Linear:
+    """An `nn.Linear(n_features, n_targets)` in the spec's dtype, optionally holding weights."""
+    import torch
+
+    dtype = getattr(torch, spec.dtype)
+    model = torch.nn.Linear(
+        spec.n_features, spec.n_targets, bias=spec.intercept, dtype=dtype, device=device
+    )
+    with torch.no_grad():
+        if weight is not None:
+            model.weight.copy_(torch.as_tensor(np.asarray(weight).reshape(model.weight.shape)))
+        if bias is not None and model.bias is not None:
+            model.bias.copy_(torch.as_tensor(np.asarray(bias).reshape(model.bias.shape)))
+    return model
+
+
+def round_to_dtype(values: np.ndarray, dtype: str) -> np.ndarray:
+    """The float64 values the saved model really holds once stored in `dtype`."""
+    return np.asarray(values, dtype=np.float64).astype(dtype).astype(np.float64)
+
+
+def equations(spec: ModelSpec, weight: np.ndarray, bias: np.ndarray, max_terms: int = 12) -> list[str]:
+    """One human-readable line per target: `y = 1.0000*x1 + 1.0000*x2 - 1.0000`."""
+    lines = []
+    for t, target in enumerate(spec.target_names):
+        terms = [(float(w), name) for w, name in zip(weight[t], spec.feature_names)]
+        shown = terms if len(terms) <= max_terms else terms[: max_terms - 1]
+        text = f"{target} ="
+        for i, (w, name) in enumerate(shown):
+            sign = ("-" if w < 0 else "") if i == 0 else (" - " if w < 0 else " + ")
+            text += f"{' ' if i == 0 else ''}{sign}{_number(abs(w))}*{name}"
+        if len(shown) < len(terms):
+            text += f" + ... ({len(terms) - len(shown)} more terms; see --json)"
+        if spec.intercept:
+            b = float(bias[t])
+            text += f" {'-' if b < 0 else '+'} {_number(abs(b))}"
+        lines.append(text)
+    return lines
+
+
+def _number(value: float) -> str:
+    # Four decimals read best; tiny or huge values need an exponent to keep their digits.
+    if value == 0 or 1e-3 <= value < 1e7:
+        return f"{value:.4f}"
+    return f"{value:.4e}"
