@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +37,7 @@ RESUME_FORMAT = "toolkit.resume"
 FORMAT_VERSION = 1
 DEFAULT_CHECKPOINT = Path("models") / "model.pt"
 RESUME_SUFFIX = ".resume"
+_UNSAFE_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
 
 
 def resume_path(checkpoint: str | Path) -> Path:
@@ -50,7 +52,7 @@ def save(path: str | Path, payload: dict[str, Any]) -> Path:
 
     path = Path(path)
     buffer = io.BytesIO()
-    torch.save(payload, buffer)
+    torch.save(_plain(payload), buffer)
     with atomic_write(path) as handle:
         handle.write(buffer.getbuffer())
     return path
@@ -66,11 +68,12 @@ def load(path: str | Path, expected_format: str = FORMAT) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        found = _UNSAFE_GLOBAL.search(str(error))
+        what = f" (it references {found.group(1)})" if found else ""
         raise CheckpointError(
             f"refused to load {str(path)!r}: it holds Python objects other than tensors and "
-            f"plain data, which could run code ({first_line}). toolkit only loads files with "
-            "weights_only=True; retrain, or load only files you trust with torch yourself."
+            f"plain data{what}, and unpickling them could run code. toolkit loads checkpoints "
+            "with weights_only=True only; retrain the model with toolkit train."
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as error:
         raise CheckpointError(
@@ -87,6 +90,32 @@ def load(path: str | Path, expected_format: str = FORMAT) -> dict[str, Any]:
             f"up to {FORMAT_VERSION}. Upgrade toolkit."
         )
     return payload
+
+
+def _plain(value: Any) -> Any:
+    """Tensors and plain Python data only, so that weights_only=True can read it back.
+
+    (torch.__version__, for one, is a str subclass that weights_only refuses.)
+    """
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        # int keys stay int: an optimizer's state is keyed by parameter index.
+        return {(k if type(k) in (int, str) else str(k)): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if value is None or type(value) in (bool, int, float, str):
+        return value
+    for plain_type in (bool, int, float, str):
+        if isinstance(value, plain_type):
+            return plain_type(value)
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    if hasattr(value, "__fspath__"):
+        return str(value)
+    raise TypeError(f"cannot store {type(value).__name__} in a checkpoint: {value!r}")
 
 
 def model_from_checkpoint(payload: dict[str, Any]) -> tuple[ModelSpec, torch.nn.Linear]:

@@ -34,16 +34,15 @@ def resolve_device(name: str) -> torch.device:
         return device
     if not torch.cuda.is_available():
         if torch.version.cuda is None:
-            reason = (
-                f"this PyTorch build ({torch.__version__}) has no CUDA support. Install a CUDA "
-                "build of PyTorch to train on the GPU"
-            )
+            reason = f"this PyTorch build ({torch.__version__}) has no CUDA support"
+            remedy = "Install a CUDA build of PyTorch to train on a GPU, or use --device cpu."
         else:
-            reason = (
-                f"PyTorch (built for CUDA {torch.version.cuda}) sees no GPU: no NVIDIA driver is "
-                "loaded, or CUDA_VISIBLE_DEVICES hides every device"
+            reason = f"PyTorch (built for CUDA {torch.version.cuda}) sees no GPU"
+            remedy = (
+                "Check that the NVIDIA driver is loaded (nvidia-smi) and that "
+                "CUDA_VISIBLE_DEVICES does not hide the GPU, or use --device cpu."
             )
-        raise DeviceError(f"--device {name} was requested, but {reason}; or use --device cpu.")
+        raise DeviceError(f"--device {name} was requested, but {reason}. {remedy}")
     count = torch.cuda.device_count()
     index = device.index if device.index is not None else torch.cuda.current_device()
     if index >= count:

@@ -30,6 +30,8 @@ Chunks = Iterable[tuple[Any, Any]]
 # log10(condition number) of them: past 1e6 fewer than 10 would be left, so the QR path
 # (which loses log10(sqrt(condition number))) takes over.
 COND_SWITCH = 1e6
+# A feature whose spread is below this fraction of its magnitude is constant.
+FLAT_RTOL = 1e-12
 # Rows per block on the CPU: a 4096 x ~100 float64 block stays in cache while it is
 # converted, shifted and multiplied, which measured 2x faster than 65536-row blocks.
 # A GPU wants big blocks to amortise kernel launches.
@@ -107,7 +109,9 @@ def solve(
         mean = torch.zeros_like(moments.mean)
         second = moments.scatter + moments.n * torch.outer(moments.mean, moments.mean)
     scale = torch.sqrt(torch.diagonal(second)[:d])
-    flat = scale <= torch.finfo(torch.float64).eps * max(float(scale.max()), 1.0)
+    # A column is flat when its spread is rounding noise next to its own magnitude.
+    magnitude = torch.sqrt(torch.diagonal(moments.scatter)[:d] + moments.n * moments.mean[:d] ** 2)
+    flat = scale <= FLAT_RTOL * magnitude
     if bool(flat.any()):
         if l2 == 0.0:
             raise _flat_column_error(feature_names[int(flat.nonzero()[0])], intercept)

@@ -42,6 +42,9 @@ SOLVER_DEFAULTS: dict[str, dict[str, Any]] = {
     "lbfgs": {"lr": 1.0, "epochs": 50, "batch_size": 0, "patience": 5},
 }
 DEFAULT_VAL_FRACTION = 0.2
+# The default split is skipped unless it leaves this many validation rows (fewer give
+# too noisy a signal for early stopping) and two training rows per parameter.
+MIN_DEFAULT_VAL_ROWS = 10
 # An improvement smaller than this fraction of the best loss does not reset patience.
 MIN_RELATIVE_IMPROVEMENT = 1e-7
 # Rows of training features kept in the checkpoint for the export's parity gate.
@@ -236,11 +239,12 @@ def _split(dataset: Dataset, spec: ModelSpec, config: TrainConfig, notes: list[s
         return config.val_fraction, split_mask(n, config.val_fraction, config.seed)
     n_val = round(n * DEFAULT_VAL_FRACTION)
     needed = 2 * spec.n_parameters
-    if n_val < 1 or n - n_val < needed:
+    if n_val < MIN_DEFAULT_VAL_ROWS or n - n_val < needed:
         notes.append(
             f"{n} rows are too few to spare a validation split (holding out "
-            f"{DEFAULT_VAL_FRACTION:.0%} would leave fewer than {needed} training rows for "
-            f"{spec.n_parameters} parameters per target); training and reporting on all rows."
+            f"{DEFAULT_VAL_FRACTION:.0%} needs at least {MIN_DEFAULT_VAL_ROWS} validation rows and "
+            f"{needed} training rows for {spec.n_parameters} parameters per target); training "
+            "and reporting on all rows. Force one with --val-fraction."
         )
         return 0.0, np.zeros(n, dtype=bool)
     return DEFAULT_VAL_FRACTION, split_mask(n, DEFAULT_VAL_FRACTION, config.seed)
@@ -296,10 +300,9 @@ def _fit_iterative(
     val = scaling.tensors(*val_arrays, dtype, device) if val_arrays is not None else None
     n = x.shape[0]
     batch = hyper["batch_size"] if 0 < hyper["batch_size"] < n else n
-    # Ridge in standardized units: l2 * ||w_raw||^2 / (n * t) with w_raw = w * sy / sx.
-    penalty_scale = torch.as_tensor(
-        scaling.y_scale[:, None] / scaling.x_scale[None, :], dtype=dtype, device=device
-    )
+    # The ridge objective ||y - Xw - b||^2 + l2 ||w||^2, divided by n * t * sy^2 to be in
+    # the units of MSELoss on standardized data, penalises l2 * sum((w_std / sx)^2) / (n * t).
+    penalty_scale = torch.as_tensor(1.0 / scaling.x_scale, dtype=dtype, device=device)
 
     model = build_model(spec, device="cpu")
     generator = torch.Generator().manual_seed(config.seed)

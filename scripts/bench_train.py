@@ -1,0 +1,288 @@
+"""Benchmark the exact solver, the CSV reader and `toolkit --help` against baselines.
+
+The machine may be shared and noisy, so every figure is a ratio against a baseline timed
+in the same run: each side takes the best (minimum) of its repeats, and the repeats of
+baseline and candidate are interleaved so that a slow spell hits both. This is a report,
+not a test: it exits 0 when a target is missed, non-zero only when something crashes.
+
+    .venv/bin/python scripts/bench_train.py --quick              # smoke run, 100k rows
+    .venv/bin/python scripts/bench_train.py --json bench.json    # full run, a few minutes
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from toolkit import exact
+from toolkit.data import DEFAULT_CHUNK_ROWS, load_dataset
+
+SEED = 0
+ROOT = Path(__file__).resolve().parent.parent
+Row = tuple[str, str, str, str]  # metric, measured, target, verdict
+# Fresh interpreter: run the CLI's help in-process, then say whether torch got imported.
+TORCH_PROBE = """
+import sys
+from toolkit.cli import cli
+try:
+    cli.main(sys.argv[1:], prog_name="toolkit", standalone_mode=False)
+except SystemExit:
+    pass
+print("torch-loaded=" + str("torch" in sys.modules), file=sys.stderr)
+"""
+# Fresh interpreter that only loads the CSV: the benchmark process holds other data.
+MEMORY_PROBE = """
+import json, resource, sys
+from toolkit.data import load_dataset
+ds = load_dataset(sys.argv[1])
+try:
+    import psutil
+    rss = psutil.Process().memory_info().rss
+except ImportError:
+    rss = None
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+print(json.dumps({"rss_after_load": rss, "peak_rss": peak, "table_bytes": ds.table.nbytes}))
+"""
+
+
+def interleave(
+    sides: dict[str, Callable[[], Any]], repeats: int, caps: dict[str, int] | None = None
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """Best wall time of each side over rounds (a b c, a b c, ...), and each side's result.
+
+    `caps` gives slow sides fewer rounds (they run in the first rounds only).
+    """
+    best = {name: float("inf") for name in sides}
+    results: dict[str, Any] = {}
+    for round_ in range(repeats):
+        for name, fn in sides.items():
+            if round_ < (caps or {}).get(name, repeats):
+                results.pop(name, None)  # free the previous result before timing again
+                gc.collect()
+                start = time.perf_counter()
+                results[name] = fn()
+                best[name] = min(best[name], time.perf_counter() - start)
+    return best, results
+
+
+def make_data(rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
+    """X (rows, cols) float32 C-contiguous; y = X @ w + 1 + noise, float32, shape (rows,)."""
+    rng = np.random.default_rng(SEED)
+    x = rng.standard_normal((rows, cols), dtype=np.float32)
+    w = rng.standard_normal(cols, dtype=np.float32)
+    noise = rng.standard_normal(rows, dtype=np.float32)
+    return x, x @ w + np.float32(1.0) + np.float32(0.01) * noise
+
+
+def bench_exact(x: np.ndarray, y: np.ndarray, repeats: int) -> dict[str, Any]:
+    from sklearn.linear_model import LinearRegression
+
+    n, d = x.shape
+    names = [f"x{i}" for i in range(d)]
+
+    def chunks() -> Iterator[tuple[np.ndarray, np.ndarray]]:  # as the library slices data
+        for s in range(0, n, DEFAULT_CHUNK_ROWS):
+            yield x[s : s + DEFAULT_CHUNK_ROWS], y[s : s + DEFAULT_CHUNK_ROWS]
+
+    def toolkit_fit() -> np.ndarray:
+        moments = exact.accumulate(chunks(), "cpu")
+        fit = exact.solve(moments, d, names, intercept=True, rechunk=chunks)
+        return np.concatenate([fit.weight[0], fit.bias])
+
+    def numpy_a() -> np.ndarray:  # with an intercept column: the like-for-like baseline
+        xa = np.hstack([x, np.ones((n, 1), np.float32)])
+        return np.linalg.solve(xa.T @ xa, xa.T @ y)
+
+    def numpy_b() -> np.ndarray:  # no intercept: a floor for any one-pass fit
+        return np.linalg.solve(x.T @ x, x.T @ y)
+
+    def sklearn_fit() -> np.ndarray:
+        model = LinearRegression().fit(x, y)
+        return np.append(model.coef_, model.intercept_)
+
+    # Warm up off the clock: torch's import and thread pool, BLAS threads, LAPACK lookups.
+    exact.accumulate([(x[:4096], y[:4096])], "cpu")
+    numpy_b()
+    LinearRegression().fit(x[:4096], y[:4096])
+    sides = {"numpy A (+intercept)": numpy_a, "numpy B (no intercept)": numpy_b,
+             "toolkit exact": toolkit_fit, "scikit-learn": sklearn_fit}
+    # scikit-learn is slow (seconds per fit): two rounds, so one noisy run cannot flatter us.
+    best, fits = interleave(sides, repeats, caps={"scikit-learn": 2})
+
+    # Reference: float64 normal equations of the same float32 data (well conditioned here).
+    xa64 = np.hstack([x.astype(np.float64), np.ones((n, 1))])
+    reference = np.linalg.solve(xa64.T @ xa64, xa64.T @ y.astype(np.float64))
+    del xa64
+    toolkit, numpy_a_fit = fits["toolkit exact"], fits["numpy A (+intercept)"]
+    return {
+        "seconds": best,
+        "toolkit_over_numpy_a": best["toolkit exact"] / best["numpy A (+intercept)"],
+        "toolkit_over_numpy_b": best["toolkit exact"] / best["numpy B (no intercept)"],
+        "sklearn_over_toolkit": best["scikit-learn"] / best["toolkit exact"],
+        "max_abs_diff_vs_float64": {name: float(np.max(np.abs(fits[name] - reference)))
+                                    for name in ("toolkit exact", "numpy A (+intercept)",
+                                                 "scikit-learn")},
+        "max_abs_diff_toolkit_vs_numpy_a": float(np.max(np.abs(toolkit - numpy_a_fit))),
+    }
+
+
+def write_csv(x: np.ndarray, y: np.ndarray, path: Path) -> None:
+    """pyarrow's default CSV writer: a natural file, not one shaped to help the reader."""
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
+    columns = [pa.array(x[:, j]) for j in range(x.shape[1])] + [pa.array(y)]
+    names = [f"x{j}" for j in range(x.shape[1])] + ["y"]
+    pa_csv.write_csv(pa.table(columns, names=names), path)
+
+
+def bench_csv(path: Path, repeats: int) -> dict[str, Any]:
+    # Each side returns only a shape, so no side holds ~800 MB while another is timed.
+    sides = {
+        "numpy.loadtxt": lambda: np.loadtxt(path, delimiter=",", skiprows=1).shape,
+        "load_dataset": lambda: load_dataset(path).table.shape,
+        "load_dataset + chunks()": lambda: sum(1 for _ in load_dataset(path).chunks()),
+    }
+    best, results = interleave(sides, repeats, caps={"numpy.loadtxt": 1})  # ~20 s: once
+    if results["numpy.loadtxt"] != results["load_dataset"]:
+        raise RuntimeError(f"readers disagree on the shape: {results}")
+    probe = subprocess.run([sys.executable, "-c", MEMORY_PROBE, str(path)], cwd=ROOT,
+                           capture_output=True, text=True, check=True)
+    return {
+        "file_bytes": path.stat().st_size,
+        "seconds": best,
+        "loadtxt_over_load": best["numpy.loadtxt"] / best["load_dataset"],
+        "loadtxt_over_load_and_chunks": best["numpy.loadtxt"] / best["load_dataset + chunks()"],
+        "memory_bytes": json.loads(probe.stdout),
+    }
+
+
+def bench_help(repeats: int) -> dict[str, Any]:
+    def command(*argv: str) -> Callable[[], Any]:
+        return lambda: subprocess.run([sys.executable, *argv], cwd=ROOT, check=True,
+                                      stdout=subprocess.DEVNULL)
+
+    sides = {"python -c pass": command("-c", "pass"),
+             "python -m toolkit --help": command("-m", "toolkit", "--help")}
+    best, _ = interleave(sides, repeats)
+    torch_loaded = {}
+    for argv in (["--help"], ["train", "--help"]):
+        probe = subprocess.run([sys.executable, "-c", TORCH_PROBE, *argv], cwd=ROOT,
+                               capture_output=True, text=True, check=True)
+        torch_loaded[" ".join(argv)] = "torch-loaded=True" in probe.stderr
+    return {"seconds": best,
+            "help_over_bare_python": best["python -m toolkit --help"] / best["python -c pass"],
+            "torch_loaded": torch_loaded}
+
+
+def row(metric: str, text: str, target: str = "-", ok: bool | None = None) -> Row:
+    return metric, text, target, "info" if ok is None else ("PASS" if ok else "MISS")
+
+
+def summary_rows(report: dict[str, Any]) -> list[Row]:
+    ex, hp = report["exact"], report["help"]
+    diffs = ex["max_abs_diff_vs_float64"]
+    rows = [
+        row("exact: toolkit / numpy A", f"{ex['toolkit_over_numpy_a']:.2f}x", "<= 1.5x",
+            ex["toolkit_over_numpy_a"] <= 1.5),
+        row("exact: toolkit / numpy B", f"{ex['toolkit_over_numpy_b']:.2f}x"),
+        row("exact: sklearn / toolkit", f"{ex['sklearn_over_toolkit']:.1f}x", ">= 5x",
+            ex["sklearn_over_toolkit"] >= 5),
+        row("exact: max|w| toolkit vs float64 NE", f"{diffs['toolkit exact']:.1e}", "<= 1e-6",
+            diffs["toolkit exact"] <= 1e-6),
+        row("exact: max|w| numpy A vs float64 NE", f"{diffs['numpy A (+intercept)']:.1e}"),
+        row("exact: max|w| sklearn vs float64 NE", f"{diffs['scikit-learn']:.1e}"),
+        row("exact: max|w| toolkit vs numpy A", f"{ex['max_abs_diff_toolkit_vs_numpy_a']:.1e}"),
+    ]
+    if "csv" in report:
+        csv = report["csv"]
+        rows += [
+            row("csv: loadtxt / load_dataset", f"{csv['loadtxt_over_load']:.1f}x", ">= 10x",
+                csv["loadtxt_over_load"] >= 10),
+            row("csv: loadtxt / (load + chunks)", f"{csv['loadtxt_over_load_and_chunks']:.1f}x"),
+        ]
+        rows += [row(f"csv: {key} (fresh process)", f"{value / 2**20:.0f} MiB")
+                 for key, value in csv["memory_bytes"].items() if value is not None]
+    wall = hp["seconds"]["python -m toolkit --help"]
+    rows += [
+        row("help: toolkit --help wall", f"{wall:.3f} s", "< 0.3 s", wall < 0.3),
+        row("help: --help / python -c pass", f"{hp['help_over_bare_python']:.2f}x"),
+    ]
+    rows += [row(f"help: torch imported by `{argv}`", str(loaded), "False", not loaded)
+             for argv, loaded in hp["torch_loaded"].items()]
+    return rows
+
+
+def print_table(title: str, rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    print(f"\n{title}")
+    for r in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
+
+
+def print_seconds(title: str, seconds: dict[str, float]) -> None:
+    print_table(title, [("side", "best s"), *((k, f"{v:.3f}") for k, v in seconds.items())])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--cols", type=int, default=100)
+    parser.add_argument("--repeats", type=int, default=5, help="best of N, interleaved")
+    parser.add_argument("--skip-csv", action="store_true", help="skip the CSV read benchmark")
+    parser.add_argument("--csv-path", type=Path, help="write (and keep) the generated CSV "
+                        "here [default: a temporary folder, deleted afterwards]")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 100,000 rows")
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    args = parser.parse_args()
+    rows = 100_000 if args.quick else args.rows
+
+    import torch
+
+    config = {"rows": rows, "cols": args.cols, "repeats": args.repeats, "seed": SEED,
+              "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+              "python": platform.python_version(), "numpy": np.__version__,
+              "torch": torch.__version__}
+    report: dict[str, Any] = {"config": config}
+    print("config: " + ", ".join(f"{k}={v}" for k, v in config.items()))
+
+    x, y = make_data(rows, args.cols)
+    report["exact"] = bench_exact(x, y, args.repeats)
+    print_seconds("exact solver", report["exact"]["seconds"])
+
+    if not args.skip_csv:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = args.csv_path or Path(tmp) / "bench.csv"
+            write_csv(x, y, path)
+            del x, y  # the readers should not compete with arrays they do not need
+            report["csv"] = bench_csv(path, args.repeats)
+        print_seconds(f"CSV read ({report['csv']['file_bytes'] / 1e9:.2f} GB)",
+                      report["csv"]["seconds"])
+
+    report["help"] = bench_help(args.repeats)
+    print_seconds("CLI start-up (fresh subprocess)", report["help"]["seconds"])
+
+    header = ("metric", "measured", "target", "verdict")
+    summary = summary_rows(report)
+    report["summary"] = [dict(zip(header, r, strict=True)) for r in summary]
+    print_table("summary", [header, *summary])
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

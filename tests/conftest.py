@@ -1,0 +1,78 @@
+"""Shared fixtures: data files, a CLI runner, and the `gpu` marker's skip rule."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from click.testing import CliRunner, Result
+
+from toolkit.cli import cli
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU visible to PyTorch; none here")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The default checkpoint path is relative (models/model.pt): keep it out of the repo.
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def write_csv(tmp_path: Path) -> Callable[[str, str | bytes], Path]:
+    """Write raw CSV text (or bytes) to a file and return its path."""
+
+    def write(name: str, content: str | bytes) -> Path:
+        path = tmp_path / name
+        path.write_bytes(content.encode() if isinstance(content, str) else content)
+        return path
+
+    return write
+
+
+@pytest.fixture
+def run() -> Callable[..., Result]:
+    """Invoke the CLI in-process: run("train", "--json") -> click Result."""
+    runner = CliRunner()
+
+    def invoke(*args: str) -> Result:
+        return runner.invoke(cli, list(args), catch_exceptions=True)
+
+    return invoke
+
+
+def train_json(run: Callable[..., Result], *args: str) -> dict[str, Any]:
+    result = run("train", "--json", "--quiet", *args)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def scaled_data(rows: int = 2000, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Features whose scales span 1 to 100, y = X w + 3 + noise: plain SGD diverges here."""
+    rng = np.random.default_rng(seed)
+    scales = np.array([1.0, 10.0, 30.0, 100.0])
+    x = rng.standard_normal((rows, 4)) * scales + np.array([0.0, 5.0, -20.0, 50.0])
+    w = np.array([2.0, -0.5, 0.1, 0.03])
+    y = x @ w + 3.0 + 0.1 * rng.standard_normal(rows)
+    return x, y, w, 3.0
+
+
+def write_table_csv(path: Path, columns: dict[str, np.ndarray]) -> Path:
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
+    pa_csv.write_csv(pa.table(columns), path)
+    return path

@@ -1,0 +1,180 @@
+"""toolkit/data.py: reading, selection, splitting, and every bad-data error."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from toolkit.data import SEED_NAME, load_dataset, split_mask
+from toolkit.errors import DataError, UsageError
+
+BAD_CSV = [
+    # (file content, expected message fragment)
+    ("", "the file is empty; expected a header row naming the columns"),
+    ("\n\n", "the file is empty"),
+    ("x1,x2,y\n", "found the header (x1, x2, y) but no data rows"),
+    ("x1,x2,y\n1,2,3\n4,,6\n", "row 3, column 'x2': blank cell; expected a number"),
+    ("x1,x2,y\n1,2,3\n\n4,abc,6\n", "row 4, column 'x2': expected a number, got 'abc'"),
+    ("x1,x2,y\n1,2,3\n4,5\n", "row 3: found 2 values, expected 3 (one per header column: x1, x2, y)"),
+    ("x1,x2,y\n1,2,3\n4,5,6,7\n", "row 3: found 4 values, expected 3"),
+    ("x1,x2,y\n1,2,3\n4,nan,6\n", "row 3, column 'x2': expected a finite number, got nan"),
+    ("x1,x2,y\n1,2,3\n4,5,-inf\n", "row 3, column 'y': expected a finite number, got -inf"),
+    ("x1,x1,y\n1,2,3\n", "row 1: column name 'x1' appears more than once"),
+    ("x1,,y\n1,2,3\n", "row 1: header cell 2 is blank"),
+    ("y\n1\n2\n", "found 1 column ('y'); expected at least 2"),
+    (b"x1,x2,y\n1,\xff,3\n", "is not UTF-8 text"),
+]
+
+
+@pytest.mark.parametrize(("content", "message"), BAD_CSV)
+def test_bad_csv_is_refused_with_file_row_column_and_value(write_csv, content, message):
+    path = write_csv("bad.csv", content)
+    with pytest.raises(DataError) as caught:
+        load_dataset(path)
+    assert str(caught.value).startswith(str(path)), caught.value
+    assert message in str(caught.value)
+
+
+@pytest.mark.parametrize(("content", "message"), BAD_CSV)
+def test_bad_csv_exits_nonzero_with_message_and_no_traceback(run, write_csv, content, message):
+    path = write_csv("bad.csv", content)
+    result = run("train", "--data", str(path))
+    assert result.exit_code == 1
+    assert f"Error: {path}" in result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert not (path.parent / "models").exists()  # nothing written
+
+
+def test_row_numbers_count_quoted_newlines_and_blank_lines(write_csv):
+    path = write_csv("q.csv", 'x1,x2,y\n"1",2,3\n\n\n4,5,6\n7,8,x\n')
+    with pytest.raises(DataError, match=r"row 6, column 'y': expected a number, got 'x'"):
+        load_dataset(path)
+
+
+def test_bom_and_crlf_files_load(write_csv):
+    path = write_csv("bom.csv", b"\xef\xbb\xbfx1,x2,y\r\n1,1,1\r\n1,2,2\r\n2,2,3\r\n")
+    dataset = load_dataset(path)
+    assert dataset.feature_names == ["x1", "x2"]
+    assert dataset.target_names == ["y"]
+    features, targets = dataset.arrays()
+    np.testing.assert_array_equal(features, [[1, 1], [1, 2], [2, 2]])
+    np.testing.assert_array_equal(targets, [[1], [2], [3]])
+
+
+def test_single_data_row_loads_as_2d(write_csv):
+    features, targets = load_dataset(write_csv("one.csv", "a,b,y\n1,2,3\n")).arrays()
+    assert features.shape == (1, 2)
+    assert targets.shape == (1, 1)
+
+
+def test_seed_data_is_the_default():
+    dataset = load_dataset()
+    assert dataset.source == SEED_NAME
+    features, targets = dataset.arrays()
+    np.testing.assert_array_equal(features, [[1, 1], [1, 2], [2, 2], [2, 3]])
+    np.testing.assert_array_equal(targets[:, 0], [1, 2, 3, 4])
+    assert len(dataset.sha256) == 64
+
+
+def test_features_and_targets_selection(write_csv):
+    path = write_csv("t.csv", "id,a,b,c,d\nr1,1,2,3,4\nr2,5,6,7,8\n")
+    dataset = load_dataset(path, targets=["c", "d"], features=["b", "a"])
+    assert dataset.feature_names == ["b", "a"]
+    assert dataset.target_names == ["c", "d"]
+    features, targets = dataset.arrays()
+    np.testing.assert_array_equal(features, [[2, 1], [6, 5]])
+    np.testing.assert_array_equal(targets, [[3, 4], [7, 8]])
+
+
+def test_unused_text_column_is_ignored_but_used_one_is_refused(write_csv):
+    path = write_csv("id.csv", "id,x1,y\nr1,1,2\nr2,2,3\n")
+    assert load_dataset(path, features=["x1"]).feature_names == ["x1"]
+    with pytest.raises(DataError, match=r"row 2, column 'id': expected a number, got 'r1'"):
+        load_dataset(path)
+
+
+def test_default_target_is_last_column_when_no_y_with_a_note(write_csv):
+    dataset = load_dataset(write_csv("t.csv", "a,b,price\n1,2,3\n"))
+    assert dataset.target_names == ["price"]
+    assert "using the last column, 'price', as the target" in dataset.notes[0]
+
+
+@pytest.mark.parametrize(
+    ("targets", "features", "message"),
+    [
+        (["z"], [], "unknown column 'z' in --target; {path} has columns x1, x2, y."),
+        ([], ["x1", "xx2"], "unknown column 'xx2' in --features; {path} has columns x1, x2, y. Did you mean 'x2'?"),
+        ([], ["x1", "y"], "column 'y' is both a feature and a target; pick one."),
+        (["y", "y"], [], "--target names 'y' more than once."),
+    ],
+)
+def test_column_selection_errors_are_usage_errors(write_csv, targets, features, message):
+    path = write_csv("d.csv", "x1,x2,y\n1,2,3\n")
+    with pytest.raises(UsageError) as caught:
+        load_dataset(path, targets=targets, features=features)
+    assert str(caught.value) == message.format(path=path)
+
+
+def test_unknown_column_exits_2_with_usage_hint(run, write_csv):
+    path = write_csv("d.csv", "x1,x2,y\n1,2,3\n")
+    result = run("train", "--data", str(path), "--features", "x1,x3")
+    assert result.exit_code == 2
+    assert "Error: unknown column 'x3' in --features" in result.output
+    assert "Try 'toolkit train -h' for help" in result.output or "--help" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_missing_file_is_a_usage_error(run, tmp_path):
+    result = run("train", "--data", str(tmp_path / "nope.csv"))
+    assert result.exit_code == 2
+    assert "does not exist" in result.output
+
+
+def test_parquet_reads_like_csv(tmp_path):
+    path = tmp_path / "d.parquet"
+    pq.write_table(pa.table({"x1": [1, 1, 2], "x2": pa.array([1.0, 2.0, 2.0], pa.float32()), "y": [1.0, 2.0, 3.0]}), path)
+    dataset = load_dataset(path)
+    features, targets = dataset.arrays()
+    np.testing.assert_array_equal(features, [[1, 1], [1, 2], [2, 2]])
+    assert features.dtype == np.float64
+
+
+@pytest.mark.parametrize(
+    ("column", "message"),
+    [
+        (pa.array([1.0, None, 3.0]), "row 2, column 'x2': blank cell; expected a number"),
+        (pa.array([1.0, 2.0, float("inf")]), "row 3, column 'x2': expected a finite number, got inf"),
+        (pa.array(["a", "b", "c"]), "column 'x2': has type string; expected a numeric column (first value: 'a')"),
+    ],
+)
+def test_bad_parquet_is_refused(tmp_path, column, message):
+    path = tmp_path / "bad.parquet"
+    pq.write_table(pa.table({"x1": [1.0, 2.0, 3.0], "x2": column, "y": [1.0, 2.0, 3.0]}), path)
+    with pytest.raises(DataError) as caught:
+        load_dataset(path)
+    assert message in str(caught.value)
+
+
+def test_not_parquet_despite_suffix(write_csv):
+    path = write_csv("fake.parquet", "x1,y\n1,2\n")
+    with pytest.raises(DataError, match="is not a readable Parquet file"):
+        load_dataset(path)
+
+
+def test_split_is_seeded_and_sized():
+    a, b, c = split_mask(100, 0.2, seed=1), split_mask(100, 0.2, seed=1), split_mask(100, 0.2, seed=2)
+    assert a.sum() == 20
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    assert split_mask(100, 0.0, seed=1).sum() == 0
+
+
+def test_chunks_cover_every_row_once_with_mask(write_csv):
+    rows = "\n".join(f"{i},{2 * i}" for i in range(1000))
+    dataset = load_dataset(write_csv("c.csv", "x,y\n" + rows + "\n"))
+    mask = split_mask(1000, 0.3, seed=0)
+    picked = np.concatenate([x[:, 0] for x, _ in dataset.chunks(rows=64, select=~mask)])
+    np.testing.assert_array_equal(picked, np.arange(1000)[~mask])
