@@ -60,7 +60,9 @@ def train_json(run: Callable[..., Result], *args: str) -> dict[str, Any]:
     return json.loads(result.stdout)
 
 
-def scaled_data(rows: int = 2000, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+def scaled_data(
+    rows: int = 2000, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """Features whose scales span 1 to 100, y = X w + 3 + noise: plain SGD diverges here."""
     rng = np.random.default_rng(seed)
     scales = np.array([1.0, 10.0, 30.0, 100.0])

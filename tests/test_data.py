@@ -17,7 +17,10 @@ BAD_CSV = [
     ("x1,x2,y\n", "found the header (x1, x2, y) but no data rows"),
     ("x1,x2,y\n1,2,3\n4,,6\n", "row 3, column 'x2': blank cell; expected a number"),
     ("x1,x2,y\n1,2,3\n\n4,abc,6\n", "row 4, column 'x2': expected a number, got 'abc'"),
-    ("x1,x2,y\n1,2,3\n4,5\n", "row 3: found 2 values, expected 3 (one per header column: x1, x2, y)"),
+    (
+        "x1,x2,y\n1,2,3\n4,5\n",
+        "row 3: found 2 values, expected 3 (one per header column: x1, x2, y)",
+    ),
     ("x1,x2,y\n1,2,3\n4,5,6,7\n", "row 3: found 4 values, expected 3"),
     ("x1,x2,y\n1,2,3\n4,nan,6\n", "row 3, column 'x2': expected a finite number, got nan"),
     ("x1,x2,y\n1,2,3\n4,5,-inf\n", "row 3, column 'y': expected a finite number, got -inf"),
@@ -106,7 +109,11 @@ def test_default_target_is_last_column_when_no_y_with_a_note(write_csv):
     ("targets", "features", "message"),
     [
         (["z"], [], "unknown column 'z' in --target; {path} has columns x1, x2, y."),
-        ([], ["x1", "xx2"], "unknown column 'xx2' in --features; {path} has columns x1, x2, y. Did you mean 'x2'?"),
+        (
+            [],
+            ["x1", "xx2"],
+            "unknown column 'xx2' in --features; {path} has columns x1, x2, y. Did you mean 'x2'?",
+        ),
         ([], ["x1", "y"], "column 'y' is both a feature and a target; pick one."),
         (["y", "y"], [], "--target names 'y' more than once."),
     ],
@@ -135,10 +142,16 @@ def test_missing_file_is_a_usage_error(run, tmp_path):
 
 def test_parquet_reads_like_csv(tmp_path):
     path = tmp_path / "d.parquet"
-    pq.write_table(pa.table({"x1": [1, 1, 2], "x2": pa.array([1.0, 2.0, 2.0], pa.float32()), "y": [1.0, 2.0, 3.0]}), path)
+    pq.write_table(
+        pa.table(
+            {"x1": [1, 1, 2], "x2": pa.array([1.0, 2.0, 2.0], pa.float32()), "y": [1.0, 2.0, 3.0]}
+        ),
+        path,
+    )
     dataset = load_dataset(path)
     features, targets = dataset.arrays()
     np.testing.assert_array_equal(features, [[1, 1], [1, 2], [2, 2]])
+    np.testing.assert_array_equal(targets[:, 0], [1, 2, 3])
     assert features.dtype == np.float64
 
 
@@ -146,8 +159,14 @@ def test_parquet_reads_like_csv(tmp_path):
     ("column", "message"),
     [
         (pa.array([1.0, None, 3.0]), "row 2, column 'x2': blank cell; expected a number"),
-        (pa.array([1.0, 2.0, float("inf")]), "row 3, column 'x2': expected a finite number, got inf"),
-        (pa.array(["a", "b", "c"]), "column 'x2': has type string; expected a numeric column (first value: 'a')"),
+        (
+            pa.array([1.0, 2.0, float("inf")]),
+            "row 3, column 'x2': expected a finite number, got inf",
+        ),
+        (
+            pa.array(["a", "b", "c"]),
+            "column 'x2': has type string; expected a numeric column (first value: 'a')",
+        ),
     ],
 )
 def test_bad_parquet_is_refused(tmp_path, column, message):
@@ -165,7 +184,11 @@ def test_not_parquet_despite_suffix(write_csv):
 
 
 def test_split_is_seeded_and_sized():
-    a, b, c = split_mask(100, 0.2, seed=1), split_mask(100, 0.2, seed=1), split_mask(100, 0.2, seed=2)
+    a, b, c = (
+        split_mask(100, 0.2, seed=1),
+        split_mask(100, 0.2, seed=1),
+        split_mask(100, 0.2, seed=2),
+    )
     assert a.sum() == 20
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)

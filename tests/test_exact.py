@@ -63,7 +63,9 @@ def test_multi_target_and_no_intercept():
     assert result.weight.shape == (2, 3)
     np.testing.assert_array_equal(result.bias, [0.0, 0.0])
     for t in range(2):
-        np.testing.assert_allclose(result.weight[t], lstsq(x, y[:, t], intercept=False)[0], rtol=1e-10)
+        np.testing.assert_allclose(
+            result.weight[t], lstsq(x, y[:, t], intercept=False)[0], rtol=1e-10
+        )
 
 
 def test_ridge_matches_its_closed_form():
@@ -116,7 +118,9 @@ def test_collinear_columns_are_named_with_their_relation():
 
 def test_constant_column_with_intercept_is_collinear():
     x = np.column_stack([np.arange(10.0), np.full(10, 4.0)])
-    with pytest.raises(CollinearityError, match=r"feature 'k' is constant, so it is collinear with the intercept"):
+    with pytest.raises(
+        CollinearityError, match=r"feature 'k' is constant, so it is collinear with the intercept"
+    ):
         fit(x, np.arange(10.0), names=["t", "k"])
 
 

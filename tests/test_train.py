@@ -51,8 +51,18 @@ def test_summary_shows_metrics_equation_and_note(run):
 
 def test_json_has_the_documented_keys(run):
     report = train_json(run, "--solver", "sgd")
-    for key in ("weights", "bias", "features", "targets", "solver", "device", "dtype", "checkpoint",
-                "metrics", "optimality_gap"):
+    for key in (
+        "weights",
+        "bias",
+        "features",
+        "targets",
+        "solver",
+        "device",
+        "dtype",
+        "checkpoint",
+        "metrics",
+        "optimality_gap",
+    ):
         assert key in report
     assert set(report["metrics"]["train"]) >= {"mse", "rmse", "mae", "r2"}
     assert report["metrics"]["val"] is None
@@ -94,7 +104,7 @@ def test_plain_sgd_without_standardization_diverges_on_the_scaled_data():
 
 
 def test_saved_model_takes_raw_features(tmp_path, scaled_csv):
-    x, y, w, b = scaled_data()
+    x, y, w, _ = scaled_data()
     result = train(TrainConfig(data=scaled_csv, solver="adam", out=tmp_path / "m.pt"))
     _, model = checkpoint.model_from_checkpoint(checkpoint.load(tmp_path / "m.pt"))
     with torch.no_grad():
@@ -115,10 +125,14 @@ def test_validation_split_is_used_when_data_allows(run, scaled_csv):
 
 
 def test_multi_target_model(run, write_csv):
-    rows = [f"{a},{b},{2 * a - b + 1},{-a + 3 * b}" for a, b in [(0, 1), (1, 0), (2, 5), (3, 1), (4, 4)]]
+    rows = [
+        f"{a},{b},{2 * a - b + 1},{-a + 3 * b}" for a, b in [(0, 1), (1, 0), (2, 5), (3, 1), (4, 4)]
+    ]
     path = write_csv("mt.csv", "a,b,u,v\n" + "\n".join(rows) + "\n")
     for solver in ("exact", "lbfgs"):
-        report = train_json(run, "--data", str(path), "--target", "u", "--target", "v", "--solver", solver)
+        report = train_json(
+            run, "--data", str(path), "--target", "u", "--target", "v", "--solver", solver
+        )
         assert report["targets"] == ["u", "v"]
         np.testing.assert_allclose(report["weights"], [[2, -1], [-1, 3]], atol=1e-4)
         np.testing.assert_allclose(report["bias"], [1, 0], atol=1e-4)
@@ -140,13 +154,17 @@ def test_float64_model_keeps_its_precision(run, solver):
     report = train_json(run, "--dtype", "float64", "--solver", solver)
     state = weights_of(Path("models/model.pt"))
     assert state["weight"].dtype == torch.float64
-    np.testing.assert_allclose(report["weights"], [[1.0, 1.0]], atol=1e-10 if solver == "exact" else 1e-6)
+    np.testing.assert_allclose(
+        report["weights"], [[1.0, 1.0]], atol=1e-10 if solver == "exact" else 1e-6
+    )
 
 
 def test_ridge_shrinks_and_matches_between_exact_and_lbfgs(run, scaled_csv):
     plain = train_json(run, "--data", str(scaled_csv), "--out", "a.pt")
     exact = train_json(run, "--data", str(scaled_csv), "--l2", "1e5", "--out", "b.pt")
-    lbfgs = train_json(run, "--data", str(scaled_csv), "--l2", "1e5", "--solver", "lbfgs", "--out", "c.pt")
+    lbfgs = train_json(
+        run, "--data", str(scaled_csv), "--l2", "1e5", "--solver", "lbfgs", "--out", "c.pt"
+    )
     assert np.linalg.norm(exact["weights"]) < np.linalg.norm(plain["weights"])
     np.testing.assert_allclose(lbfgs["weights"], exact["weights"], rtol=1e-3, atol=1e-4)
 
@@ -176,8 +194,13 @@ def _interrupt_at(epoch: int):
 
 @pytest.mark.parametrize("solver", ITERATIVE)
 def test_resume_ends_bit_identical_to_an_uninterrupted_run(tmp_path, scaled_csv, solver):
-    settings = {"data": scaled_csv, "solver": solver, "seed": 3, "patience": 0,
-                "epochs": 12 if solver != "lbfgs" else 4}
+    settings = {
+        "data": scaled_csv,
+        "solver": solver,
+        "seed": 3,
+        "patience": 0,
+        "epochs": 12 if solver != "lbfgs" else 4,
+    }
     train(TrainConfig(**settings, out=tmp_path / "straight.pt"))
     out = tmp_path / "resumed.pt"
     with pytest.raises(TrainingInterrupted, match=r"interrupted after epoch 3 of .*--resume"):
@@ -196,19 +219,29 @@ def test_resume_from_the_cli_continues_the_saved_run(run, tmp_path, scaled_csv):
     args = ["--data", str(scaled_csv), "--solver", "adam", "--epochs", "8", "--patience", "0"]
     train_json(run, *args, "--out", "straight.pt")
     with pytest.raises(TrainingInterrupted):
-        train(TrainConfig(data=scaled_csv, solver="adam", epochs=8, patience=0, out=Path("r.pt")),
-              on_epoch_end=_interrupt_at(5))
+        train(
+            TrainConfig(data=scaled_csv, solver="adam", epochs=8, patience=0, out=Path("r.pt")),
+            on_epoch_end=_interrupt_at(5),
+        )
     report = train_json(run, *args, "--out", "r.pt", "--resume")
     assert report["details"]["resumed_from_epoch"] == 5
-    assert torch.equal(weights_of(Path("straight.pt"))["weight"], weights_of(Path("r.pt"))["weight"])
+    assert torch.equal(
+        weights_of(Path("straight.pt"))["weight"], weights_of(Path("r.pt"))["weight"]
+    )
 
 
 def test_resume_refuses_other_settings(tmp_path, scaled_csv):
     with pytest.raises(TrainingInterrupted):
-        train(TrainConfig(data=scaled_csv, solver="sgd", epochs=5, out=tmp_path / "m.pt"),
-              on_epoch_end=_interrupt_at(2))
+        train(
+            TrainConfig(data=scaled_csv, solver="sgd", epochs=5, out=tmp_path / "m.pt"),
+            on_epoch_end=_interrupt_at(2),
+        )
     with pytest.raises(Exception, match=r"different settings: lr 0\.1 \(saved\) vs 0\.05 \(now\)"):
-        train(TrainConfig(data=scaled_csv, solver="sgd", epochs=5, lr=0.05, out=tmp_path / "m.pt", resume=True))
+        train(
+            TrainConfig(
+                data=scaled_csv, solver="sgd", epochs=5, lr=0.05, out=tmp_path / "m.pt", resume=True
+            )
+        )
 
 
 def test_resume_without_state_says_so(run):
@@ -235,7 +268,9 @@ def test_divergence_raises_training_error(tmp_path, scaled_csv):
 
 
 def test_early_stopping_keeps_the_best_epoch(tmp_path, scaled_csv):
-    result = train(TrainConfig(data=scaled_csv, solver="lbfgs", epochs=50, patience=2, out=tmp_path / "m.pt"))
+    result = train(
+        TrainConfig(data=scaled_csv, solver="lbfgs", epochs=50, patience=2, out=tmp_path / "m.pt")
+    )
     assert result.details["stopped_early"]
     assert result.details["epochs_run"] == result.details["best_epoch"] + 2
 
@@ -254,8 +289,10 @@ def test_fewer_rows_than_parameters_is_an_error(run, write_csv):
     path = write_csv("few.csv", "a,b,c,y\n1,2,3,4\n2,3,5,1\n")
     result = run("train", "--data", str(path))
     assert result.exit_code == 1
-    assert (f"Error: {path}: 2 training rows cannot determine 4 parameters per target "
-            "(3 weights and an intercept); expected at least 4 rows.") in result.output
+    assert (
+        f"Error: {path}: 2 training rows cannot determine 4 parameters per target "
+        "(3 weights and an intercept); expected at least 4 rows."
+    ) in result.output
 
 
 def test_collinear_columns_fail_with_their_names(run, write_csv):
@@ -268,7 +305,10 @@ def test_collinear_columns_fail_with_their_names(run, write_csv):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--lr", "0.1"], "--lr applies to the iterative solvers (sgd, adam, lbfgs), not to --solver exact"),
+        (
+            ["--lr", "0.1"],
+            "--lr applies to the iterative solvers (sgd, adam, lbfgs), not to --solver exact",
+        ),
         (["--epochs", "3"], "--epochs applies to the iterative solvers"),
         (["--resume"], "--resume continues an iterative run; --solver exact has none."),
         (["--solver", "lbfgs", "--batch-size", "8"], "--solver lbfgs uses the full batch"),

@@ -64,7 +64,9 @@ def load(path: str | Path, expected_format: str = FORMAT) -> dict[str, Any]:
 
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {str(path)!r} does not exist; train one with `toolkit train`.")
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} does not exist; train one with `toolkit train`."
+        )
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:

@@ -66,44 +66,114 @@ def cli() -> None:
 
 
 @cli.command(cls=_Command)
-@click.option("--data", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="CSV or Parquet file.  [default: the embedded seed data]")
-@click.option("--target", "targets", multiple=True, metavar="NAME",
-              help="Target column; repeat for a multi-output model.  [default: y, else the last column]")
-@click.option("--features", callback=_split_names, metavar="A,B,...",
-              help="Feature columns.  [default: every column that is not a target]")
-@click.option("--val-fraction", type=click.FloatRange(0, 1, max_open=True), default=None,
-              help="Share of rows held out for validation (seeded).  [default: 0.2, or 0 when "
-                   "the data is too small to spare rows]")
-@click.option("--solver", type=click.Choice(["exact", "sgd", "adam", "lbfgs"]), default="exact",
-              show_default=True, help="Closed-form least squares, or a PyTorch optimizer.")
+@click.option(
+    "--data",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="CSV or Parquet file.  [default: the embedded seed data]",
+)
+@click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    metavar="NAME",
+    help="Target column; repeat for a multi-output model.  [default: y, else the last column]",
+)
+@click.option(
+    "--features",
+    callback=_split_names,
+    metavar="A,B,...",
+    help="Feature columns.  [default: every column that is not a target]",
+)
+@click.option(
+    "--val-fraction",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=None,
+    help="Share of rows held out for validation (seeded).  [default: 0.2, or 0 when "
+    "the data is too small to spare rows]",
+)
+@click.option(
+    "--solver",
+    type=click.Choice(["exact", "sgd", "adam", "lbfgs"]),
+    default="exact",
+    show_default=True,
+    help="Closed-form least squares, or a PyTorch optimizer.",
+)
 @click.option("--epochs", type=click.IntRange(min=1), help="Iterative solvers: most epochs to run.")
 @click.option("--lr", type=float, help="Iterative solvers: learning rate (on standardized data).")
-@click.option("--batch-size", type=click.IntRange(min=0), help="Iterative solvers: rows per step; 0 = full batch.")
-@click.option("--patience", type=click.IntRange(min=0),
-              help="Iterative solvers: stop after N epochs without improvement; 0 = never.")
-@click.option("--l2", type=click.FloatRange(min=0), default=0.0, show_default=True,
-              help="Ridge penalty l2 * ||w||^2 (scikit-learn's Ridge alpha); the intercept is not penalised.")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=0),
+    help="Iterative solvers: rows per step; 0 = full batch.",
+)
+@click.option(
+    "--patience",
+    type=click.IntRange(min=0),
+    help="Iterative solvers: stop after N epochs without improvement; 0 = never.",
+)
+@click.option(
+    "--l2",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Ridge penalty l2 * ||w||^2 (scikit-learn's Ridge alpha); the intercept is not penalised.",
+)
 @click.option("--no-intercept", is_flag=True, help="Fit y = w.x with no bias term.")
-@click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True,
-              help="Precision of the model (and of its ONNX export).")
-@click.option("--device", type=_DeviceType(), default="auto", show_default=True,
-              help="Where to train; auto = CUDA when available.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Fixes the split, initialization and shuffling.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("models/model.pt"),
-              show_default=True, help="Checkpoint to write (atomically).")
-@click.option("--resume", is_flag=True, help="Continue the interrupted iterative run that wrote OUT.resume.")
-@click.option("--chunk-rows", type=click.IntRange(min=1), default=65_536, show_default=True,
-              help="Rows per chunk when streaming the data through the solver and metrics.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no notes (warnings still show).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object to stdout instead of the summary.")
+@click.option(
+    "--dtype",
+    type=click.Choice(["float32", "float64"]),
+    default="float32",
+    show_default=True,
+    help="Precision of the model (and of its ONNX export).",
+)
+@click.option(
+    "--device",
+    type=_DeviceType(),
+    default="auto",
+    show_default=True,
+    help="Where to train; auto = CUDA when available.",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Fixes the split, initialization and shuffling.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("models/model.pt"),
+    show_default=True,
+    help="Checkpoint to write (atomically).",
+)
+@click.option(
+    "--resume", is_flag=True, help="Continue the interrupted iterative run that wrote OUT.resume."
+)
+@click.option(
+    "--chunk-rows",
+    type=click.IntRange(min=1),
+    default=65_536,
+    show_default=True,
+    help="Rows per chunk when streaming the data through the solver and metrics.",
+)
+@click.option(
+    "--quiet", "-q", is_flag=True, help="No progress bar and no notes (warnings still show)."
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print one JSON object to stdout instead of the summary.",
+)
 def train(as_json: bool, quiet: bool, no_intercept: bool, **options: Any) -> None:
     """Fit nn.Linear on the seed data or a CSV/Parquet file and save a checkpoint."""
     from toolkit import summary
     from toolkit.train import TrainConfig
     from toolkit.train import train as run_training
 
-    config = TrainConfig(intercept=not no_intercept, progress=not quiet and sys.stderr.isatty(), **options)
+    config = TrainConfig(
+        intercept=not no_intercept, progress=not quiet and sys.stderr.isatty(), **options
+    )
     previous = signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM saves resume state like Ctrl-C
     try:
         result = run_training(config)

@@ -208,7 +208,9 @@ def _csv_rows(path: Path, name: str) -> Iterator[tuple[int, list[str]]]:
                 if cells:
                     yield reader.line_num, cells
     except UnicodeDecodeError as error:
-        raise DataError(f"{name}: is not UTF-8 text ({error.reason} at byte {error.start}).") from None
+        raise DataError(
+            f"{name}: is not UTF-8 text ({error.reason} at byte {error.start})."
+        ) from None
     except csv.Error as error:
         raise DataError(f"{name}: is not a readable CSV file ({error}).") from None
 
@@ -220,7 +222,9 @@ def _csv_header(path: Path, name: str) -> list[str]:
     columns = [cell.strip() for cell in first[1]]
     for position, column in enumerate(columns, start=1):
         if not column:
-            raise DataError(f"{name}, row 1: header cell {position} is blank; every column needs a name.")
+            raise DataError(
+                f"{name}, row 1: header cell {position} is blank; every column needs a name."
+            )
     duplicates = sorted({c for c in columns if columns.count(c) > 1})
     if duplicates:
         raise DataError(f"{name}, row 1: column name {duplicates[0]!r} appears more than once.")
@@ -243,7 +247,9 @@ _RAGGED = re.compile(r"Expected (\d+) columns, got (\d+)")
 _NOT_A_NUMBER = re.compile(r"In CSV column #(\d+): .*invalid value '(.*)'", re.DOTALL)
 
 
-def _read_csv(path: Path, name: str, wanted: list[str]) -> tuple[pa.Table, Callable[[int], int | None]]:
+def _read_csv(
+    path: Path, name: str, wanted: list[str]
+) -> tuple[pa.Table, Callable[[int], int | None]]:
     import pyarrow as pa
     import pyarrow.csv as pa_csv
 
@@ -260,7 +266,9 @@ def _read_csv(path: Path, name: str, wanted: list[str]) -> tuple[pa.Table, Calla
     except pa.ArrowInvalid as error:
         raise _explain_csv_error(path, name, str(error), wanted, locate) from None
     if table.num_rows == 0:
-        raise DataError(f"{name}: found the header ({', '.join(table.column_names)}) but no data rows.")
+        raise DataError(
+            f"{name}: found the header ({', '.join(table.column_names)}) but no data rows."
+        )
     return table, locate
 
 
@@ -334,7 +342,9 @@ def _parquet_columns(path: Path, name: str) -> list[str]:
     return columns
 
 
-def _read_parquet(path: Path, name: str, wanted: list[str]) -> tuple[pa.Table, Callable[[int], int | None]]:
+def _read_parquet(
+    path: Path, name: str, wanted: list[str]
+) -> tuple[pa.Table, Callable[[int], int | None]]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -348,11 +358,11 @@ def _read_parquet(path: Path, name: str, wanted: list[str]) -> tuple[pa.Table, C
     if table.num_rows == 0:
         raise DataError(f"{name}: has columns ({', '.join(wanted)}) but no data rows.")
     columns = []
-    for column_name, column in zip(table.column_names, table.columns):
+    for column_name, column in zip(table.column_names, table.columns, strict=True):
         if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)):
             raise DataError(
-                f"{name}, column {column_name!r}: has type {column.type}; expected a numeric column "
-                f"(first value: {column[0].as_py()!r})."
+                f"{name}, column {column_name!r}: has type {column.type}; expected a numeric "
+                f"column (first value: {column[0].as_py()!r})."
             )
         columns.append(column.cast(pa.float64()))
     return pa.table(columns, names=table.column_names), locate
@@ -366,7 +376,7 @@ def _check_values(table: pa.Table, name: str, locate: Callable[[int], int | None
     """Blank cells and NaN/infinity are errors: least squares has no answer with them."""
     import pyarrow.compute as pc
 
-    for column_name, column in zip(table.column_names, table.columns):
+    for column_name, column in zip(table.column_names, table.columns, strict=True):
         if column.null_count:
             index = pc.index(pc.is_null(column), True).as_py()
             raise DataError(

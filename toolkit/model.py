@@ -77,11 +77,13 @@ def round_to_dtype(values: np.ndarray, dtype: str) -> np.ndarray:
     return np.asarray(values, dtype=np.float64).astype(dtype).astype(np.float64)
 
 
-def equations(spec: ModelSpec, weight: np.ndarray, bias: np.ndarray, max_terms: int = 12) -> list[str]:
+def equations(
+    spec: ModelSpec, weight: np.ndarray, bias: np.ndarray, max_terms: int = 12
+) -> list[str]:
     """One human-readable line per target: `y = 1.0000*x1 + 1.0000*x2 - 1.0000`."""
     lines = []
     for t, target in enumerate(spec.target_names):
-        terms = [(float(w), name) for w, name in zip(weight[t], spec.feature_names)]
+        terms = [(float(w), name) for w, name in zip(weight[t], spec.feature_names, strict=True)]
         shown = terms if len(terms) <= max_terms else terms[: max_terms - 1]
         text = f"{target} ="
         for i, (w, name) in enumerate(shown):

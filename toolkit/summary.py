@@ -60,8 +60,14 @@ def to_text(result: TrainResult) -> str:
             f"{details['condition_number']:.3g}"
         )
     else:
-        stop = f", stopped early (best epoch {details['best_epoch']})" if details["stopped_early"] else ""
-        lines.append(f"  epochs: {details['epochs_run']}{stop}; monitored {details['monitored']} loss")
+        stop = (
+            f", stopped early (best epoch {details['best_epoch']})"
+            if details["stopped_early"]
+            else ""
+        )
+        lines.append(
+            f"  epochs: {details['epochs_run']}{stop}; monitored {details['monitored']} loss"
+        )
         gap = result.optimality_gap
         if gap is not None:
             lines.append(

@@ -27,8 +27,14 @@ import numpy as np
 
 from toolkit import checkpoint, exact
 from toolkit.data import DEFAULT_CHUNK_ROWS, Dataset, load_dataset, split_mask
-from toolkit.errors import CheckpointError, CollinearityError, DataError, TrainingError
-from toolkit.errors import TrainingInterrupted, UsageError
+from toolkit.errors import (
+    CheckpointError,
+    CollinearityError,
+    DataError,
+    TrainingError,
+    TrainingInterrupted,
+    UsageError,
+)
 from toolkit.metrics import regression_metrics
 from toolkit.model import DTYPES, ModelSpec, build_model, round_to_dtype
 
@@ -110,11 +116,17 @@ class TrainConfig:
         if settings["epochs"] < 1:
             raise UsageError(f"--epochs must be at least 1, got {settings['epochs']!r}.")
         if settings["batch_size"] < 0:
-            raise UsageError(f"--batch-size must be >= 0 (0 = full batch), got {settings['batch_size']!r}.")
+            raise UsageError(
+                f"--batch-size must be >= 0 (0 = full batch), got {settings['batch_size']!r}."
+            )
         if settings["patience"] < 0:
-            raise UsageError(f"--patience must be >= 0 (0 = never stop early), got {settings['patience']!r}.")
+            raise UsageError(
+                f"--patience must be >= 0 (0 = never stop early), got {settings['patience']!r}."
+            )
         if self.solver == "lbfgs" and settings["batch_size"] != 0:
-            raise UsageError("--solver lbfgs uses the full batch (its line search needs it); drop --batch-size.")
+            raise UsageError(
+                "--solver lbfgs uses the full batch (its line search needs it); drop --batch-size."
+            )
         settings["l2"] = self.l2
         return settings
 
@@ -171,13 +183,16 @@ def train(config: TrainConfig, on_epoch_end: EpochCallback | None = None) -> Tra
     gap = None
     if config.solver == "exact":
         moments = exact.accumulate(train_chunks(), device)
-        fit = exact.solve(moments, spec.n_features, spec.feature_names, spec.intercept, config.l2, train_chunks)
+        fit = exact.solve(
+            moments, spec.n_features, spec.feature_names, spec.intercept, config.l2, train_chunks
+        )
         weight, bias = fit.weight, fit.bias
         details = {"method": fit.method, "condition_number": fit.condition_number}
         if fit.method == "qr":
             notes.append(
-                f"the scaled Gram matrix is ill-conditioned (condition number {fit.condition_number:.3g}); "
-                "solved by QR of the data instead of the normal equations to keep the digits."
+                "the scaled Gram matrix is ill-conditioned (condition number "
+                f"{fit.condition_number:.3g}); solved by QR of the data instead of the normal "
+                "equations to keep the digits."
             )
     else:
         features, targets = dataset.arrays(train_mask)
@@ -192,7 +207,9 @@ def train(config: TrainConfig, on_epoch_end: EpochCallback | None = None) -> Tra
     bias = round_to_dtype(bias, spec.dtype)
     metrics = {
         "train": regression_metrics(train_chunks(), weight, bias, spec.target_names),
-        "val": regression_metrics(dataset.chunks(config.chunk_rows, val_mask), weight, bias, spec.target_names)
+        "val": regression_metrics(
+            dataset.chunks(config.chunk_rows, val_mask), weight, bias, spec.target_names
+        )
         if n_val
         else None,
     }
@@ -233,7 +250,9 @@ def train(config: TrainConfig, on_epoch_end: EpochCallback | None = None) -> Tra
 # Data checks
 
 
-def _split(dataset: Dataset, spec: ModelSpec, config: TrainConfig, notes: list[str]) -> tuple[float, np.ndarray]:
+def _split(
+    dataset: Dataset, spec: ModelSpec, config: TrainConfig, notes: list[str]
+) -> tuple[float, np.ndarray]:
     n = dataset.n_rows
     if config.val_fraction is not None:
         return config.val_fraction, split_mask(n, config.val_fraction, config.seed)
@@ -318,7 +337,9 @@ def _fit_iterative(
     def objective(xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
         loss = loss_fn(model(xb), yb)
         if hyper["l2"]:
-            loss = loss + hyper["l2"] * ((model.weight * penalty_scale) ** 2).sum() / (n * spec.n_targets)
+            loss = loss + hyper["l2"] * ((model.weight * penalty_scale) ** 2).sum() / (
+                n * spec.n_targets
+            )
         return loss
 
     state_path = checkpoint.resume_path(config.out)
@@ -374,8 +395,8 @@ def _fit_iterative(
                 raise TrainingError(
                     f"training diverged at epoch {epoch}: the {which} loss became "
                     f"{losses.get(which, math.nan)}. The learning rate is too large for this "
-                    f"data; try a smaller --lr (now {hyper['lr']:g}, e.g. --lr {hyper['lr'] / 10:g}). "
-                    "Nothing was saved."
+                    f"data; try a smaller --lr (now {hyper['lr']:g}, e.g. "
+                    f"--lr {hyper['lr'] / 10:g}). Nothing was saved."
                 )
             monitored = losses.get("val", losses["train"])
             if monitored < best_loss * (1 - MIN_RELATIVE_IMPROVEMENT) or best_model is None:
@@ -447,7 +468,9 @@ class _Standardizer:
         self.x_scale = np.where(self.x_scale > 0, self.x_scale, 1.0)
         self.y_scale = np.where(self.y_scale > 0, self.y_scale, 1.0)
 
-    def tensors(self, features: np.ndarray, targets: np.ndarray, dtype: Any, device: Any) -> tuple[Any, Any]:
+    def tensors(
+        self, features: np.ndarray, targets: np.ndarray, dtype: Any, device: Any
+    ) -> tuple[Any, Any]:
         import torch
 
         x = torch.as_tensor((features - self.x_mean) / self.x_scale, dtype=dtype, device=device)
@@ -503,7 +526,12 @@ def _progress_bar(config: TrainConfig, epochs: int, start: int) -> Any:
 
 
 def _fingerprint(
-    config: TrainConfig, hyper: dict[str, Any], spec: ModelSpec, dataset: Dataset, device: Any, val_fraction: float
+    config: TrainConfig,
+    hyper: dict[str, Any],
+    spec: ModelSpec,
+    dataset: Dataset,
+    device: Any,
+    val_fraction: float,
 ) -> dict[str, Any]:
     """What must match for `--resume` to continue the same run bit for bit."""
     return {
@@ -556,7 +584,9 @@ def _optimality_gap(
     """How far an iterative solution is from the exact one on the same training rows."""
     try:
         moments = exact.accumulate(train_chunks(), device)
-        fit = exact.solve(moments, spec.n_features, spec.feature_names, spec.intercept, l2, train_chunks)
+        fit = exact.solve(
+            moments, spec.n_features, spec.feature_names, spec.intercept, l2, train_chunks
+        )
     except CollinearityError as error:
         notes.append(f"no optimality gap: the exact solution is not unique ({error})")
         return None
@@ -572,7 +602,9 @@ def _optimality_gap(
     return gap
 
 
-def _checkpoint_payload(result: TrainResult, config: TrainConfig, dataset: Dataset) -> dict[str, Any]:
+def _checkpoint_payload(
+    result: TrainResult, config: TrainConfig, dataset: Dataset
+) -> dict[str, Any]:
     import platform
 
     import pyarrow
