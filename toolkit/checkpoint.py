@@ -22,6 +22,7 @@ from __future__ import annotations
 import io
 import pickle
 import re
+import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +38,8 @@ RESUME_FORMAT = "toolkit.resume"
 FORMAT_VERSION = 1
 DEFAULT_CHECKPOINT = Path("models") / "model.pt"
 RESUME_SUFFIX = ".resume"
-_UNSAFE_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
+# How torch names the callable a refused pickle wanted to run (wording varies by release).
+_UNSAFE_GLOBAL = re.compile(r"unsupported global:?(?: GLOBAL)? ([\w.]+)", re.IGNORECASE)
 
 
 def resume_path(checkpoint: str | Path) -> Path:
@@ -71,6 +73,11 @@ def load(path: str | Path, expected_format: str = FORMAT) -> dict[str, Any]:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         found = _UNSAFE_GLOBAL.search(str(error))
+        if found is None and not zipfile.is_zipfile(path):
+            raise CheckpointError(
+                f"cannot read checkpoint {str(path)!r}: it is not a file written by torch.save. "
+                "Is it a checkpoint written by toolkit train?"
+            ) from None
         what = f" (it references {found.group(1)})" if found else ""
         raise CheckpointError(
             f"refused to load {str(path)!r}: it holds Python objects other than tensors and "
