@@ -201,3 +201,15 @@ def test_chunks_cover_every_row_once_with_mask(write_csv):
     mask = split_mask(1000, 0.3, seed=0)
     picked = np.concatenate([x[:, 0] for x, _ in dataset.chunks(rows=64, select=~mask)])
     np.testing.assert_array_equal(picked, np.arange(1000)[~mask])
+
+
+def test_progress_bar_read_gives_the_same_table(write_csv, monkeypatch, capsys):
+    import toolkit.data
+
+    path = write_csv("p.csv", "a,y\n" + "".join(f"{i},{i * 2}\n" for i in range(500)))
+    plain = load_dataset(path).arrays()
+    monkeypatch.setattr(toolkit.data, "PROGRESS_MIN_BYTES", 0)
+    with_bar = load_dataset(path, progress=True).arrays()
+    for a, b in zip(plain, with_bar, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert "reading p.csv" in capsys.readouterr().err

@@ -327,3 +327,10 @@ def test_usage_errors_exit_2(run, args, message):
 def test_library_raises_typed_usage_errors():
     with pytest.raises(UsageError, match="solver 'nope' is not one of exact, sgd, adam, lbfgs"):
         TrainConfig(solver="nope").hyperparameters()
+
+
+def test_progress_bar_shows_epochs_when_enabled(tmp_path, capsys):
+    train(TrainConfig(solver="sgd", epochs=3, progress=True, out=tmp_path / "m.pt"))
+    assert "sgd:" in capsys.readouterr().err
+    train(TrainConfig(solver="sgd", epochs=3, progress=False, out=tmp_path / "m.pt"))
+    assert capsys.readouterr().err == ""

@@ -164,7 +164,7 @@ def train(config: TrainConfig, on_epoch_end: EpochCallback | None = None) -> Tra
     started = time.perf_counter()
     hyper = config.hyperparameters()
     device = resolve_device(config.device)  # fail on a missing device before reading data
-    dataset = load_dataset(config.data, config.targets, config.features)
+    dataset = load_dataset(config.data, config.targets, config.features, config.progress)
     spec = ModelSpec(
         tuple(dataset.feature_names), tuple(dataset.target_names), config.intercept, config.dtype
     )
