@@ -28,8 +28,8 @@ def test_cpu_resolves():
 
 
 def test_auto_picks_cuda_when_available():
-    expected = "cuda" if torch.cuda.is_available() else "cpu"
-    assert resolve_device("auto").type == expected
+    expected = "cuda:0" if torch.cuda.is_available() else "cpu"
+    assert str(resolve_device("auto")) == expected
 
 
 @pytest.mark.parametrize("name", ["gpu", "cuda:", "cuda:x", "mps", ""])

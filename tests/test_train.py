@@ -66,7 +66,7 @@ def test_json_has_the_documented_keys(run):
         assert key in report
     assert set(report["metrics"]["train"]) >= {"mse", "rmse", "mae", "r2"}
     assert report["metrics"]["val"] is None
-    assert report["device"] == "cpu"
+    assert report["device"] == ("cuda:0" if torch.cuda.is_available() else "cpu")
     assert set(report["optimality_gap"]) >= {"r2", "r2_exact", "r2_gap", "mse", "mse_exact"}
 
 

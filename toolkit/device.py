@@ -28,7 +28,9 @@ def resolve_device(name: str) -> torch.device:
 
     name = check_device_name(name)
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        name = "cuda"
     device = torch.device(name)
     if device.type == "cpu":
         return device
