@@ -57,6 +57,12 @@ print(json.dumps({"rss_after_load": rss, "peak_rss": peak, "table_bytes": ds.tab
 """
 
 
+def python(*argv: str) -> subprocess.CompletedProcess[str]:
+    """Run a fresh interpreter from the repository root; raise if it fails."""
+    run = [sys.executable, *argv]
+    return subprocess.run(run, cwd=ROOT, capture_output=True, text=True, check=True)
+
+
 def interleave(
     sides: dict[str, Callable[[], Any]], repeats: int, caps: dict[str, int] | None = None
 ) -> tuple[dict[str, float], dict[str, Any]]:
@@ -116,8 +122,12 @@ def bench_exact(x: np.ndarray, y: np.ndarray, repeats: int) -> dict[str, Any]:
     exact.accumulate([(x[:4096], y[:4096])], "cpu")
     numpy_b()
     LinearRegression().fit(x[:4096], y[:4096])
-    sides = {"numpy A (+intercept)": numpy_a, "numpy B (no intercept)": numpy_b,
-             "toolkit exact": toolkit_fit, "scikit-learn": sklearn_fit}
+    sides = {
+        "numpy A (+intercept)": numpy_a,
+        "numpy B (no intercept)": numpy_b,
+        "toolkit exact": toolkit_fit,
+        "scikit-learn": sklearn_fit,
+    }
     # scikit-learn is slow (seconds per fit): two rounds, so one noisy run cannot flatter us.
     best, fits = interleave(sides, repeats, caps={"scikit-learn": 2})
 
@@ -131,9 +141,10 @@ def bench_exact(x: np.ndarray, y: np.ndarray, repeats: int) -> dict[str, Any]:
         "toolkit_over_numpy_a": best["toolkit exact"] / best["numpy A (+intercept)"],
         "toolkit_over_numpy_b": best["toolkit exact"] / best["numpy B (no intercept)"],
         "sklearn_over_toolkit": best["scikit-learn"] / best["toolkit exact"],
-        "max_abs_diff_vs_float64": {name: float(np.max(np.abs(fits[name] - reference)))
-                                    for name in ("toolkit exact", "numpy A (+intercept)",
-                                                 "scikit-learn")},
+        "max_abs_diff_vs_float64": {
+            name: float(np.max(np.abs(fits[name] - reference)))
+            for name in ("toolkit exact", "numpy A (+intercept)", "scikit-learn")
+        },
         "max_abs_diff_toolkit_vs_numpy_a": float(np.max(np.abs(toolkit - numpy_a_fit))),
     }
 
@@ -158,33 +169,30 @@ def bench_csv(path: Path, repeats: int) -> dict[str, Any]:
     best, results = interleave(sides, repeats, caps={"numpy.loadtxt": 1})  # ~20 s: once
     if results["numpy.loadtxt"] != results["load_dataset"]:
         raise RuntimeError(f"readers disagree on the shape: {results}")
-    probe = subprocess.run([sys.executable, "-c", MEMORY_PROBE, str(path)], cwd=ROOT,
-                           capture_output=True, text=True, check=True)
     return {
         "file_bytes": path.stat().st_size,
         "seconds": best,
         "loadtxt_over_load": best["numpy.loadtxt"] / best["load_dataset"],
         "loadtxt_over_load_and_chunks": best["numpy.loadtxt"] / best["load_dataset + chunks()"],
-        "memory_bytes": json.loads(probe.stdout),
+        "memory_bytes": json.loads(python("-c", MEMORY_PROBE, str(path)).stdout),
     }
 
 
 def bench_help(repeats: int) -> dict[str, Any]:
-    def command(*argv: str) -> Callable[[], Any]:
-        return lambda: subprocess.run([sys.executable, *argv], cwd=ROOT, check=True,
-                                      stdout=subprocess.DEVNULL)
-
-    sides = {"python -c pass": command("-c", "pass"),
-             "python -m toolkit --help": command("-m", "toolkit", "--help")}
+    sides = {
+        "python -c pass": lambda: python("-c", "pass"),
+        "python -m toolkit --help": lambda: python("-m", "toolkit", "--help"),
+    }
     best, _ = interleave(sides, repeats)
-    torch_loaded = {}
-    for argv in (["--help"], ["train", "--help"]):
-        probe = subprocess.run([sys.executable, "-c", TORCH_PROBE, *argv], cwd=ROOT,
-                               capture_output=True, text=True, check=True)
-        torch_loaded[" ".join(argv)] = "torch-loaded=True" in probe.stderr
-    return {"seconds": best,
-            "help_over_bare_python": best["python -m toolkit --help"] / best["python -c pass"],
-            "torch_loaded": torch_loaded}
+    torch_loaded = {
+        " ".join(argv): "torch-loaded=True" in python("-c", TORCH_PROBE, *argv).stderr
+        for argv in (["--help"], ["train", "--help"])
+    }
+    return {
+        "seconds": best,
+        "help_over_bare_python": best["python -m toolkit --help"] / best["python -c pass"],
+        "torch_loaded": torch_loaded,
+    }
 
 
 def row(metric: str, text: str, target: str = "-", ok: bool | None = None) -> Row:
@@ -192,36 +200,31 @@ def row(metric: str, text: str, target: str = "-", ok: bool | None = None) -> Ro
 
 
 def summary_rows(report: dict[str, Any]) -> list[Row]:
-    ex, hp = report["exact"], report["help"]
+    ex, hp, csv = report["exact"], report["help"], report.get("csv")
+    a, b, sk = ex["toolkit_over_numpy_a"], ex["toolkit_over_numpy_b"], ex["sklearn_over_toolkit"]
     diffs = ex["max_abs_diff_vs_float64"]
+    err = diffs["toolkit exact"]
     rows = [
-        row("exact: toolkit / numpy A", f"{ex['toolkit_over_numpy_a']:.2f}x", "<= 1.5x",
-            ex["toolkit_over_numpy_a"] <= 1.5),
-        row("exact: toolkit / numpy B", f"{ex['toolkit_over_numpy_b']:.2f}x"),
-        row("exact: sklearn / toolkit", f"{ex['sklearn_over_toolkit']:.1f}x", ">= 5x",
-            ex["sklearn_over_toolkit"] >= 5),
-        row("exact: max|w| toolkit vs float64 NE", f"{diffs['toolkit exact']:.1e}", "<= 1e-6",
-            diffs["toolkit exact"] <= 1e-6),
+        row("exact: toolkit / numpy A", f"{a:.2f}x", "<= 1.5x", a <= 1.5),
+        row("exact: toolkit / numpy B", f"{b:.2f}x"),
+        row("exact: sklearn / toolkit", f"{sk:.1f}x", ">= 5x", sk >= 5),
+        row("exact: max|w| toolkit vs float64 NE", f"{err:.1e}", "<= 1e-6", err <= 1e-6),
         row("exact: max|w| numpy A vs float64 NE", f"{diffs['numpy A (+intercept)']:.1e}"),
         row("exact: max|w| sklearn vs float64 NE", f"{diffs['scikit-learn']:.1e}"),
         row("exact: max|w| toolkit vs numpy A", f"{ex['max_abs_diff_toolkit_vs_numpy_a']:.1e}"),
     ]
-    if "csv" in report:
-        csv = report["csv"]
-        rows += [
-            row("csv: loadtxt / load_dataset", f"{csv['loadtxt_over_load']:.1f}x", ">= 10x",
-                csv["loadtxt_over_load"] >= 10),
-            row("csv: loadtxt / (load + chunks)", f"{csv['loadtxt_over_load_and_chunks']:.1f}x"),
-        ]
-        rows += [row(f"csv: {key} (fresh process)", f"{value / 2**20:.0f} MiB")
-                 for key, value in csv["memory_bytes"].items() if value is not None]
+    if csv:
+        load, both = csv["loadtxt_over_load"], csv["loadtxt_over_load_and_chunks"]
+        rows.append(row("csv: loadtxt / load_dataset", f"{load:.1f}x", ">= 10x", load >= 10))
+        rows.append(row("csv: loadtxt / (load + chunks)", f"{both:.1f}x"))
+        for key, value in csv["memory_bytes"].items():
+            if value is not None:
+                rows.append(row(f"csv: {key} (fresh process)", f"{value / 2**20:.0f} MiB"))
     wall = hp["seconds"]["python -m toolkit --help"]
-    rows += [
-        row("help: toolkit --help wall", f"{wall:.3f} s", "< 0.3 s", wall < 0.3),
-        row("help: --help / python -c pass", f"{hp['help_over_bare_python']:.2f}x"),
-    ]
-    rows += [row(f"help: torch imported by `{argv}`", str(loaded), "False", not loaded)
-             for argv, loaded in hp["torch_loaded"].items()]
+    rows.append(row("help: toolkit --help wall", f"{wall:.3f} s", "< 0.3 s", wall < 0.3))
+    rows.append(row("help: --help / python -c pass", f"{hp['help_over_bare_python']:.2f}x"))
+    for argv, loaded in hp["torch_loaded"].items():
+        rows.append(row(f"help: torch imported by `{argv}`", str(loaded), "False", not loaded))
     return rows
 
 
@@ -242,8 +245,7 @@ def main() -> int:
     parser.add_argument("--cols", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=5, help="best of N, interleaved")
     parser.add_argument("--skip-csv", action="store_true", help="skip the CSV read benchmark")
-    parser.add_argument("--csv-path", type=Path, help="write (and keep) the generated CSV "
-                        "here [default: a temporary folder, deleted afterwards]")
+    parser.add_argument("--csv-path", type=Path, help="write (and keep) the CSV here")
     parser.add_argument("--quick", action="store_true", help="smoke run: 100,000 rows")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args()
@@ -251,10 +253,9 @@ def main() -> int:
 
     import torch
 
-    config = {"rows": rows, "cols": args.cols, "repeats": args.repeats, "seed": SEED,
-              "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-              "python": platform.python_version(), "numpy": np.__version__,
-              "torch": torch.__version__}
+    config: dict[str, Any] = dict(rows=rows, cols=args.cols, repeats=args.repeats, seed=SEED)
+    config.update(cpus=os.cpu_count(), torch_threads=torch.get_num_threads())
+    config.update(python=platform.python_version(), numpy=np.__version__, torch=torch.__version__)
     report: dict[str, Any] = {"config": config}
     print("config: " + ", ".join(f"{k}={v}" for k, v in config.items()))
 
@@ -268,8 +269,9 @@ def main() -> int:
             write_csv(x, y, path)
             del x, y  # the readers should not compete with arrays they do not need
             report["csv"] = bench_csv(path, args.repeats)
-        print_seconds(f"CSV read ({report['csv']['file_bytes'] / 1e9:.2f} GB)",
-                      report["csv"]["seconds"])
+        print_seconds(
+            f"CSV read ({report['csv']['file_bytes'] / 1e9:.2f} GB)", report["csv"]["seconds"]
+        )
 
     report["help"] = bench_help(args.repeats)
     print_seconds("CLI start-up (fresh subprocess)", report["help"]["seconds"])
