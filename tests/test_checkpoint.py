@@ -146,3 +146,13 @@ def test_retraining_replaces_the_checkpoint_atomically(tmp_path):
     train(TrainConfig(out=out, solver="lbfgs"))
     assert out.stat().st_ino != first  # a new file renamed into place, not rewritten in place
     assert checkpoint.load(out)["training"]["solver"] == "lbfgs"
+
+
+def test_unwritable_destination_is_a_clean_error(run, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    result = run("train", "--out", str(blocker / "model.pt"))
+    assert result.exit_code == 1
+    assert f"Error: cannot write {str(blocker / 'model.pt')!r}:" in result.output
+    assert "Choose another --out." in result.output
+    assert "Traceback" not in result.output

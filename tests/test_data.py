@@ -213,3 +213,17 @@ def test_progress_bar_read_gives_the_same_table(write_csv, monkeypatch, capsys):
     for a, b in zip(plain, with_bar, strict=True):
         np.testing.assert_array_equal(a, b)
     assert "reading p.csv" in capsys.readouterr().err
+
+
+def test_unreadable_file_is_a_data_error(write_csv, monkeypatch):
+    import toolkit.data
+
+    path = write_csv("locked.csv", "x,y\n1,2\n")
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(toolkit.data, "_load", denied)  # root reads mode-000 files anyway
+    with pytest.raises(DataError) as caught:
+        load_dataset(path)
+    assert str(caught.value) == f"{path}: cannot be read (Permission denied)."

@@ -55,8 +55,13 @@ def save(path: str | Path, payload: dict[str, Any]) -> Path:
     path = Path(path)
     buffer = io.BytesIO()
     torch.save(_plain(payload), buffer)
-    with atomic_write(path) as handle:
-        handle.write(buffer.getbuffer())
+    try:
+        with atomic_write(path) as handle:
+            handle.write(buffer.getbuffer())
+    except OSError as error:
+        raise CheckpointError(
+            f"cannot write {str(path)!r}: {error.strerror or error}. Choose another --out."
+        ) from None
     return path
 
 

@@ -110,7 +110,10 @@ def load_dataset(
         raise UsageError(f"data file {str(path)!r} does not exist.")
     if path.is_dir():
         raise UsageError(f"data path {str(path)!r} is a folder; expected a CSV or Parquet file.")
-    return _load(path, str(path), targets, features, progress)
+    try:
+        return _load(path, str(path), targets, features, progress)
+    except OSError as error:  # permissions, a vanished file, an I/O error
+        raise DataError(f"{path}: cannot be read ({error.strerror or error}).") from None
 
 
 def _load(
