@@ -33,8 +33,8 @@ def test_checkpoint_holds_all_that_rebuilds_and_describes_the_model(tmp_path):
     assert training["hyperparameters"] == {
         "lr": 0.1,
         "epochs": 300,
-        "batch_size": 64,
-        "patience": 30,
+        "batch_size": 256,
+        "patience": 20,
         "l2": 0.0,
     }
     data = payload["data"]
