@@ -190,6 +190,81 @@ def train(as_json: bool, quiet: bool, no_intercept: bool, **options: Any) -> Non
         click.echo(summary.to_text(result))
 
 
+@cli.command(cls=_Command)
+@click.argument(
+    "output", type=click.Path(dir_okay=False, path_type=Path), default=Path("models/model.onnx")
+)
+@click.option(
+    "--checkpoint",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("models/model.pt"),
+    show_default=True,
+    help="Checkpoint to export.",
+)
+@click.option(
+    "--opset",
+    type=int,
+    default=None,
+    help="ONNX opset to write; refused if the installed onnxruntime cannot run it.  [default: 18]",
+)
+@click.option(
+    "--atol",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Parity gate absolute tolerance.  [default: 1e-5 for float32, 1e-12 for float64]",
+)
+@click.option(
+    "--rtol",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Parity gate relative tolerance (of the summed terms' magnitude).  [default: as --atol]",
+)
+@click.option(
+    "--no-validate",
+    is_flag=True,
+    help="Skip the parity gate (a warning; the model card records it).",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON object instead of the status line."
+)
+def export(
+    output: Path,
+    checkpoint: Path,
+    opset: int | None,
+    atol: float | None,
+    rtol: float | None,
+    no_validate: bool,
+    as_json: bool,
+) -> None:
+    """Export a checkpoint to ONNX (OUTPUT: models/model.onnx), gated on parity with PyTorch."""
+    from toolkit.export import DEFAULT_OPSET, export_model
+
+    if no_validate:
+        click.echo(
+            "warning: --no-validate: the parity gate is skipped; the model card records it.",
+            err=True,
+        )
+    result = export_model(
+        checkpoint, output, opset or DEFAULT_OPSET, atol, rtol, validate=not no_validate
+    )
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2))
+        return
+    status = (
+        f"exported {result.output} (opset {result.opset}, {result.dtype}, "
+        f"{result.size_bytes:,} bytes)"
+    )
+    if result.parity is not None:
+        worst_abs = max(p.max_abs_diff for p in result.parity.providers)
+        worst_rel = max(p.max_rel_diff for p in result.parity.providers)
+        names = ", ".join(p.provider for p in result.parity.providers)
+        status += (
+            f"; parity passed on {names}: max abs diff {worst_abs:.2g}, max rel diff "
+            f"{worst_rel:.2g} (atol {result.parity.atol:g}, rtol {result.parity.rtol:g})"
+        )
+    click.echo(status)
+
+
 def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
