@@ -1,9 +1,9 @@
 """`toolkit export`: turn a checkpoint into one self-contained ONNX file, behind a gate.
 
 Steps: load the checkpoint (weights_only) -> torch.onnx.export from model.eval() under
-no_grad -> onnx.checker (full check) and strict shape inference -> the model card in
-metadata_props -> the parity gate on every execution provider -> the exported weights
-must equal the checkpoint's bit for bit -> an atomic write. A file appears at OUTPUT only
+no_grad -> onnx.checker (full check) and strict shape inference -> the parity gate on
+every execution provider -> the exported weights must equal the checkpoint's bit for bit
+-> the model card in metadata_props -> an atomic write. A file appears at OUTPUT only
 when every step passed; an existing OUTPUT is replaced only by a passing model.
 
 Exporter choice: torch.onnx.export(dynamo=True). It is the default and the maintained
@@ -104,12 +104,11 @@ def export_model(
 
     proto = _export_proto(model, opset)
     _check_proto(proto, spec.n_features, spec.n_targets, spec.dtype)
-    _check_weights(proto, model)
     card = model_card(payload, opset)
-    _set_card(proto, card, payload)
-
     report = None
     if validate:
+        # The gate runs the very graph and initializers that will be written; only the
+        # model card (metadata) is added afterwards.
         sample = payload["parity_sample"].numpy()
         with tempfile.TemporaryDirectory() as folder:
             candidate = Path(folder) / "candidate.onnx"
@@ -122,6 +121,8 @@ def export_model(
         card["parity"] = json.dumps(report.to_dict(), sort_keys=True)
     else:
         card["parity"] = json.dumps({"skipped": True, "reason": "--no-validate"})
+    # Stricter than any tolerance: a change too small for the gate still stops here.
+    _check_weights(proto, model)
     _set_card(proto, card, payload)
 
     data = proto.SerializeToString()

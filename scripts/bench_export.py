@@ -1,0 +1,232 @@
+"""Benchmark `toolkit export` (export_model) against a bare torch.onnx.export call.
+
+The candidate does more than the baseline: it loads the checkpoint, exports, runs
+onnx.checker and strict shape inference, compares the weights bit for bit, runs the
+parity gate on every execution provider and writes atomically. The figure of merit is the
+ratio of the two, timed in the same run as in bench_train.py: best of N, with the repeats
+of every side interleaved so that a slow spell hits all of them. First calls are timed in
+fresh interpreters (after the imports); warm calls in this process. This is a report, not
+a test: it exits 0 when a target is missed, non-zero only when something crashes.
+
+    .venv/bin/python scripts/bench_export.py --quick              # smoke run
+    .venv/bin/python scripts/bench_export.py --json bench.json    # full run, about a minute
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET = 1.5  # candidate / baseline, warm and first call
+Row = tuple[str, str, str, str]  # metric, measured, target, verdict
+# Fresh interpreter: the same imports for every side (off the clock), then one timed call.
+# argv: side, checkpoint, output .onnx; prints {"import": s, "call": s} as its last line.
+FIRST_CALL_PROBE = """
+import json, sys, time
+t0 = time.perf_counter()
+import numpy, onnx, onnxruntime, onnxscript, torch
+from scripts.bench_export import bare_export, parity_only
+from toolkit import checkpoint
+from toolkit.export import export_model
+side, ckpt, out = sys.argv[1:]
+payload = checkpoint.load(ckpt)
+model = checkpoint.model_from_checkpoint(payload)[1]
+calls = {
+    "baseline": lambda: bare_export(model, out),
+    "candidate": lambda: export_model(ckpt, out),
+    "parity": lambda: parity_only(payload, model, out),
+}
+t1 = time.perf_counter()
+calls[side]()
+t2 = time.perf_counter()
+print(json.dumps({"import": t1 - t0, "call": t2 - t1}))
+"""
+SIDES = {"baseline": "bare torch.onnx.export", "candidate": "toolkit export_model"}
+
+
+def bare_export(model: Any, path: Path | str) -> None:
+    """torch.onnx.export with the arguments toolkit.export._export_proto passes, to a file.
+
+    Silenced the way toolkit silences its own call (toolkit.export._quiet: fds 1 and 2 to a
+    temporary file, warnings and torch's loggers off), so both sides pay for the capture.
+    """
+    import torch
+
+    from toolkit.export import _quiet  # private, but the point is to do exactly the same
+    from toolkit.export import DEFAULT_OPSET, INPUT_NAME, OUTPUT_NAME, TRACE_ROWS
+
+    example = torch.zeros(TRACE_ROWS, model.in_features, dtype=model.weight.dtype)
+    batch = torch.export.Dim("batch", min=1)
+    with _quiet(), torch.no_grad():
+        torch.onnx.export(
+            model.eval(),
+            (example,),
+            str(path),
+            dynamo=True,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_shapes=({0: batch},),
+            opset_version=DEFAULT_OPSET,
+            external_data=False,
+            verbose=False,
+        )
+
+
+def parity_only(payload: dict[str, Any], model: Any, path: Path | str) -> Any:
+    """The parity gate alone, with export_model's defaults, on an exported file."""
+    from toolkit.export import INPUT_NAME
+    from toolkit.parity import DEFAULT_TOLERANCES, check_parity
+
+    atol, rtol = DEFAULT_TOLERANCES[payload["spec"]["dtype"]]
+    sample = payload["parity_sample"].numpy()
+    report = check_parity(model, path, sample, atol, rtol, INPUT_NAME)
+    if not report.passed:
+        raise RuntimeError(f"the parity gate failed on {path}: {report.to_dict()}")
+    return report
+
+
+def interleave(
+    sides: dict[str, Callable[[], Any]], repeats: int
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """Best wall time of each side over rounds (a b c, a b c, ...), and each side's result."""
+    best = {name: float("inf") for name in sides}
+    results: dict[str, Any] = {}
+    for _ in range(repeats):
+        for name, fn in sides.items():
+            results.pop(name, None)  # free the previous result before timing again
+            gc.collect()
+            start = time.perf_counter()
+            results[name] = fn()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best, results
+
+
+def first_calls(ckpt: Path, tmp: Path, runs: int) -> dict[str, dict[str, float]]:
+    """Best in-process time of the one call (and of the imports) over `runs` interpreters."""
+    best: dict[str, dict[str, float]] = {}
+    for _ in range(runs):
+        for side in ("baseline", "candidate", "parity"):
+            out = tmp / ("candidate.onnx" if side == "parity" else f"first-{side}.onnx")
+            argv = [sys.executable, "-c", FIRST_CALL_PROBE, side, str(ckpt), str(out)]
+            done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
+            if done.returncode:
+                raise RuntimeError(f"first-call probe {side!r} failed:\n{done.stderr}")
+            times = json.loads(done.stdout.strip().splitlines()[-1])
+            previous = best.get(side, times)
+            best[side] = {key: min(value, previous[key]) for key, value in times.items()}
+    return best
+
+
+def row(metric: str, text: str, target: str = "-", ok: bool | None = None) -> Row:
+    return metric, text, target, "info" if ok is None else ("PASS" if ok else "MISS")
+
+
+def summary_rows(report: dict[str, Any]) -> list[Row]:
+    rows = []
+    for phase in ("warm", "first call"):
+        seconds = report[phase]["seconds"]
+        ratio = seconds["candidate"] / seconds["baseline"]
+        report[phase]["candidate_over_baseline"] = ratio
+        report[phase]["parity_share_of_candidate"] = share = (
+            seconds["parity"] / seconds["candidate"]
+        )
+        rows += [
+            row(f"{phase}: export_model / bare", f"{ratio:.2f}x", f"<= {TARGET}x", ratio <= TARGET),
+            row(f"{phase}: export_model", f"{seconds['candidate']:.3f} s"),
+            row(f"{phase}: bare torch.onnx.export", f"{seconds['baseline']:.3f} s"),
+            row(f"{phase}: parity gate alone", f"{seconds['parity']:.3f} s"),
+            row(f"{phase}: parity share of export_model", f"{share:.0%}"),
+        ]
+    imports = report["first call"]["imports"]
+    rows.append(row("first call: imports (off the clock)", f"{imports:.3f} s"))
+    for side, size in report["file_bytes"].items():
+        rows.append(row(f"file size: {side}", f"{size} B"))
+    return rows
+
+
+def print_table(title: str, rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    print(f"\n{title}")
+    for r in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
+
+
+def print_seconds(title: str, seconds: dict[str, float]) -> None:
+    print_table(title, [("side", "best s"), *((k, f"{v:.3f}") for k, v in seconds.items())])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=7, help="warm calls: best of N")
+    parser.add_argument("--first-runs", type=int, default=3, help="fresh interpreters per side")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 2 repeats, 1 run")
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    args = parser.parse_args()
+    repeats, runs = (2, 1) if args.quick else (args.repeats, args.first_runs)
+
+    import onnx
+    import onnxruntime
+    import torch
+
+    from toolkit import checkpoint
+    from toolkit.export import export_model
+    from toolkit.parity import available_providers
+    from toolkit.train import TrainConfig, train
+
+    config: dict[str, Any] = dict(repeats=repeats, first_runs=runs, cpus=os.cpu_count())
+    config.update(torch_threads=torch.get_num_threads(), python=platform.python_version())
+    config.update(torch=torch.__version__, onnx=onnx.__version__, ort=onnxruntime.__version__)
+    config.update(providers=available_providers())
+    report: dict[str, Any] = {"config": config}
+    print("config: " + ", ".join(f"{k}={v}" for k, v in config.items()))
+
+    with tempfile.TemporaryDirectory() as folder:
+        tmp = Path(folder)
+        ckpt = train(TrainConfig(out=tmp / "model.pt")).checkpoint  # seed data, exact solver
+        payload = checkpoint.load(ckpt)
+        model = checkpoint.model_from_checkpoint(payload)[1]
+        paths = {"baseline": tmp / "baseline.onnx", "candidate": tmp / "candidate.onnx"}
+        sides: dict[str, Callable[[], Any]] = {
+            "baseline": lambda: bare_export(model, paths["baseline"]),
+            "candidate": lambda: export_model(ckpt, paths["candidate"]),
+            "parity": lambda: parity_only(payload, model, paths["candidate"]),
+        }
+        for fn in sides.values():  # warm-up, off the clock; also writes the files parity reads
+            fn()
+        best, _ = interleave(sides, repeats)
+        report["warm"] = {"seconds": best}
+        print_seconds(f"warm calls (this process, best of {repeats})", best)
+
+        first = first_calls(ckpt, tmp, runs)
+        report["first call"] = {
+            "seconds": {side: times["call"] for side, times in first.items()},
+            "imports": min(times["import"] for times in first.values()),
+        }
+        print_seconds(
+            f"first calls (fresh interpreter, best of {runs})", report["first call"]["seconds"]
+        )
+        report["file_bytes"] = {SIDES[s]: p.stat().st_size for s, p in paths.items()}
+
+    header = ("metric", "measured", "target", "verdict")
+    summary = summary_rows(report)
+    report["summary"] = [dict(zip(header, r, strict=True)) for r in summary]
+    print_table("summary", [header, *summary])
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
