@@ -265,6 +265,107 @@ def export(
     click.echo(status)
 
 
+@cli.command(cls=_Command)
+@click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--input",
+    "source",
+    default="-",
+    show_default=True,
+    metavar="PATH|-",
+    help="CSV or Parquet file with the model's feature columns; - reads CSV from stdin.",
+)
+@click.option(
+    "--output",
+    "destination",
+    default="-",
+    show_default=True,
+    metavar="PATH|-",
+    help="Where predictions go: CSV, or Parquet by suffix; - writes to stdout.",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Write JSON Lines (one object per row) instead of CSV."
+)
+@click.option(
+    "--id",
+    "id_column",
+    metavar="COLUMN",
+    help="Input column copied to the output next to each prediction.",
+)
+@click.option(
+    "--chunk-rows",
+    type=click.IntRange(min=1),
+    default=65_536,
+    show_default=True,
+    help="Rows per chunk: memory stays bounded by this, not by the file size.",
+)
+@click.option(
+    "--providers",
+    default="auto",
+    show_default=True,
+    help="auto, cpu, cuda, or an onnxruntime provider name.",
+)
+@click.option("--allow-non-finite", is_flag=True, help="Accept NaN and infinity in features.")
+def predict(
+    model: Path,
+    source: str,
+    destination: str,
+    as_json: bool,
+    id_column: str | None,
+    chunk_rows: int,
+    providers: str,
+    allow_non_finite: bool,
+) -> None:
+    """Predict every row of a CSV/Parquet file (or stdin) with an ONNX MODEL."""
+    from toolkit.predict import predict_file
+    from toolkit.runtime import Predictor
+
+    predictor = Predictor(model, providers=providers, allow_non_finite=allow_non_finite)
+    summary = predict_file(predictor, source, destination, id_column, chunk_rows, as_json)
+    if destination != "-":
+        rows = f"{summary.rows:,} row{'s' if summary.rows != 1 else ''}"
+        click.echo(f"predicted {rows} with {summary.provider} -> {summary.output}", err=True)
+
+
+@cli.command(cls=_Command)
+@click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--providers", default="auto", show_default=True, help="Providers to open the model with."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def info(model: Path, providers: str, as_json: bool) -> None:
+    """Show an ONNX MODEL's signature, model card, opset, size and providers."""
+    from toolkit.info import describe
+    from toolkit.runtime import Predictor
+
+    details = describe(Predictor(model, providers=providers))
+    if as_json:
+        click.echo(json.dumps(details, indent=2))
+        return
+    signature = {key: details[key] for key in ("input", "output")}
+    opsets = ", ".join(
+        f"{domain or 'ai.onnx'} {version}" for domain, version in details["opsets"].items()
+    )
+    lines = [
+        f"model:      {details['path']} ({details['size_bytes']:,} bytes)",
+        *(f"{key + ':':<11} {v['name']} {v['type']} {v['shape']}" for key, v in signature.items()),
+        f"features:   {', '.join(details['feature_names'])}",
+        f"targets:    {', '.join(details['target_names'])}",
+        f"opset:      {opsets}",
+        f"providers:  using {details['provider']}; available "
+        + ", ".join(details["available_providers"]),
+    ]
+    click.echo("\n".join(lines))
+    card = details["metadata"]
+    if not card:
+        click.echo("model card: none (names default to x0..xn)")
+        return
+    click.echo("model card:")
+    width = max(len(key) for key in card)
+    for key, value in sorted(card.items()):
+        click.echo(f"  {key:<{width}}  {value}")
+
+
 def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 

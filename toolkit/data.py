@@ -127,7 +127,7 @@ def _load(
             feature_names, target_names = select_columns(columns, targets, features, name)
             table, locate = _read_parquet(path, name, feature_names + target_names)
         else:
-            columns = _csv_header(path, name)
+            columns = csv_header(path, name)
             feature_names, target_names = select_columns(columns, targets, features, name)
             table, locate = _read_csv(path, name, feature_names + target_names, progress)
         sha256 = digest.result()
@@ -226,7 +226,7 @@ def _csv_rows(path: Path, name: str) -> Iterator[tuple[int, list[str]]]:
         raise DataError(f"{name}: is not a readable CSV file ({error}).") from None
 
 
-def _csv_header(path: Path, name: str) -> list[str]:
+def csv_header(path: Path, name: str) -> list[str]:
     first = next(_csv_rows(path, name), None)
     if first is None:
         raise DataError(f"{name}: the file is empty; expected a header row naming the columns.")
@@ -242,7 +242,7 @@ def _csv_header(path: Path, name: str) -> list[str]:
     return columns
 
 
-def _csv_locator(path: Path, name: str) -> Callable[[int], int | None]:
+def csv_locator(path: Path, name: str) -> Callable[[int], int | None]:
     def locate(index: int) -> int | None:
         rows = _csv_rows(path, name)
         next(rows, None)  # header
@@ -264,7 +264,7 @@ def _read_csv(
     import pyarrow as pa
     import pyarrow.csv as pa_csv
 
-    locate = _csv_locator(path, name)
+    locate = csv_locator(path, name)
     convert = pa_csv.ConvertOptions(
         column_types={column: pa.float64() for column in wanted},
         include_columns=wanted,
@@ -279,7 +279,7 @@ def _read_csv(
         else:
             table = pa_csv.read_csv(path, convert_options=convert)
     except pa.ArrowInvalid as error:
-        raise _explain_csv_error(path, name, str(error), wanted, locate) from None
+        raise explain_csv_error(path, name, str(error), wanted, locate) from None
     if table.num_rows == 0:
         raise DataError(
             f"{name}: found the header ({', '.join(table.column_names)}) but no data rows."
@@ -318,7 +318,7 @@ class _ByteProgress(io.RawIOBase):
         super().close()
 
 
-def _explain_csv_error(
+def explain_csv_error(
     path: Path, name: str, message: str, wanted: list[str], locate: Callable[[int], int | None]
 ) -> DataError:
     """Turn pyarrow's message (which lacks row numbers) into one naming row, column and value."""
