@@ -1,0 +1,161 @@
+"""toolkit/predict.py, toolkit/info.py and their commands: `toolkit predict`, `toolkit info`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from toolkit.cli import cli
+from toolkit.export import export_model
+from toolkit.predict import predict_file
+from toolkit.runtime import Predictor
+from toolkit.train import TrainConfig, train
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The seed model: y = x1 + x2 - 1, float32."""
+    folder = tmp_path_factory.mktemp("model")
+    train(TrainConfig(out=folder / "model.pt"))
+    export_model(folder / "model.pt", folder / "model.onnx")
+    return folder / "model.onnx"
+
+
+def invoke(*args: str, stdin: str | None = None):
+    return CliRunner().invoke(cli, list(args), input=stdin, catch_exceptions=True)
+
+
+def test_csv_file_to_stdout_with_id_passed_through(model, write_csv):
+    path = write_csv("in.csv", "id,x2,x1,extra\nr1,1,1,zz\nr2,2,1,zz\nr3,20,10,zz\n")
+    result = invoke("predict", str(model), "--input", str(path), "--id", "id")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.strip().splitlines()
+    assert lines[0] == "id,y"
+    assert [line.split(",")[0] for line in lines[1:]] == ['"r1"', '"r2"', '"r3"']
+    # float32 sums of small integers are exact.
+    assert [float(line.split(",")[1]) for line in lines[1:]] == [1.0, 2.0, 29.0]
+
+
+def test_stdin_to_file_is_atomic_and_reported(model):
+    result = invoke("predict", str(model), "--output", "out.csv", stdin="x1,x2\n1,1\n2,3\n")
+    assert result.exit_code == 0, result.output
+    assert Path("out.csv").read_text().split() == ["y", "1", "4"]
+    assert result.stderr.strip() == "predicted 2 rows with CPUExecutionProvider -> out.csv"
+
+
+def test_json_lines(model):
+    result = invoke("predict", str(model), "--json", stdin="x1,x2\n1,1\n2,3\n")
+    assert [json.loads(line) for line in result.stdout.splitlines()] == [{"y": 1.0}, {"y": 4.0}]
+
+
+def test_parquet_in_and_out(model, tmp_path):
+    source = tmp_path / "in.parquet"
+    pq.write_table(pa.table({"key": [7, 8], "x1": [1.0, 2.0], "x2": [1.0, 3.0]}), source)
+    result = invoke(
+        "predict", str(model), "--input", str(source), "--output", "out.parquet", "--id", "key"
+    )
+    assert result.exit_code == 0, result.output
+    table = pq.read_table("out.parquet")
+    assert table.column_names == ["key", "y"]
+    assert table.column("key").to_pylist() == ["7", "8"] or table.column("key").to_pylist() == [
+        7,
+        8,
+    ]
+    assert table.column("y").to_pylist() == [1.0, 4.0]
+
+
+def test_streams_in_chunks_and_matches_the_predictor(model, tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-100, 100, (10_000, 2))
+    source = tmp_path / "big.csv"
+    pa_csv.write_csv(pa.table({"x1": x[:, 0], "x2": x[:, 1]}), source)
+    predictor = Predictor(model)
+    summary = predict_file(predictor, str(source), str(tmp_path / "out.csv"), chunk_rows=999)
+    assert summary.rows == 10_000
+    # The CSV holds float32's shortest round-trip text: read back as float32, it is exact.
+    options = pa_csv.ConvertOptions(column_types={"y": pa.float32()})
+    got = pa_csv.read_csv(tmp_path / "out.csv", convert_options=options).column("y").to_numpy()
+    np.testing.assert_array_equal(got, predictor.predict(x)[:, 0])
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("x1,x2\n1,2\n3,\n", "Error: {src}, row 3, column 'x2': blank cell; expected a number."),
+        (
+            "x1,x2\n1,2\n\n3,abc\n",
+            "Error: {src}, row 4, column 'x2': expected a number, got 'abc'.",
+        ),
+        (
+            "x1,x2\n1,2\n3,inf\n",
+            "Error: {src}, row 3, column 'x2': expected a finite number, got inf",
+        ),
+    ],
+)
+def test_bad_rows_are_named_by_file_row(model, write_csv, content, message):
+    path = write_csv("bad.csv", content)
+    result = invoke("predict", str(model), "--input", str(path), "--output", "out.csv")
+    assert result.exit_code == 1
+    assert message.format(src=path) in result.output
+    assert "Traceback" not in result.output
+    assert not Path("out.csv").exists()  # no partial output
+
+
+def test_failed_run_keeps_an_existing_output(model, write_csv):
+    Path("out.csv").write_text("old\n")
+    bad = write_csv("bad.csv", "x1,x2\n1,\n")
+    assert invoke("predict", str(model), "--input", str(bad), "--output", "out.csv").exit_code == 1
+    assert Path("out.csv").read_text() == "old\n"
+
+
+def test_missing_feature_column_is_a_usage_error(model):
+    result = invoke("predict", str(model), stdin="x1,x3\n1,2\n")
+    assert result.exit_code == 2
+    assert "Error: <stdin> lacks column 'x2'; it has x1, x3." in result.output
+
+
+def test_non_finite_allowed_on_request(model):
+    result = invoke("predict", str(model), "--allow-non-finite", stdin="x1,x2\n1,nan\n")
+    assert result.exit_code == 0
+    assert result.stdout.split() == ["y", "nan"]
+
+
+def test_header_only_input_gives_a_header_only_output(model):
+    result = invoke("predict", str(model), stdin="x1,x2\n")
+    assert result.exit_code == 0
+    assert result.stdout.split() == ["y"]
+
+
+def test_missing_model_is_a_clean_error():
+    result = invoke("predict", "nope.onnx", stdin="x1,x2\n1,2\n")
+    assert result.exit_code == 1
+    assert "Error: model 'nope.onnx' does not exist." in result.output
+
+
+def test_info_shows_signature_card_opset_size_and_providers(model):
+    result = invoke("info", str(model))
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert f"model:      {model} ({model.stat().st_size:,} bytes)" in out
+    assert "input:      features tensor(float) ['batch', 2]" in out
+    assert "output:     prediction tensor(float) ['batch', 1]" in out
+    assert "features:   x1, x2" in out and "targets:    y" in out
+    assert "opset:      ai.onnx 18" in out
+    assert "providers:  using CPUExecutionProvider; available " in out
+    assert "training_data_sha256" in out
+
+
+def test_info_json(model):
+    details = json.loads(invoke("info", str(model), "--json").stdout)
+    assert details["input"] == {"name": "features", "type": "tensor(float)", "shape": ["batch", 2]}
+    assert details["opsets"] == {"": 18}
+    assert details["provider"] == "CPUExecutionProvider"
+    assert details["size_bytes"] == model.stat().st_size
+    assert json.loads(details["metadata"]["feature_names"]) == ["x1", "x2"]
