@@ -65,7 +65,7 @@ def cli() -> None:
     """Train a linear regressor exactly, export it to ONNX, serve it."""
 
 
-@cli.command(cls=_Command)
+@cli.command(cls=_Command, short_help="Fit the linear regressor and save a checkpoint.")
 @click.option(
     "--data",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -190,7 +190,7 @@ def train(as_json: bool, quiet: bool, no_intercept: bool, **options: Any) -> Non
         click.echo(summary.to_text(result))
 
 
-@cli.command(cls=_Command)
+@cli.command(cls=_Command, short_help="Export a checkpoint to ONNX behind the parity gate.")
 @click.argument(
     "output", type=click.Path(dir_okay=False, path_type=Path), default=Path("models/model.onnx")
 )
@@ -265,7 +265,7 @@ def export(
     click.echo(status)
 
 
-@cli.command(cls=_Command)
+@cli.command(cls=_Command, short_help="Predict a CSV/Parquet file or stdin with an ONNX model.")
 @click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "--input",
@@ -327,7 +327,7 @@ def predict(
         click.echo(f"predicted {rows} with {summary.provider} -> {summary.output}", err=True)
 
 
-@cli.command(cls=_Command)
+@cli.command(cls=_Command, short_help="Describe an ONNX model: signature, card, providers.")
 @click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "--providers", default="auto", show_default=True, help="Providers to open the model with."
