@@ -10,6 +10,7 @@ not declare are skipped by protobuf as unknown fields.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -139,13 +140,17 @@ def parse(data: bytes) -> ModelFile:
     opsets = {o.domain: o.version for o in model.opset_import}
     domains: set[str] = set()
     locations: list[str] = []
+    # A FunctionProto has nodes but no initializers: its tensors live in node attributes.
+    tensors = itertools.chain(
+        _tensors(model.graph), *(_node_tensors(function.node) for function in model.functions)
+    )
     for graph in [model.graph, *model.functions]:
         for node in _nodes(graph):
             domains.add(node.domain)
-        for tensor in _tensors(graph):
-            if tensor.data_location == EXTERNAL or len(tensor.external_data):
-                entries = {e.key: e.value for e in tensor.external_data}
-                locations.append(entries.get("location", ""))
+    for tensor in tensors:
+        if tensor.data_location == EXTERNAL or len(tensor.external_data):
+            entries = {e.key: e.value for e in tensor.external_data}
+            locations.append(entries.get("location", ""))
     for function in model.functions:
         opsets.update({o.domain: o.version for o in function.opset_import})
     return ModelFile(model.ir_version, opsets, domains, locations)
@@ -153,9 +158,12 @@ def parse(data: bytes) -> ModelFile:
 
 def check_safe(path: Path, info: ModelFile) -> None:
     """Refuse external data outside the model's folder and non-standard operator domains."""
-    folder = path.resolve().parent
+    # onnxruntime reads `location` relative to the folder of the path it is given (not of
+    # the file a symlinked model points at), so resolve from there, links and all.
+    base = path.absolute().parent
+    folder = base.resolve()
     for location in info.external_locations:
-        target = (folder / location).resolve()
+        target = (base / location).resolve()
         if not location or os.path.isabs(location) or not target.is_relative_to(folder):
             raise UnsafeModelError(
                 f"its weights point at external data {location!r}, outside the model's folder "
@@ -185,7 +193,12 @@ def _tensors(graph: Any) -> Iterator[Any]:
     for sparse in graph.sparse_initializer:
         yield sparse.values
         yield sparse.indices
-    for node in graph.node:
+    yield from _node_tensors(graph.node)
+
+
+def _node_tensors(nodes: Any) -> Iterator[Any]:
+    """Tensors held in node attributes, subgraphs included."""
+    for node in nodes:
         for attribute in node.attribute:
             if attribute.HasField("t"):
                 yield attribute.t
