@@ -12,7 +12,7 @@ def describe(predictor: Predictor) -> dict[str, Any]:
     """Signature, model card, opsets, file size, and the providers available vs used."""
     data = predictor.path.read_bytes()
     parsed = onnxfile.parse(data)
-    session = predictor._session
+    session = predictor.session
     (inp,), (out,) = session.get_inputs(), session.get_outputs()
     return {
         "path": str(predictor.path),

@@ -125,6 +125,11 @@ class Predictor:
         self.target_names = _names(self.metadata, "target_names", "y", self.n_targets)
         self._local = threading.local()
 
+    @property
+    def session(self) -> Any:
+        """The underlying onnxruntime.InferenceSession, for what this class does not cover."""
+        return self._session
+
     def __repr__(self) -> str:
         return (
             f"Predictor({str(self.path)!r}, provider={self.provider!r}, "
