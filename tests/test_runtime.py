@@ -1059,3 +1059,42 @@ def test_one_predictor_in_many_threads_equals_serial_calls_exactly(seed_model):
     for per_thread in results:
         for j, result in per_thread:
             np.testing.assert_array_equal(result, serial[j])
+
+
+# --- NaN/infinity checked on the output for linear graphs ---------------------------------
+
+
+def test_linear_graphs_check_finiteness_on_the_output_others_on_the_input(seed_model, tmp_path):
+    assert Predictor(seed_model)._finite_via_output  # one Gemm
+    clipped = graph_model(
+        tmp_path / "relu.onnx",
+        [
+            helper.make_node("Gemm", ["features", "weight", "bias"], ["linear"], transB=1),
+            helper.make_node("Relu", ["linear"], ["prediction"]),
+        ],
+        [value("features", TensorProto.FLOAT, ["batch", 3])],
+        [value("prediction", TensorProto.FLOAT, ["batch", 1])],
+        [numpy_helper.from_array(WEIGHT, "weight"), numpy_helper.from_array(BIAS, "bias")],
+    )
+    relu = Predictor(clipped)
+    assert not relu._finite_via_output  # Relu could hide a NaN: scan the input
+    with pytest.raises(InputError, match=r"row 2, column 'x1': expected a finite number, got nan"):
+        relu.predict(np.array([[1.0, 2.0, 3.0], [1.0, np.nan, 3.0]], dtype=np.float32))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("column", [0, 1])
+def test_every_non_finite_input_cell_is_caught_through_the_output(seed, bad, column):
+    rows = inputs_in_range(50)
+    rows[37, column] = bad
+    name = ["x1", "x2"][column]
+    with pytest.raises(InputError, match=rf"row 38, column '{name}': expected a finite number"):
+        seed.predict(rows)
+    with pytest.raises(InputError, match=rf"row 1, column '{name}': expected a finite number"):
+        seed.predict(rows[37])  # the single-row path too
+
+
+def test_finite_inputs_that_overflow_the_output_are_returned_not_refused(seed):
+    big = np.float32(3e38)
+    result = seed.predict(np.array([[big, big]], dtype=np.float32))
+    assert np.isinf(result[0, 0])  # float32 overflow of x1 + x2 - 1: the math, not bad input

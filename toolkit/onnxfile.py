@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -98,6 +98,7 @@ class ModelFile:
     opsets: dict[str, int]
     domains: set[str]  # every node's operator domain
     external_locations: list[str]
+    op_types: set[str] = field(default_factory=set)  # every node's operator, subgraphs included
 
 
 @cache
@@ -109,8 +110,8 @@ def _model_class() -> Any:
     )
     for name, fields in _SCHEMA:
         message = file.message_type.add(name=name)
-        for field, number, kind, label, type_name in fields:
-            entry = message.field.add(name=field, number=number, type=kind, label=label)
+        for field_name, number, kind, label, type_name in fields:
+            entry = message.field.add(name=field_name, number=number, type=kind, label=label)
             if type_name:
                 entry.type_name = f".toolkit_onnx.{type_name}"
     pool = descriptor_pool.DescriptorPool()
@@ -139,6 +140,7 @@ def parse(data: bytes) -> ModelFile:
         raise ValueError("not an ONNX model (no graph or no IR version)")
     opsets = {o.domain: o.version for o in model.opset_import}
     domains: set[str] = set()
+    op_types: set[str] = set()
     locations: list[str] = []
     # A FunctionProto has nodes but no initializers: its tensors live in node attributes.
     tensors = itertools.chain(
@@ -147,13 +149,14 @@ def parse(data: bytes) -> ModelFile:
     for graph in [model.graph, *model.functions]:
         for node in _nodes(graph):
             domains.add(node.domain)
+            op_types.add(node.op_type)
     for tensor in tensors:
         if tensor.data_location == EXTERNAL or len(tensor.external_data):
             entries = {e.key: e.value for e in tensor.external_data}
             locations.append(entries.get("location", ""))
     for function in model.functions:
         opsets.update({o.domain: o.version for o in function.opset_import})
-    return ModelFile(model.ir_version, opsets, domains, locations)
+    return ModelFile(model.ir_version, opsets, domains, locations, op_types)
 
 
 def check_safe(path: Path, info: ModelFile) -> None:

@@ -61,7 +61,7 @@ def predict_file(
                 [_column(batch, name, source, first_row) for name in predictor.feature_names]
             )
             try:
-                prediction = predictor.predict(predictor.prepare(features, first_row=first_row))
+                prediction = predictor.predict(features, first_row=first_row)
             except InputError as error:
                 raise DataError(f"{_display(source)}, {error}") from None
             ids = batch.column(id_column) if id_column else None

@@ -58,6 +58,8 @@ PROVIDER_ALIASES = {
     "dml": "DmlExecutionProvider",
     "openvino": "OpenVINOExecutionProvider",
 }
+# Operators through which a non-finite input always yields a non-finite output row.
+NON_FINITE_PROPAGATING = frozenset({"Gemm", "MatMul", "Add", "Sub", "Mul", "Identity"})
 _FLOAT_TYPES = {"tensor(float)": np.dtype(np.float32), "tensor(double)": np.dtype(np.float64)}
 
 
@@ -108,7 +110,12 @@ class Predictor:
             options.intra_op_num_threads = intra_op_threads
         if inter_op_threads is not None:
             options.inter_op_num_threads = inter_op_threads
-        self._session = _open_session(self.path, options, requested)
+        self._session, info = _open_session(self.path, options, requested)
+        # In a graph of only these operators a NaN or infinity in any input cell makes its
+        # output row non-finite (0 * inf is NaN), so checking the n x targets output
+        # replaces scanning the n x features input; the input is scanned only to word an
+        # error. Measured: the scan cost up to 54% of predict() on 1M x 100 rows.
+        self._finite_via_output = bool(info.op_types) and info.op_types <= NON_FINITE_PROPAGATING
         self.provider: str = self._session.get_providers()[0]
         if explicit and self.provider != requested[0]:
             raise ProviderError(_fallback_message(requested[0], self.provider))
@@ -136,15 +143,26 @@ class Predictor:
             f"features={self.feature_names}, targets={self.target_names}, dtype={self.dtype})"
         )
 
-    def predict(self, data: Any, *, by_name: bool = False) -> np.ndarray | dict[str, np.ndarray]:
-        """Predictions of shape (n_rows, n_targets); with by_name, {target: (n_rows,)}."""
-        rows = self.prepare(data)
+    def predict(
+        self, data: Any, *, by_name: bool = False, first_row: int = 1
+    ) -> np.ndarray | dict[str, np.ndarray]:
+        """Predictions of shape (n_rows, n_targets); with by_name, {target: (n_rows,)}.
+
+        `first_row` numbers the rows in error messages (the CLI passes file row numbers).
+        """
+        original, rows = self._guard(data, first_row)
+        deferred = self._finite_via_output and not self.allow_non_finite
+        if not deferred:
+            self._check_finite(original, rows, first_row)
         if len(rows) == 0:
             result = np.empty((0, self.n_targets), dtype=self.dtype)
         elif len(rows) == 1:
             result = self._run_one(rows)
         else:
             (result,) = self._session.run([self.output_name], {self.input_name: rows})
+        if deferred and not np.isfinite(result.sum()):
+            # Find and name the bad input cell; finite inputs may still overflow the output.
+            self._check_finite(original, rows, first_row)
         if by_name:
             return {name: result[:, t] for t, name in enumerate(self.target_names)}
         return result
@@ -154,6 +172,12 @@ class Predictor:
 
         `first_row` numbers the rows in error messages (the CLI passes file row numbers).
         """
+        original, converted = self._guard(data, first_row)
+        self._check_finite(original, converted, first_row)
+        return converted
+
+    def _guard(self, data: Any, first_row: int) -> tuple[np.ndarray, np.ndarray]:
+        """Every check but finiteness: (the input as an array, its converted copy or itself)."""
         array = self._as_array(data, first_row)
         if array.ndim == 1:
             array = array[None, :]
@@ -190,11 +214,11 @@ class Predictor:
         if array.dtype != self.dtype or not array.flags.c_contiguous or not array.dtype.isnative:
             with np.errstate(over="ignore"):  # overflow is reported below, with the value
                 converted = np.ascontiguousarray(array, dtype=self.dtype)
-        if kind == "f":
-            self._check_finite(array, converted, first_row)
-        return converted
+        return array, converted
 
     def _check_finite(self, array: np.ndarray, converted: np.ndarray, first_row: int) -> None:
+        if array.dtype.kind != "f":
+            return
         narrowed = converted is not array and array.dtype.itemsize > self.dtype.itemsize
         if self.allow_non_finite and not narrowed:
             return
@@ -334,7 +358,7 @@ def _provider_chain(providers: str | Sequence[str]) -> tuple[list[str], bool]:
     return chain, True
 
 
-def _open_session(path: Path, options: Any, providers: list[str]) -> Any:
+def _open_session(path: Path, options: Any, providers: list[str]) -> tuple[Any, onnxfile.ModelFile]:
     if not path.exists():
         raise ModelLoadError(f"model {str(path)!r} does not exist.")
     if not path.is_file():
@@ -363,7 +387,7 @@ def _open_session(path: Path, options: Any, providers: list[str]) -> Any:
     # Without external data, hand onnxruntime the bytes already checked (no second read).
     source = str(path) if info.external_locations else data
     try:
-        return ort.InferenceSession(source, options, providers=providers)
+        return ort.InferenceSession(source, options, providers=providers), info
     except Exception as error:  # onnxruntime raises its own Fail/InvalidGraph/... types
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ModelLoadError(f"onnxruntime cannot load {str(path)!r}: {first}") from None
