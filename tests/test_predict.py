@@ -77,8 +77,19 @@ def test_streams_in_chunks_and_matches_the_predictor(model, tmp_path):
     source = tmp_path / "big.csv"
     pa_csv.write_csv(pa.table({"x1": x[:, 0], "x2": x[:, 1]}), source)
     predictor = Predictor(model)
+    batch_sizes: list[int] = []
+    original = predictor.predict
+
+    def counting(data, **kwargs):
+        batch_sizes.append(len(data))
+        return original(data, **kwargs)
+
+    predictor.predict = counting  # type: ignore[method-assign]
     summary = predict_file(predictor, str(source), str(tmp_path / "out.csv"), chunk_rows=999)
     assert summary.rows == 10_000
+    # Bounded memory: the model never sees more than --chunk-rows rows at once.
+    assert max(batch_sizes) <= 999 and sum(batch_sizes) == 10_000
+    predictor.predict = original  # type: ignore[method-assign]
     # The CSV holds float32's shortest round-trip text: read back as float32, it is exact.
     options = pa_csv.ConvertOptions(column_types={"y": pa.float32()})
     got = pa_csv.read_csv(tmp_path / "out.csv", convert_options=options).column("y").to_numpy()
