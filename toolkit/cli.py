@@ -6,6 +6,7 @@ Heavy modules (torch, pyarrow, numpy) are imported inside the commands, so that
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import signal
 import sys
@@ -364,6 +365,68 @@ def info(model: Path, providers: str, as_json: bool) -> None:
     width = max(len(key) for key in card)
     for key, value in sorted(card.items()):
         click.echo(f"  {key:<{width}}  {value}")
+
+
+@cli.command(cls=_Command, short_help="Serve an ONNX model over HTTP (uvicorn).")
+@click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Interface to bind (loopback by default).",
+)
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Worker processes, each with its own copy of the model.",
+)
+@click.option(
+    "--providers", default="auto", show_default=True, help="auto, cpu, cuda, or a provider name."
+)
+@click.option(
+    "--max-body-bytes",
+    type=click.IntRange(min=1),
+    default=8 << 20,
+    show_default=True,
+    help="Larger request bodies get 413 before they are read in full.",
+)
+@click.option(
+    "--max-rows",
+    type=click.IntRange(min=1),
+    default=100_000,
+    show_default=True,
+    help="Rows per request; more get 413.",
+)
+@click.option(
+    "--body-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="Seconds a client may take to send its body; slower ones get 408.",
+)
+def serve(
+    model: Path,
+    host: str,
+    port: int,
+    workers: int,
+    providers: str,
+    max_body_bytes: int,
+    max_rows: int,
+    body_timeout: float,
+) -> None:
+    """Serve MODEL: POST /predict, GET /health, GET /metadata, docs at /docs."""
+    if importlib.util.find_spec("uvicorn") is None or importlib.util.find_spec("fastapi") is None:
+        raise click.UsageError(
+            "toolkit serve needs the 'serve' extra: pip install 'toolkit[serve]'."
+        )
+    from toolkit.serve import ServeSettings
+    from toolkit.serve import serve as run_server
+
+    settings = ServeSettings(str(model), providers, max_body_bytes, max_rows, body_timeout)
+    run_server(settings, host=host, port=port, workers=workers)
 
 
 def _interrupt(signum: int, frame: Any) -> None:

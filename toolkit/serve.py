@@ -1,0 +1,336 @@
+"""`toolkit serve`: a Predictor behind HTTP, on uvicorn with FastAPI.
+
+Endpoints:
+    POST /predict   {"rows": [[...], ...]} or {"columns": {"x1": [...], ...}}
+                    -> {"predictions": {"y": [...]}, "rows": n}
+    GET  /health    status, provider, model SHA-256, uptime
+    GET  /metadata  the model card and signature
+    GET  /docs      OpenAPI documentation (/openapi.json)
+
+Hardening: the body is read in pieces and refused with 413 as soon as it passes
+--max-body-bytes (or at once from Content-Length); a body that takes longer than
+--body-timeout seconds to arrive gets 408; malformed JSON, NaN/Infinity literals and
+absurdly long numbers get 400; wrong shapes, names and types get 422; more than
+--max-rows rows get 413. Every error is a JSON object {"error": {"type", "message"}},
+never a traceback. SIGTERM drains in-flight requests (uvicorn's graceful shutdown).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from toolkit.runtime import InputError, Predictor
+
+DEFAULT_MAX_BODY_BYTES = 8 << 20
+DEFAULT_MAX_ROWS = 100_000
+DEFAULT_BODY_TIMEOUT = 30.0
+# A JSON number longer than this is refused before conversion: float64 needs at most
+# 17 significant digits plus sign and exponent, and Python's int() of a 100,000-digit
+# string costs real CPU (and raises past 4,300 digits).
+MAX_NUMBER_CHARS = 64
+# Batches up to this size run on the event loop (a few hundred microseconds at most);
+# bigger ones go to a worker thread so one large request does not stall the others.
+INLINE_ROWS = 10_000
+ENV_PREFIX = "TOOLKIT_SERVE_"
+
+# uvicorn configures this logger; startup lines land next to its own.
+log = logging.getLogger("uvicorn.error")
+
+
+@dataclass
+class ServeSettings:
+    model: str
+    providers: str = "auto"
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_rows: int = DEFAULT_MAX_ROWS
+    body_timeout: float = DEFAULT_BODY_TIMEOUT
+
+    def to_env(self) -> dict[str, str]:
+        """How `toolkit serve` hands settings to each uvicorn worker process."""
+        return {ENV_PREFIX + key.upper(): str(value) for key, value in asdict(self).items()}
+
+    @classmethod
+    def from_env(cls) -> ServeSettings:
+        env = os.environ
+        return cls(
+            model=env[ENV_PREFIX + "MODEL"],
+            providers=env.get(ENV_PREFIX + "PROVIDERS", "auto"),
+            max_body_bytes=int(env.get(ENV_PREFIX + "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)),
+            max_rows=int(env.get(ENV_PREFIX + "MAX_ROWS", DEFAULT_MAX_ROWS)),
+            body_timeout=float(env.get(ENV_PREFIX + "BODY_TIMEOUT", DEFAULT_BODY_TIMEOUT)),
+        )
+
+
+class RequestError(Exception):
+    """An HTTP error answered as {"error": {"type", "message"}}."""
+
+    def __init__(self, status: int, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.kind, self.message = status, kind, message
+
+
+def create_app_from_env() -> FastAPI:
+    """uvicorn's factory for worker processes (settings come from TOOLKIT_SERVE_*)."""
+    return create_app(ServeSettings.from_env())
+
+
+def create_app(settings: ServeSettings) -> FastAPI:
+    """The FastAPI application: loads and warms the model once, at startup."""
+    from contextlib import asynccontextmanager
+
+    state: dict[str, Any] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        path = Path(settings.model)
+        predictor = Predictor(path, providers=settings.providers)
+        predictor.predict([[0.0] * predictor.n_features])  # warm-up: first-run allocations
+        state.update(
+            predictor=predictor,
+            sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+            started=time.monotonic(),
+        )
+        log.info(
+            "toolkit serve: %s (sha256 %s) on %s, warm",
+            path,
+            state["sha256"][:16],
+            predictor.provider,
+        )
+        yield
+
+    app = FastAPI(
+        title="toolkit prediction service",
+        description="Predictions from an ONNX linear regressor exported by toolkit.",
+        lifespan=lifespan,
+    )
+
+    def error(status: int, kind: str, message: str) -> Response:
+        return JSONResponse({"error": {"type": kind, "message": message}}, status_code=status)
+
+    @app.exception_handler(RequestError)
+    async def request_error(request: Request, exc: RequestError) -> Response:
+        return error(exc.status, exc.kind, exc.message)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        return error(exc.status_code, "http", str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unexpected error")
+        return error(500, "internal", "internal error; the server log has the details")
+
+    @app.post("/predict", openapi_extra={"requestBody": _REQUEST_SCHEMA}, responses=_RESPONSES)
+    async def predict(request: Request) -> Response:
+        """Predict rows (a list of feature lists) or columns (feature name -> values)."""
+        body = await _read_body(request, settings.max_body_bytes, settings.body_timeout)
+        payload = _parse_json(body)
+        predictor: Predictor = state["predictor"]
+        data, rows = _features(payload, predictor, settings.max_rows)
+        try:
+            if rows > INLINE_ROWS:
+                result = await asyncio.to_thread(predictor.predict, data)
+            else:
+                result = predictor.predict(data)
+        except InputError as exc:
+            raise RequestError(422, "invalid_input", str(exc)) from None
+        predictions = {name: result[:, t].tolist() for t, name in enumerate(predictor.target_names)}
+        return Response(
+            json.dumps({"predictions": predictions, "rows": rows}), media_type="application/json"
+        )
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        """Liveness and what is running."""
+        predictor: Predictor = state["predictor"]
+        return {
+            "status": "ok",
+            "provider": predictor.provider,
+            "model": str(predictor.path),
+            "model_sha256": state["sha256"],
+            "uptime_s": round(time.monotonic() - state["started"], 3),
+        }
+
+    @app.get("/metadata")
+    async def metadata() -> dict[str, Any]:
+        """The model card and signature."""
+        predictor: Predictor = state["predictor"]
+        return {
+            "features": predictor.feature_names,
+            "targets": predictor.target_names,
+            "dtype": str(predictor.dtype),
+            "provider": predictor.provider,
+            "model_sha256": state["sha256"],
+            "card": predictor.metadata,
+        }
+
+    return app
+
+
+async def _read_body(request: Request, limit: int, timeout: float) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise RequestError(
+            413, "body_too_large", f"request body of {int(declared):,} bytes exceeds {limit:,}"
+        )
+
+    async def collect() -> bytes:
+        parts, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise RequestError(413, "body_too_large", f"request body exceeds {limit:,} bytes")
+            parts.append(chunk)
+        return b"".join(parts)
+
+    try:
+        return await asyncio.wait_for(collect(), timeout)
+    except asyncio.TimeoutError:
+        raise RequestError(
+            408, "timeout", f"the request body did not arrive within {timeout:g} s"
+        ) from None
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a number JSON allows (NaN and Infinity are refused)")
+
+
+def _number(text: str) -> float:
+    if len(text) > MAX_NUMBER_CHARS:
+        raise ValueError(f"a number of {len(text):,} characters (at most {MAX_NUMBER_CHARS})")
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"number {text[:20]!r} is out of the float64 range")
+    return value
+
+
+def _parse_json(body: bytes) -> Any:
+    if not body:
+        raise RequestError(400, "invalid_json", "empty body; expected a JSON object")
+    try:
+        return json.loads(
+            body, parse_constant=_reject_constant, parse_float=_number, parse_int=_number
+        )
+    except json.JSONDecodeError as exc:
+        raise RequestError(400, "invalid_json", f"malformed JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # from the hooks above, or absurd nesting
+        raise RequestError(400, "invalid_json", f"invalid JSON value: {exc}") from None
+
+
+def _features(payload: Any, predictor: Predictor, max_rows: int) -> tuple[Any, int]:
+    """The input for Predictor.predict and its row count, or a 422 saying what is wrong."""
+    if not isinstance(payload, dict) or len(payload.keys() & {"rows", "columns"}) != 1:
+        raise RequestError(
+            422,
+            "invalid_request",
+            'expected a JSON object with "rows" (a list of rows) or "columns" (feature name -> '
+            "list of values)",
+        )
+    if "rows" in payload:
+        data = payload["rows"]
+        if not isinstance(data, list):
+            raise RequestError(
+                422, "invalid_request", f'"rows" must be a list, got {type(data).__name__}'
+            )
+        rows = len(data)
+        if rows and not isinstance(data[0], list):
+            raise RequestError(
+                422, "invalid_request", '"rows" must be a list of rows, each a list of numbers'
+            )
+    else:
+        data = payload["columns"]
+        if not isinstance(data, dict):
+            raise RequestError(422, "invalid_request", '"columns" must map feature names to lists')
+        lengths = {len(v) if isinstance(v, list) else -1 for v in data.values()}
+        if -1 in lengths:
+            raise RequestError(422, "invalid_request", 'every "columns" value must be a list')
+        rows = max(lengths, default=0)
+    if rows > max_rows:
+        raise RequestError(413, "too_many_rows", f"{rows:,} rows exceed the limit of {max_rows:,}")
+    if rows == 0:
+        raise RequestError(422, "invalid_request", "no rows to predict")
+    return data, rows
+
+
+_REQUEST_SCHEMA = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "oneOf": [
+                    {
+                        "type": "object",
+                        "required": ["rows"],
+                        "properties": {
+                            "rows": {
+                                "type": "array",
+                                "items": {"type": "array", "items": {"type": "number"}},
+                                "example": [[1.0, 2.0], [3.0, 4.0]],
+                            }
+                        },
+                    },
+                    {
+                        "type": "object",
+                        "required": ["columns"],
+                        "properties": {
+                            "columns": {
+                                "type": "object",
+                                "additionalProperties": {
+                                    "type": "array",
+                                    "items": {"type": "number"},
+                                },
+                                "example": {"x1": [1.0, 3.0], "x2": [2.0, 4.0]},
+                            }
+                        },
+                    },
+                ]
+            }
+        }
+    },
+}
+_ERROR = {
+    "content": {"application/json": {"example": {"error": {"type": "...", "message": "..."}}}}
+}
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "Predictions by target name",
+        "content": {"application/json": {"example": {"predictions": {"y": [2.0, 6.0]}, "rows": 2}}},
+    },
+    400: {"description": "Malformed JSON, NaN/Infinity, absurdly long numbers", **_ERROR},
+    408: {"description": "The body arrived too slowly", **_ERROR},
+    413: {"description": "Body or row count over the limit", **_ERROR},
+    422: {"description": "Wrong shape, names or types", **_ERROR},
+}
+
+
+def serve(
+    settings: ServeSettings, host: str = "127.0.0.1", port: int = 8000, workers: int = 1
+) -> None:
+    """Run uvicorn until SIGINT/SIGTERM; in-flight requests finish first."""
+    import uvicorn
+
+    Predictor(settings.model, providers=settings.providers)  # fail fast, before binding
+    os.environ.update(settings.to_env())
+    uvicorn.run(
+        "toolkit.serve:create_app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        timeout_keep_alive=5,  # idle keep-alive connections are closed after 5 s
+        timeout_graceful_shutdown=30,  # SIGTERM: stop accepting, finish in-flight, then exit
+        limit_concurrency=1000,  # beyond this, 503 instead of unbounded queueing
+        log_level="info",
+    )
