@@ -9,10 +9,11 @@ Endpoints:
 
 Hardening: the body is read in pieces and refused with 413 as soon as it passes
 --max-body-bytes (or at once from Content-Length); a body that takes longer than
---body-timeout seconds to arrive gets 408; malformed JSON, NaN/Infinity literals and
-absurdly long numbers get 400; wrong shapes, names and types get 422; more than
---max-rows rows get 413. Every error is a JSON object {"error": {"type", "message"}},
-never a traceback. SIGTERM drains in-flight requests (uvicorn's graceful shutdown).
+--body-timeout seconds to arrive gets 408; both close the connection, so the rest of
+the body is never read. Malformed JSON, NaN/Infinity literals and absurdly long numbers
+get 400; wrong shapes, names and types get 422; more than --max-rows rows get 413. Every
+error is a JSON object {"error": {"type", "message"}}, never a traceback. SIGTERM drains
+in-flight requests (uvicorn's graceful shutdown), then exits 0.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import hashlib
 import json
 import logging
 import os
+import signal
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -74,11 +76,16 @@ class ServeSettings:
 
 
 class RequestError(Exception):
-    """An HTTP error answered as {"error": {"type", "message"}}."""
+    """An HTTP error answered as {"error": {"type", "message"}}.
 
-    def __init__(self, status: int, kind: str, message: str) -> None:
+    `close` ends the connection after the answer: for a body refused before it was read
+    in full, since otherwise the server goes on reading (and discarding) the rest of it,
+    however large, to keep the connection alive.
+    """
+
+    def __init__(self, status: int, kind: str, message: str, close: bool = False) -> None:
         super().__init__(message)
-        self.status, self.kind, self.message = status, kind, message
+        self.status, self.kind, self.message, self.close = status, kind, message, close
 
 
 def create_app_from_env() -> FastAPI:
@@ -116,12 +123,16 @@ def create_app(settings: ServeSettings) -> FastAPI:
         lifespan=lifespan,
     )
 
-    def error(status: int, kind: str, message: str) -> Response:
-        return JSONResponse({"error": {"type": kind, "message": message}}, status_code=status)
+    def error(status: int, kind: str, message: str, close: bool = False) -> Response:
+        return JSONResponse(
+            {"error": {"type": kind, "message": message}},
+            status_code=status,
+            headers={"connection": "close"} if close else None,
+        )
 
     @app.exception_handler(RequestError)
     async def request_error(request: Request, exc: RequestError) -> Response:
-        return error(exc.status, exc.kind, exc.message)
+        return error(exc.status, exc.kind, exc.message, exc.close)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -183,7 +194,10 @@ async def _read_body(request: Request, limit: int, timeout: float) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise RequestError(
-            413, "body_too_large", f"request body of {int(declared):,} bytes exceeds {limit:,}"
+            413,
+            "body_too_large",
+            f"request body of {int(declared):,} bytes exceeds {limit:,}",
+            close=True,
         )
 
     async def collect() -> bytes:
@@ -191,7 +205,9 @@ async def _read_body(request: Request, limit: int, timeout: float) -> bytes:
         async for chunk in request.stream():
             size += len(chunk)
             if size > limit:
-                raise RequestError(413, "body_too_large", f"request body exceeds {limit:,} bytes")
+                raise RequestError(
+                    413, "body_too_large", f"request body exceeds {limit:,} bytes", close=True
+                )
             parts.append(chunk)
         return b"".join(parts)
 
@@ -199,7 +215,7 @@ async def _read_body(request: Request, limit: int, timeout: float) -> bytes:
         return await asyncio.wait_for(collect(), timeout)
     except asyncio.TimeoutError:
         raise RequestError(
-            408, "timeout", f"the request body did not arrive within {timeout:g} s"
+            408, "timeout", f"the request body did not arrive within {timeout:g} s", close=True
         ) from None
 
 
@@ -315,6 +331,10 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _exit_quietly(signum: int, frame: Any) -> None:
+    raise SystemExit(0)
+
+
 def serve(
     settings: ServeSettings, host: str = "127.0.0.1", port: int = 8000, workers: int = 1
 ) -> None:
@@ -323,6 +343,10 @@ def serve(
 
     Predictor(settings.model, providers=settings.providers)  # fail fast, before binding
     os.environ.update(settings.to_env())
+    # After its graceful shutdown uvicorn raises the signal it caught again, for the
+    # handler it found; with the default one SIGTERM would then kill the process (status
+    # -15) after a clean drain. A drained SIGTERM is a normal stop: exit 0.
+    signal.signal(signal.SIGTERM, _exit_quietly)
     uvicorn.run(
         "toolkit.serve:create_app_from_env",
         factory=True,
