@@ -24,11 +24,13 @@ import json
 import logging
 import os
 import signal
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -149,7 +151,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
         body = await _read_body(request, settings.max_body_bytes, settings.body_timeout)
         payload = _parse_json(body)
         predictor: Predictor = state["predictor"]
-        data, rows = _features(payload, predictor, settings.max_rows)
+        data, rows = _features(payload, body, settings.max_rows)
         try:
             if rows > INLINE_ROWS:
                 result = await asyncio.to_thread(predictor.predict, data)
@@ -212,6 +214,9 @@ async def _read_body(request: Request, limit: int, timeout: float) -> bytes:
         return b"".join(parts)
 
     try:
+        if sys.version_info >= (3, 11):  # no extra task per request, unlike wait_for
+            async with asyncio.timeout(timeout):
+                return await collect()
         return await asyncio.wait_for(collect(), timeout)
     except asyncio.TimeoutError:
         raise RequestError(
@@ -232,20 +237,52 @@ def _number(text: str) -> float:
     return value
 
 
-def _parse_json(body: bytes) -> Any:
+# Bytes that can appear in a JSON number, mapped to "#": a run longer than the limit in
+# the translated body is a number (or a string) too long for the fast path.
+_NUMBER_BYTES = bytes.maketrans(b"-+.0123456789eE", b"#" * 15)
+_LONG_RUN = b"#" * (MAX_NUMBER_CHARS + 1)
+
+
+def _parse_json(body: bytes, careful: bool = False) -> Any:
+    """Parse with NaN/Infinity refused and integers read as floats.
+
+    The careful path checks every number's length and range in Python (slow: it cost
+    ~900 us of a 1,000-row request); it runs when a byte scan finds a run of number
+    characters longer than MAX_NUMBER_CHARS, or, via `_finite_array`, when a fast parse
+    produced an overflow to infinity.
+    """
     if not body:
         raise RequestError(400, "invalid_json", "empty body; expected a JSON object")
+    careful = careful or _LONG_RUN in body.translate(_NUMBER_BYTES)
+    numbers: dict[str, Any] = (
+        {"parse_float": _number, "parse_int": _number} if careful else {"parse_int": float}
+    )
     try:
-        return json.loads(
-            body, parse_constant=_reject_constant, parse_float=_number, parse_int=_number
-        )
+        return json.loads(body, parse_constant=_reject_constant, **numbers)
     except json.JSONDecodeError as exc:
         raise RequestError(400, "invalid_json", f"malformed JSON: {exc}") from None
     except (ValueError, RecursionError) as exc:  # from the hooks above, or absurd nesting
         raise RequestError(400, "invalid_json", f"invalid JSON value: {exc}") from None
 
 
-def _features(payload: Any, predictor: Predictor, max_rows: int) -> tuple[Any, int]:
+def _finite_array(values: Any, body: bytes, shape_ok: Any) -> np.ndarray | None:
+    """`values` as a float64 array when that is safe and lossless, else None.
+
+    numpy would quietly turn true into 1.0 and "1.5" into 1.5, so bodies holding booleans
+    or string values keep the list path, where the Predictor's guard names the cell.
+    """
+    try:
+        array = np.asarray(values, dtype=np.float64)
+    except (ValueError, TypeError):
+        return None
+    if not shape_ok(array):
+        return None
+    if not np.isfinite(array).all():  # only an overflow gets here: NaN literals are refused
+        _parse_json(body, careful=True)  # raises the 400 naming the number
+    return array
+
+
+def _features(payload: Any, body: bytes, max_rows: int) -> tuple[Any, int]:
     """The input for Predictor.predict and its row count, or a 422 saying what is wrong."""
     if not isinstance(payload, dict) or len(payload.keys() & {"rows", "columns"}) != 1:
         raise RequestError(
@@ -277,6 +314,16 @@ def _features(payload: Any, predictor: Predictor, max_rows: int) -> tuple[Any, i
         raise RequestError(413, "too_many_rows", f"{rows:,} rows exceed the limit of {max_rows:,}")
     if rows == 0:
         raise RequestError(422, "invalid_request", "no rows to predict")
+    # An array skips the Predictor's per-cell list checks (~100 us per 1,000 rows); only
+    # bodies without booleans and without quoted values (keys aside) qualify.
+    plain = b"true" not in body and b"false" not in body
+    if plain and "rows" in payload and body.count(b'"') == 2:
+        array = _finite_array(data, body, lambda a: a.ndim == 2)
+        return (data if array is None else array), rows
+    if plain and "columns" in payload and body.count(b'"') == 2 + 2 * len(data):
+        arrays = {name: _finite_array(v, body, lambda a: a.ndim == 1) for name, v in data.items()}
+        if all(a is not None for a in arrays.values()):
+            return arrays, rows
     return data, rows
 
 
