@@ -23,7 +23,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import pytest
 
@@ -31,6 +30,12 @@ import toolkit
 from toolkit.export import export_model
 from toolkit.runtime import Predictor
 from toolkit.train import TrainConfig, train
+
+# The server needs the `serve` extra and the tests httpx (both in the `dev` extra); without
+# them this module is skipped with that reason instead of failing to import.
+httpx = pytest.importorskip("httpx", reason="needs httpx (pip install -e '.[dev]')")
+pytest.importorskip("fastapi", reason="toolkit serve needs the 'serve' extra")
+pytest.importorskip("uvicorn", reason="toolkit serve needs the 'serve' extra")
 
 # The load test's duration; TOOLKIT_TEST_LOAD_SECONDS=60 makes a longer soak.
 LOAD_SECONDS = float(os.environ.get("TOOLKIT_TEST_LOAD_SECONDS", "20"))
