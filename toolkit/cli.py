@@ -69,8 +69,9 @@ def cli() -> None:
 @cli.command(cls=_Command, short_help="Fit the linear regressor and save a checkpoint.")
 @click.option(
     "--data",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="CSV or Parquet file.  [default: the embedded seed data]",
+    metavar="PATH|DIR|GLOB",
+    help="CSV or Parquet file, a folder of shards, or a glob of shards.  "
+    "[default: the embedded seed data]",
 )
 @click.option(
     "--target",

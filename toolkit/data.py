@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import difflib
+import glob
 import hashlib
 import io
 import re
@@ -96,8 +97,10 @@ def load_dataset(
     features: Sequence[str] = (),
     progress: bool = False,
 ) -> Dataset:
-    """Read and validate a CSV or Parquet file (the embedded seed set when `path` is None).
+    """Read and validate CSV or Parquet data (the embedded seed set when `path` is None).
 
+    `path` is a file, a folder of `.csv`/`.parquet`/`.pq` shards, or a glob such as
+    `data/part-*.csv`; shards are read in name order and must share the selected columns.
     `targets` defaults to the column named `y`, else the last column; `features`
     defaults to every column that is not a target. `progress` shows a bar on stderr
     while a large CSV file is read.
@@ -105,15 +108,66 @@ def load_dataset(
     if path is None:
         with resources.as_file(resources.files("toolkit") / "datasets" / "seed.csv") as seed:
             return _load(Path(seed), SEED_NAME, targets, features, progress=False)
+    sources = resolve_sources(path)
+    parts: list[Dataset] = []
+    for source in sources:
+        try:
+            parts.append(_load(source, str(source), targets, features, progress))
+        except OSError as error:  # permissions, a vanished file, an I/O error
+            raise DataError(f"{source}: cannot be read ({error.strerror or error}).") from None
+        # Every later shard must hold the columns the first one resolved to.
+        targets, features = parts[0].target_names, parts[0].feature_names
+    return parts[0] if len(parts) == 1 else _concatenate(str(path), parts)
+
+
+def resolve_sources(path: str | Path) -> list[Path]:
+    """The data files behind --data: one file, a folder's shards, or a glob's matches."""
+    text = str(path)
+    if any(char in text for char in "*?["):
+        matches = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file())
+        if not matches:
+            raise UsageError(f"--data {text!r} matches no files.")
+        return matches
     path = Path(path)
     if not path.exists():
-        raise UsageError(f"data file {str(path)!r} does not exist.")
+        raise UsageError(f"data file {text!r} does not exist.")
     if path.is_dir():
-        raise UsageError(f"data path {str(path)!r} is a folder; expected a CSV or Parquet file.")
-    try:
-        return _load(path, str(path), targets, features, progress)
-    except OSError as error:  # permissions, a vanished file, an I/O error
-        raise DataError(f"{path}: cannot be read ({error.strerror or error}).") from None
+        shards = sorted(p for p in path.iterdir() if p.is_file() and _is_data_file(p))
+        if not shards:
+            raise UsageError(
+                f"data folder {text!r} holds no .csv, .parquet or .pq files; expected shards."
+            )
+        return shards
+    return [path]
+
+
+def _is_data_file(path: Path) -> bool:
+    return path.suffix.lower() in (".csv", *PARQUET_SUFFIXES)
+
+
+def _concatenate(name: str, parts: list[Dataset]) -> Dataset:
+    """One Dataset over several shards, rows in shard order."""
+    import pyarrow as pa
+
+    # The data's hash covers every shard's name and content, in order.
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(f"{Path(part.source).name}\t{part.sha256}\n".encode())
+    offsets = np.cumsum([0] + [part.n_rows for part in parts])
+
+    def locate(index: int) -> int | None:  # the row within its shard
+        shard = int(np.searchsorted(offsets, index, side="right")) - 1
+        return parts[shard].row_number(index - int(offsets[shard]))
+
+    return Dataset(
+        source=f"{name} ({len(parts)} shards)",
+        sha256=digest.hexdigest(),
+        table=pa.concat_tables([part.table for part in parts]),
+        feature_names=parts[0].feature_names,
+        target_names=parts[0].target_names,
+        notes=parts[0].notes,
+        _row_number=locate,
+    )
 
 
 def _load(

@@ -75,7 +75,7 @@ SAVE_EVERY_SECONDS = 30.0
 class TrainConfig:
     """Every choice of a training run; None means "the solver's default"."""
 
-    data: Path | None = None
+    data: str | Path | None = None  # a file, a folder of shards or a glob
     targets: tuple[str, ...] = ()
     features: tuple[str, ...] = ()
     val_fraction: float | None = None
