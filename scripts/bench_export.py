@@ -26,9 +26,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from benchlib import ROOT, Row, finish, print_seconds, row
+
 TARGET = 1.5  # candidate / baseline, warm and first call
-Row = tuple[str, str, str, str]  # metric, measured, target, verdict
 # Fresh interpreter: the same imports for every side (off the clock), then one timed call.
 # The baseline and parity sides get their model off the clock; the candidate loads its own.
 # argv: side, checkpoint, .onnx path; prints {"import": s, "call": s} as its last line.
@@ -36,7 +36,8 @@ FIRST_CALL_PROBE = """
 import json, sys, time
 t0 = time.perf_counter()
 import numpy, onnx, onnxruntime, onnxscript, torch
-from scripts.bench_export import bare_export, parity_only
+sys.path.insert(0, 'scripts')  # bench_export imports its sibling benchlib
+from bench_export import bare_export, parity_only
 from toolkit import checkpoint
 from toolkit.export import export_model
 side, ckpt, out = sys.argv[1:]
@@ -123,10 +124,6 @@ def first_calls(ckpt: Path, tmp: Path, runs: int) -> dict[str, dict[str, float]]
     return best
 
 
-def row(metric: str, text: str, target: str = "-", ok: bool | None = None) -> Row:
-    return metric, text, target, "info" if ok is None else ("PASS" if ok else "MISS")
-
-
 def figures(seconds: dict[str, float]) -> dict[str, Any]:
     return {
         "seconds": seconds,
@@ -153,17 +150,6 @@ def summary_rows(report: dict[str, Any]) -> list[Row]:
     rows.append(row("first call: imports (off the clock)", f"{imports:.3f} s"))
     rows += [row(f"file size: {s}", f"{n} B") for s, n in report["file_bytes"].items()]
     return rows
-
-
-def print_table(title: str, rows: list[tuple[str, ...]]) -> None:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    print(f"\n{title}")
-    for r in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
-
-
-def print_seconds(title: str, seconds: dict[str, float]) -> None:
-    print_table(title, [("side", "best s"), *((k, f"{v:.3f}") for k, v in seconds.items())])
 
 
 def main() -> int:
@@ -216,14 +202,7 @@ def main() -> int:
         )
         report["file_bytes"] = {s: p.stat().st_size for s, p in paths.items()}
 
-    header = ("metric", "measured", "target", "verdict")
-    summary = summary_rows(report)
-    report["summary"] = [dict(zip(header, r, strict=True)) for r in summary]
-    print_table("summary", [header, *summary])
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
-        print(f"\nwrote {args.json}")
-    return 0
+    return finish(report, summary_rows(report), args.json)
 
 
 if __name__ == "__main__":

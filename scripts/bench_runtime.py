@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
 import platform
 import subprocess
@@ -34,12 +33,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from benchlib import ROOT, Row, finish, print_table, row
 
 SEED = 0
-ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_SECONDS = 0.02  # batches: calls per sample so that one sample lasts about this long
 TARGETS = {"row": 1.5, "batch": 1.1, "import": 1.2}  # candidate / baseline
-Row = tuple[str, str, str, str]  # metric, measured, target, verdict
 # Fresh interpreters: the wall time of the whole process is what is compared; the probe
 # also prints the import's own time (in-process, after interpreter start-up).
 IMPORT_PROBE = """
@@ -53,7 +51,8 @@ print(time.perf_counter() - t0)
 MODELS_PROBE = """
 import sys
 from pathlib import Path
-from scripts.bench_runtime import WIDE_ROWS, make_model
+sys.path.insert(0, 'scripts')  # bench_runtime imports its sibling benchlib
+from bench_runtime import WIDE_ROWS, make_model
 folder, wide = Path(sys.argv[1]), int(sys.argv[2])
 make_model(folder, None)
 if wide:
@@ -219,10 +218,6 @@ def bench_imports(runs: int) -> dict[str, Any]:
     }
 
 
-def row(metric: str, text: str, target: str = "-", ok: bool | None = None) -> Row:
-    return metric, text, target, "info" if ok is None else ("PASS" if ok else "MISS")
-
-
 def _us(seconds: float) -> str:
     return f"{seconds * 1e6:.1f} us" if seconds < 1e-3 else f"{seconds * 1e3:.2f} ms"
 
@@ -260,13 +255,6 @@ def summary_rows(report: dict[str, Any]) -> list[Row]:
         module = IMPORTS[side]
         rows.append(row(f"import: in-process, import {module}", f"{seconds * 1e3:.0f} ms"))
     return rows
-
-
-def print_table(title: str, rows: list[tuple[str, ...]]) -> None:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    print(f"\n{title}")
-    for r in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
 
 
 def print_seconds(title: str, seconds: dict[str, float], column: str = "best per call") -> None:
@@ -326,14 +314,7 @@ def main() -> int:
     report["imports"] = bench_imports(args.import_runs)
     print_seconds("imports (fresh interpreters)", report["imports"]["wall_seconds"], "best wall")
 
-    header = ("metric", "measured", "target", "verdict")
-    summary = summary_rows(report)
-    report["summary"] = [dict(zip(header, r, strict=True)) for r in summary]
-    print_table("summary", [header, *summary])
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
-        print(f"\nwrote {args.json}")
-    return 0
+    return finish(report, summary_rows(report), args.json)
 
 
 if __name__ == "__main__":

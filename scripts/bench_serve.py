@@ -55,16 +55,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from benchlib import ROOT, Row, finish, row
 
 SEED = 0
-ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 TARGET = 0.8  # toolkit serve / baseline, requests per second
 # Above this share of a core the load generator, not the server, may set the pace.
 GENERATOR_LIMIT = 0.9
 STARTUP_TIMEOUT = 90.0  # seconds for a server to answer /health
 STOP_TIMEOUT = 15.0  # seconds after SIGTERM before SIGKILL
-Row = tuple[str, str, str, str]  # metric, measured, target, verdict
 # Fresh interpreter (it imports torch): train and export the seed model to argv[1]/seed.onnx.
 MODEL_PROBE = """
 import sys
@@ -460,10 +459,6 @@ def figures(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     }
 
 
-def row(metric: str, text: str, target: str = "-", ok: bool | None = None) -> Row:
-    return metric, text, target, "info" if ok is None else ("PASS" if ok else "MISS")
-
-
 def summary_rows(report: dict[str, Any]) -> list[Row]:
     diff = report["agreement_max_abs_diff"]
     rows = [row("agreement: max |y diff| on samples", f"{diff:.1e}", "<= 1e-6", diff <= 1e-6)]
@@ -495,13 +490,6 @@ def summary_rows(report: dict[str, Any]) -> list[Row]:
             )
         )
     return rows
-
-
-def print_table(title: str, rows: list[tuple[str, ...]]) -> None:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    print(f"\n{title}")
-    for r in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
 
 
 def versions() -> dict[str, str]:
@@ -611,14 +599,7 @@ def main() -> int:
             for server in servers.values():
                 server.stop()
 
-    header = ("metric", "measured", "target", "verdict")
-    summary = summary_rows(report)
-    report["summary"] = [dict(zip(header, r, strict=True)) for r in summary]
-    print_table("summary", [header, *summary])
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
-        print(f"\nwrote {args.json}")
-    return 0
+    return finish(report, summary_rows(report), args.json)
 
 
 if __name__ == "__main__":

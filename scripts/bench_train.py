@@ -25,13 +25,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from benchlib import ROOT, Row, finish, print_seconds, row
 
 from toolkit import exact
 from toolkit.data import DEFAULT_CHUNK_ROWS, load_dataset
 
 SEED = 0
-ROOT = Path(__file__).resolve().parent.parent
-Row = tuple[str, str, str, str]  # metric, measured, target, verdict
 # Fresh interpreter: run the CLI's help in-process, then say whether torch got imported.
 TORCH_PROBE = """
 import sys
@@ -195,10 +194,6 @@ def bench_help(repeats: int) -> dict[str, Any]:
     }
 
 
-def row(metric: str, text: str, target: str = "-", ok: bool | None = None) -> Row:
-    return metric, text, target, "info" if ok is None else ("PASS" if ok else "MISS")
-
-
 def summary_rows(report: dict[str, Any]) -> list[Row]:
     ex, hp, csv = report["exact"], report["help"], report.get("csv")
     a, b, sk = ex["toolkit_over_numpy_a"], ex["toolkit_over_numpy_b"], ex["sklearn_over_toolkit"]
@@ -226,17 +221,6 @@ def summary_rows(report: dict[str, Any]) -> list[Row]:
     for argv, loaded in hp["torch_loaded"].items():
         rows.append(row(f"help: torch imported by `{argv}`", str(loaded), "False", not loaded))
     return rows
-
-
-def print_table(title: str, rows: list[tuple[str, ...]]) -> None:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    print(f"\n{title}")
-    for r in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
-
-
-def print_seconds(title: str, seconds: dict[str, float]) -> None:
-    print_table(title, [("side", "best s"), *((k, f"{v:.3f}") for k, v in seconds.items())])
 
 
 def main() -> int:
@@ -276,14 +260,7 @@ def main() -> int:
     report["help"] = bench_help(args.repeats)
     print_seconds("CLI start-up (fresh subprocess)", report["help"]["seconds"])
 
-    header = ("metric", "measured", "target", "verdict")
-    summary = summary_rows(report)
-    report["summary"] = [dict(zip(header, r, strict=True)) for r in summary]
-    print_table("summary", [header, *summary])
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
-        print(f"\nwrote {args.json}")
-    return 0
+    return finish(report, summary_rows(report), args.json)
 
 
 if __name__ == "__main__":

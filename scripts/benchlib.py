@@ -1,0 +1,41 @@
+"""What the scripts/bench_*.py reports share: the summary table, its verdicts, its JSON.
+
+Each report times a candidate against a baseline in the same run and prints one summary
+table of `row(metric, measured, target, ok)`: PASS/MISS where there is a target, info
+otherwise. A report exits 0 even on MISS; only a crash is a failure.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+Row = tuple[str, str, str, str]  # metric, measured, target, verdict
+HEADER: Row = ("metric", "measured", "target", "verdict")
+
+
+def row(metric: str, text: str, target: str = "-", ok: bool | None = None) -> Row:
+    return metric, text, target, "info" if ok is None else ("PASS" if ok else "MISS")
+
+
+def print_table(title: str, rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    print(f"\n{title}")
+    for r in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
+
+
+def print_seconds(title: str, seconds: dict[str, float]) -> None:
+    print_table(title, [("side", "best s"), *((k, f"{v:.3f}") for k, v in seconds.items())])
+
+
+def finish(report: dict[str, Any], summary: list[Row], json_path: Path | None) -> int:
+    """Print the summary table, write the report as JSON if asked, and return exit code 0."""
+    report["summary"] = [dict(zip(HEADER, r, strict=True)) for r in summary]
+    print_table("summary", [HEADER, *summary])
+    if json_path:
+        json_path.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"\nwrote {json_path}")
+    return 0
