@@ -25,6 +25,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+@pytest.fixture(scope="session")
+def seed_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The seed model (y = x1 + x2 - 1, float32) trained and exported once per session.
+
+    Shared read-only: tests that need to alter a model copy it or build their own."""
+    from toolkit.export import export_model
+    from toolkit.train import TrainConfig, train
+
+    folder = tmp_path_factory.mktemp("seed-model")
+    train(TrainConfig(out=folder / "model.pt"))
+    export_model(folder / "model.pt", folder / "model.onnx")
+    return folder / "model.onnx"
+
+
 @pytest.fixture(autouse=True)
 def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # The default checkpoint path is relative (models/model.pt): keep it out of the repo.

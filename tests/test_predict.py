@@ -13,19 +13,14 @@ import pytest
 from click.testing import CliRunner
 
 from toolkit.cli import cli
-from toolkit.export import export_model
 from toolkit.predict import predict_file
 from toolkit.runtime import Predictor
-from toolkit.train import TrainConfig, train
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def model(seed_onnx: Path) -> Path:
     """The seed model: y = x1 + x2 - 1, float32."""
-    folder = tmp_path_factory.mktemp("model")
-    train(TrainConfig(out=folder / "model.pt"))
-    export_model(folder / "model.pt", folder / "model.onnx")
-    return folder / "model.onnx"
+    return seed_onnx
 
 
 def invoke(*args: str, stdin: str | None = None):

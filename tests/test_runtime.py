@@ -44,11 +44,8 @@ def seed_math(x: np.ndarray) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def seed_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("seed")
-    train(TrainConfig(out=folder / "model.pt"))
-    export_model(folder / "model.pt", folder / "model.onnx")
-    return folder / "model.onnx"
+def seed_model(seed_onnx: Path) -> Path:
+    return seed_onnx
 
 
 @pytest.fixture(scope="module")

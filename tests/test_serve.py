@@ -27,9 +27,7 @@ import numpy as np
 import pytest
 
 import toolkit
-from toolkit.export import export_model
 from toolkit.runtime import Predictor
-from toolkit.train import TrainConfig, train
 
 # The server needs the `serve` extra and the tests httpx (both in the `dev` extra); without
 # them this module is skipped with that reason instead of failing to import.
@@ -48,12 +46,9 @@ SMALL_ROWS = 10
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def model(seed_onnx: Path) -> Path:
     """The seed model: y = x1 + x2 - 1, float32."""
-    folder = tmp_path_factory.mktemp("model")
-    train(TrainConfig(out=folder / "model.pt"))
-    export_model(folder / "model.pt", folder / "model.onnx")
-    return folder / "model.onnx"
+    return seed_onnx
 
 
 @pytest.fixture(scope="module")
