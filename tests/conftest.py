@@ -92,3 +92,28 @@ def write_table_csv(path: Path, columns: dict[str, np.ndarray]) -> Path:
 
     pa_csv.write_csv(pa.table(columns), path)
     return path
+
+
+def local_function_model(x_shape: list) -> Any:
+    """A model whose only node calls an ONNX local function (domain "local")."""
+    from onnx import TensorProto, helper
+
+    function = helper.make_function(
+        "local",
+        "Twice",
+        ["a"],
+        ["b"],
+        [helper.make_node("Add", ["a", "a"], ["b"])],
+        [helper.make_opsetid("", 18)],
+    )
+    graph = helper.make_graph(
+        [helper.make_node("Twice", ["x"], ["y"], domain="local")],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, x_shape)],
+    )
+    return helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("local", 1)],
+        functions=[function],
+    )

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from conftest import local_function_model
 from google.protobuf.descriptor import FieldDescriptor
 from onnx import TensorProto, helper, numpy_helper, onnx_ml_pb2
 
@@ -179,25 +180,7 @@ def test_parse_finds_external_data_wherever_a_tensor_can_be():
 
 
 def test_parse_of_a_model_with_local_functions_lists_their_domains():
-    function = helper.make_function(
-        "local",
-        "Twice",
-        ["a"],
-        ["b"],
-        [helper.make_node("Add", ["a", "a"], ["b"])],
-        [helper.make_opsetid("", 18)],
-    )
-    graph = helper.make_graph(
-        [helper.make_node("Twice", ["x"], ["y"], domain="local")],
-        "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
-    )
-    model = helper.make_model(
-        graph,
-        opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("local", 1)],
-        functions=[function],
-    )
+    model = local_function_model([2])
     info = onnxfile.parse(model.SerializeToString())
     assert (info.domains, info.opsets) == ({"", "local"}, {"": 18, "local": 1})
     with pytest.raises(onnxfile.UnsafeModelError, match="non-standard domain 'local'"):

@@ -19,6 +19,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from conftest import local_function_model
 from onnx import TensorProto, helper, numpy_helper
 
 from toolkit.export import export_model
@@ -894,25 +895,7 @@ def test_custom_operator_hidden_in_a_subgraph_is_refused(tmp_path, no_onnxruntim
 
 def test_model_local_function_is_refused_cleanly(tmp_path, no_onnxruntime):
     # Used to crash with AttributeError: FunctionProto has no initializers.
-    function = helper.make_function(
-        "local",
-        "Twice",
-        ["a"],
-        ["b"],
-        [helper.make_node("Add", ["a", "a"], ["b"])],
-        [helper.make_opsetid("", 18)],
-    )
-    graph = helper.make_graph(
-        [helper.make_node("Twice", ["x"], ["y"], domain="local")],
-        "g",
-        [value("x", TensorProto.FLOAT, ["n", 2])],
-        [value("y", TensorProto.FLOAT, ["n", 2])],
-    )
-    model = helper.make_model(
-        graph,
-        opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("local", 1)],
-        functions=[function],
-    )
+    model = local_function_model(["n", 2])
     model.ir_version = 10
     path = tmp_path / "function.onnx"
     onnx.save_model(model, path)

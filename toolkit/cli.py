@@ -51,6 +51,15 @@ class _DeviceType(click.ParamType):
             self.fail(str(error), param, ctx)
 
 
+# toolkit predict, info and serve open the model the same way.
+_providers_option = click.option(
+    "--providers",
+    default="auto",
+    show_default=True,
+    help="auto, cpu, cuda, or an onnxruntime provider name (refused if it cannot run).",
+)
+
+
 def _split_names(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[str, ...]:
     if value is None:
         return ()
@@ -301,12 +310,7 @@ def export(
     show_default=True,
     help="Rows per chunk: memory stays bounded by this, not by the file size.",
 )
-@click.option(
-    "--providers",
-    default="auto",
-    show_default=True,
-    help="auto, cpu, cuda, or an onnxruntime provider name.",
-)
+@_providers_option
 @click.option("--allow-non-finite", is_flag=True, help="Accept NaN and infinity in features.")
 def predict(
     model: Path,
@@ -331,9 +335,7 @@ def predict(
 
 @cli.command(cls=_Command, short_help="Describe an ONNX model: signature, card, providers.")
 @click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
-    "--providers", default="auto", show_default=True, help="Providers to open the model with."
-)
+@_providers_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def info(model: Path, providers: str, as_json: bool) -> None:
     """Show an ONNX MODEL's signature, model card, opset, size and providers."""
@@ -384,9 +386,7 @@ def info(model: Path, providers: str, as_json: bool) -> None:
     show_default=True,
     help="Worker processes, each with its own copy of the model.",
 )
-@click.option(
-    "--providers", default="auto", show_default=True, help="auto, cpu, cuda, or a provider name."
-)
+@_providers_option
 @click.option(
     "--max-body-bytes",
     type=click.IntRange(min=1),
