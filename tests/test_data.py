@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from toolkit.data import SEED_NAME, load_dataset, split_mask
+from toolkit.data import SEED_NAME, holdout_mask, load_dataset, open_source
 from toolkit.errors import DataError, UsageError
 
 BAD_CSV = [
@@ -183,22 +183,35 @@ def test_not_parquet_despite_suffix(write_csv):
         load_dataset(path)
 
 
-def test_split_is_seeded_and_sized():
+def test_holdout_is_seeded_and_sized():
+    rows = np.random.default_rng(0).standard_normal((100_000, 3))
     a, b, c = (
-        split_mask(100, 0.2, seed=1),
-        split_mask(100, 0.2, seed=1),
-        split_mask(100, 0.2, seed=2),
+        holdout_mask(rows, 0.2, seed=1),
+        holdout_mask(rows, 0.2, 1),
+        holdout_mask(rows, 0.2, 2),
     )
-    assert a.sum() == 20
+    # Binomial(100000, 0.2) has a standard deviation of 126 rows: 5 sigma is 632.
+    assert abs(int(a.sum()) - 20_000) < 632
     np.testing.assert_array_equal(a, b)
-    assert not np.array_equal(a, c)
-    assert split_mask(100, 0.0, seed=1).sum() == 0
+    assert (a != c).mean() > 0.25  # another seed draws another split (0.32 expected)
+    assert holdout_mask(rows, 0.0, seed=1).sum() == 0
+
+
+def test_holdout_depends_on_row_values_not_on_chunking_or_order():
+    rows = np.random.default_rng(1).standard_normal((1000, 4))
+    whole = holdout_mask(rows, 0.3, seed=0)
+    pieces = np.concatenate([holdout_mask(rows[i : i + 7], 0.3, 0) for i in range(0, 1000, 7)])
+    np.testing.assert_array_equal(pieces, whole)
+    order = np.random.default_rng(2).permutation(1000)
+    np.testing.assert_array_equal(holdout_mask(rows[order], 0.3, 0), whole[order])
+    twice = np.concatenate([rows, rows])  # an exact duplicate lands on the same side
+    np.testing.assert_array_equal(holdout_mask(twice, 0.3, 0), np.concatenate([whole, whole]))
 
 
 def test_chunks_cover_every_row_once_with_mask(write_csv):
     rows = "\n".join(f"{i},{2 * i}" for i in range(1000))
     dataset = load_dataset(write_csv("c.csv", "x,y\n" + rows + "\n"))
-    mask = split_mask(1000, 0.3, seed=0)
+    mask = np.random.default_rng(0).random(1000) < 0.3
     picked = np.concatenate([x[:, 0] for x, _ in dataset.chunks(rows=64, select=~mask)])
     np.testing.assert_array_equal(picked, np.arange(1000)[~mask])
 
@@ -223,7 +236,7 @@ def test_unreadable_file_is_a_data_error(write_csv, monkeypatch):
     def denied(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(toolkit.data, "_load", denied)  # root reads mode-000 files anyway
+    monkeypatch.setattr(toolkit.data, "csv_header", denied)  # root reads mode-000 files anyway
     with pytest.raises(DataError) as caught:
         load_dataset(path)
     assert str(caught.value) == f"{path}: cannot be read (Permission denied)."

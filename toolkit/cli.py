@@ -36,6 +36,8 @@ class _Command(click.Command):
         except UsageError as error:
             raise click.UsageError(str(error), ctx) from None
         except ToolkitError as error:
+            if getattr(error, "quiet", False):  # another torchrun process prints it
+                ctx.exit(error.exit_code)
             raise _Failure(str(error), error.exit_code) from None
 
 
@@ -190,6 +192,8 @@ def train(as_json: bool, quiet: bool, no_intercept: bool, **options: Any) -> Non
         result = run_training(config)
     finally:
         signal.signal(signal.SIGTERM, previous)
+    if result.rank != 0:  # under torchrun, rank 0 speaks for the job
+        return
     for note in result.notes:
         if note.startswith("warning:"):
             click.echo(note, err=True)

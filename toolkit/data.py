@@ -1,8 +1,13 @@
-"""Training data: the embedded seed set, or the user's CSV or Parquet file.
+"""Training data: the embedded seed set, or the user's CSV or Parquet files, streamed.
 
-Files are read with pyarrow (multi-threaded, no hand-written parsing) and checked
-before any training starts. Every error names the file, the row as the user sees it
-in the file (1-based, the CSV header is row 1), the column and the value.
+Files are read with pyarrow (multi-threaded, no hand-written parsing) in chunks, so
+memory is bounded by `--chunk-rows`, not by the size of the data. Every chunk is checked
+as it is read; every error names the file, the row as the user sees it in the file
+(1-based, the CSV header is row 1), the column and the value.
+
+The data is one or more shards (a file, a folder, a glob). Under torchrun each process
+reads a contiguous part of their bytes (`DataSource.pieces`): a CSV file is cut at line
+breaks, a Parquet file between row groups.
 """
 
 from __future__ import annotations
@@ -12,10 +17,10 @@ import difflib
 import glob
 import hashlib
 import io
+import math
 import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -36,88 +41,149 @@ DEFAULT_CHUNK_ROWS = 65_536
 PARQUET_SUFFIXES = (".parquet", ".pq")
 # Files smaller than this read in well under a second: no progress bar.
 PROGRESS_MIN_BYTES = 64 << 20
+# pyarrow parses CSV in blocks of this many bytes (several in flight, one per thread):
+# about as many bytes as one chunk of float64 rows, within these bounds.
+MIN_BLOCK_BYTES, MAX_BLOCK_BYTES = 1 << 20, 64 << 20
 _PARQUET_MAGIC = b"PAR1"
 
 
-@dataclass
-class Dataset:
-    """The selected numeric columns of one data file, validated, as a float64 Arrow table."""
+@dataclass(frozen=True)
+class Shard:
+    """One data file: where it is, how errors name it, its format, size and columns."""
 
-    source: str
-    sha256: str
-    table: pa.Table
+    path: Path
+    name: str
+    parquet: bool
+    size: int
+    columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Piece:
+    """The part of a shard that one process reads."""
+
+    shard: Shard
+    start: int = 0  # CSV: the byte where the piece's first line starts (0: the header's)
+    stop: int = -1  # CSV: the byte past its last line (-1: the end of the file)
+    row_groups: tuple[int, ...] | None = None  # Parquet: its row groups (None: all of them)
+    first_row: int = 0  # Parquet: the piece's first row within the file, 0-based
+
+    @property
+    def whole(self) -> bool:
+        return self.start == 0 and self.stop == -1 and self.row_groups is None
+
+
+@dataclass
+class DataSource:
+    """The selected columns of one or more shards, readable chunk by chunk, validated."""
+
+    name: str
+    shards: list[Shard]
     feature_names: list[str]
     target_names: list[str]
     notes: list[str] = field(default_factory=list)
-    _row_number: Callable[[int], int | None] = field(default=lambda i: i + 2, repr=False)
 
     @property
-    def n_rows(self) -> int:
-        return self.table.num_rows
+    def columns(self) -> list[str]:
+        """Features then targets: the column order of every block."""
+        return self.feature_names + self.target_names
 
-    def row_number(self, index: int) -> int | None:
-        """The row of data row `index` (0-based) as the user sees it in the file."""
-        return self._row_number(index)
+    def pieces(self, rank: int = 0, world: int = 1) -> list[Piece]:
+        """What process `rank` of `world` reads: a contiguous 1/world of the shards' bytes.
 
-    def chunks(
-        self, rows: int = DEFAULT_CHUNK_ROWS, select: np.ndarray | None = None
-    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Yield (features, targets) float64 blocks of at most `rows` rows, in file order.
-
-        `select` is an optional boolean mask over all rows; only rows where it is True
-        are yielded (used for the train/validation split).
+        Every CSV line goes to the process whose byte range holds its first byte, and
+        every Parquet row group to the one whose range holds its start, so the pieces of
+        all processes cover every row exactly once, in shard order.
         """
-        d = len(self.feature_names)
-        offset = 0
-        for batch in self.table.to_batches(max_chunksize=rows):
-            k = batch.num_rows
-            block = np.empty((k, batch.num_columns), dtype=np.float64)
-            for j, column in enumerate(batch.columns):
-                block[:, j] = column.to_numpy(zero_copy_only=False)
-            if select is not None:
-                block = block[select[offset : offset + k]]
-            offset += k
-            if len(block):
-                yield block[:, :d], block[:, d:]
+        if world == 1:
+            return [Piece(shard) for shard in self.shards]
+        total = sum(shard.size for shard in self.shards)
+        low, high = total * rank // world, total * (rank + 1) // world
+        pieces, offset = [], 0
+        for shard in self.shards:
+            begin, end = max(low - offset, 0), min(high - offset, shard.size)
+            if begin < end:
+                piece = (_parquet_piece if shard.parquet else _csv_piece)(shard, begin, end)
+                if piece is not None:
+                    pieces.append(piece)
+            offset += shard.size
+        return pieces
 
-    def arrays(self, select: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """All selected rows as two C-contiguous float64 arrays: features (n, d), targets (n, t)."""
-        parts = list(self.chunks(rows=max(self.n_rows, 1), select=select))
-        if not parts:
-            d, t = len(self.feature_names), len(self.target_names)
-            return np.empty((0, d)), np.empty((0, t))
-        features = np.ascontiguousarray(np.concatenate([p[0] for p in parts]))
-        targets = np.ascontiguousarray(np.concatenate([p[1] for p in parts]))
-        return features, targets
+    def blocks(
+        self,
+        pieces: Sequence[Piece] | None = None,
+        rows: int = DEFAULT_CHUNK_ROWS,
+        progress: bool = False,
+    ) -> Iterator[np.ndarray]:
+        """Validated float64 blocks [features | targets] of at most `rows` rows, in file order.
+
+        `pieces` defaults to every shard whole; `progress` shows a byte bar on stderr
+        while large CSV files are read.
+        """
+        pieces = self.pieces() if pieces is None else pieces
+        columns = self.columns
+        csv_bytes = sum(_piece_bytes(p) for p in pieces if not p.shard.parquet)
+        bar = _byte_bar(csv_bytes, pieces) if progress and csv_bytes >= PROGRESS_MIN_BYTES else None
+        try:
+            for piece in pieces:
+                read = _parquet_batches if piece.shard.parquet else _csv_batches
+                offset = 0
+                try:
+                    for batch in read(piece, columns, rows, bar):
+                        block = _checked_block(batch, piece, offset, columns)
+                        offset += len(block)
+                        yield block
+                except OSError as error:  # permissions, a vanished file, an I/O error
+                    raise DataError(
+                        f"{piece.shard.name}: cannot be read ({error.strerror or error})."
+                    ) from None
+                if offset == 0 and piece.whole:
+                    raise DataError(f"{piece.shard.name}: {_no_rows(piece.shard, columns)}")
+        finally:
+            if bar is not None:
+                bar.close()
+
+    def sha256(self) -> str:
+        """SHA-256 of the file for one shard; else of every shard's name and SHA-256, in order."""
+        if len(self.shards) == 1:
+            return _sha256(self.shards[0].path)
+        digest = hashlib.sha256()
+        for shard in self.shards:
+            digest.update(f"{shard.path.name}\t{_sha256(shard.path)}\n".encode())
+        return digest.hexdigest()
 
 
-def load_dataset(
-    path: str | Path | None = None,
-    targets: Sequence[str] = (),
-    features: Sequence[str] = (),
-    progress: bool = False,
-) -> Dataset:
-    """Read and validate CSV or Parquet data (the embedded seed set when `path` is None).
+def open_source(
+    path: str | Path | None = None, targets: Sequence[str] = (), features: Sequence[str] = ()
+) -> DataSource:
+    """Find the shards behind `path` (the embedded seed data when None) and pick the columns.
 
     `path` is a file, a folder of `.csv`/`.parquet`/`.pq` shards, or a glob such as
     `data/part-*.csv`; shards are read in name order and must share the selected columns.
     `targets` defaults to the column named `y`, else the last column; `features`
-    defaults to every column that is not a target. `progress` shows a bar on stderr
-    while a large CSV file is read.
+    defaults to every column that is not a target. Only headers and Parquet schemas
+    are read here; `DataSource.blocks` reads the rows.
     """
     if path is None:
-        with resources.as_file(resources.files("toolkit") / "datasets" / "seed.csv") as seed:
-            return _load(Path(seed), SEED_NAME, targets, features, progress=False)
-    sources = resolve_sources(path)
-    parts: list[Dataset] = []
-    for source in sources:
-        try:
-            parts.append(_load(source, str(source), targets, features, progress))
-        except OSError as error:  # permissions, a vanished file, an I/O error
-            raise DataError(f"{source}: cannot be read ({error.strerror or error}).") from None
-        # Every later shard must hold the columns the first one resolved to.
-        targets, features = parts[0].target_names, parts[0].feature_names
-    return parts[0] if len(parts) == 1 else _concatenate(str(path), parts)
+        seed = Path(str(resources.files("toolkit") / "datasets" / "seed.csv"))
+        shards, name = [_open_shard(seed, SEED_NAME)], SEED_NAME
+    else:
+        shards = [_open_shard(source, str(source)) for source in resolve_sources(path)]
+        name = shards[0].name if len(shards) == 1 else f"{path} ({len(shards)} shards)"
+    first = shards[0]
+    feature_names, target_names = select_columns(first.columns, targets, features, first.name)
+    for shard in shards[1:]:  # every later shard must hold the columns the first resolved to
+        select_columns(shard.columns, target_names, feature_names, shard.name)
+    for shard in shards:
+        if shard.parquet:
+            _check_parquet_types(shard, feature_names + target_names)
+    notes = []
+    if not targets and target_names[0] != DEFAULT_TARGET:
+        notes.append(
+            f"no column is named {DEFAULT_TARGET!r}: using the last column, "
+            f"{target_names[0]!r}, as the target (choose with --target)."
+        )
+    return DataSource(name, shards, feature_names, target_names, notes)
 
 
 def resolve_sources(path: str | Path) -> list[Path]:
@@ -141,58 +207,95 @@ def resolve_sources(path: str | Path) -> list[Path]:
     return [path]
 
 
-def _is_data_file(path: Path) -> bool:
-    return path.suffix.lower() in (".csv", *PARQUET_SUFFIXES)
+def holdout_mask(block: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """True for the rows of `block` held out for validation: a seeded hash of each row's values.
+
+    A row lands on the same side whatever the chunking, the shard order or the number of
+    processes, so the split needs no row count and no second pass, and exact duplicate
+    rows never straddle it. About `fraction` of the rows are held out (binomially).
+    """
+    n, width = block.shape
+    if fraction <= 0 or n == 0:
+        return np.zeros(n, dtype=bool)
+    rng = np.random.default_rng([seed, width])
+    odd = rng.integers(0, 1 << 63, size=width, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+    # A weighted sum of the values' bits (exact modular arithmetic: no rounding, no order
+    # effects), then splitmix64's finaliser so that every bit moves the result.
+    h = np.ascontiguousarray(block, dtype=np.float64).view(np.uint64) @ odd
+    h ^= h >> np.uint64(30)
+    h *= np.uint64(0xBF58476D1CE4E5B9)
+    h ^= h >> np.uint64(27)
+    h *= np.uint64(0x94D049BB133111EB)
+    h ^= h >> np.uint64(31)
+    return h < np.uint64(int(fraction * 2.0**64))
 
 
-def _concatenate(name: str, parts: list[Dataset]) -> Dataset:
-    """One Dataset over several shards, rows in shard order."""
+@dataclass
+class Dataset:
+    """A whole data set in memory, as a float64 Arrow table (small data, tests, benchmarks)."""
+
+    source: str
+    sha256: str
+    table: pa.Table
+    feature_names: list[str]
+    target_names: list[str]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def n_rows(self) -> int:
+        return self.table.num_rows
+
+    def chunks(
+        self, rows: int = DEFAULT_CHUNK_ROWS, select: np.ndarray | None = None
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield (features, targets) float64 blocks of at most `rows` rows, in file order.
+
+        `select` is an optional boolean mask over all rows; only rows where it is True
+        are yielded.
+        """
+        d = len(self.feature_names)
+        offset = 0
+        for batch in self.table.to_batches(max_chunksize=rows):
+            k = batch.num_rows
+            block = _to_block(batch)
+            if select is not None:
+                block = block[select[offset : offset + k]]
+            offset += k
+            if len(block):
+                yield block[:, :d], block[:, d:]
+
+    def arrays(self, select: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """All selected rows as two C-contiguous float64 arrays: features (n, d), targets (n, t)."""
+        parts = list(self.chunks(rows=max(self.n_rows, 1), select=select))
+        if not parts:
+            d, t = len(self.feature_names), len(self.target_names)
+            return np.empty((0, d)), np.empty((0, t))
+        features = np.ascontiguousarray(np.concatenate([p[0] for p in parts]))
+        targets = np.ascontiguousarray(np.concatenate([p[1] for p in parts]))
+        return features, targets
+
+
+def load_dataset(
+    path: str | Path | None = None,
+    targets: Sequence[str] = (),
+    features: Sequence[str] = (),
+    progress: bool = False,
+) -> Dataset:
+    """Read and validate a whole data set into memory (see `open_source` for the arguments)."""
     import pyarrow as pa
 
-    # The data's hash covers every shard's name and content, in order.
-    digest = hashlib.sha256()
-    for part in parts:
-        digest.update(f"{Path(part.source).name}\t{part.sha256}\n".encode())
-    offsets = np.cumsum([0] + [part.n_rows for part in parts])
-
-    def locate(index: int) -> int | None:  # the row within its shard
-        shard = int(np.searchsorted(offsets, index, side="right")) - 1
-        return parts[shard].row_number(index - int(offsets[shard]))
-
+    source = open_source(path, targets, features)
+    blocks = list(source.blocks(progress=progress))
+    rows = np.concatenate(blocks) if blocks else np.empty((0, len(source.columns)))
+    table = pa.table(list(rows.T), names=source.columns)
     return Dataset(
-        source=f"{name} ({len(parts)} shards)",
-        sha256=digest.hexdigest(),
-        table=pa.concat_tables([part.table for part in parts]),
-        feature_names=parts[0].feature_names,
-        target_names=parts[0].target_names,
-        notes=parts[0].notes,
-        _row_number=locate,
+        source.name,
+        source.sha256(),
+        table,
+        source.feature_names,
+        source.target_names,
+        source.notes,
     )
-
-
-def _load(
-    path: Path, name: str, targets: Sequence[str], features: Sequence[str], progress: bool
-) -> Dataset:
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        # Hashing overlaps with parsing; hashlib releases the GIL on large blocks.
-        digest = pool.submit(_sha256, path)
-        if _is_parquet(path):
-            columns = _parquet_columns(path, name)
-            feature_names, target_names = select_columns(columns, targets, features, name)
-            table, locate = _read_parquet(path, name, feature_names + target_names)
-        else:
-            columns = csv_header(path, name)
-            feature_names, target_names = select_columns(columns, targets, features, name)
-            table, locate = _read_csv(path, name, feature_names + target_names, progress)
-        sha256 = digest.result()
-    _check_values(table, name, locate)
-    dataset = Dataset(name, sha256, table, feature_names, target_names, _row_number=locate)
-    if not targets and target_names[0] != DEFAULT_TARGET:
-        dataset.notes.append(
-            f"no column is named {DEFAULT_TARGET!r}: using the last column, "
-            f"{target_names[0]!r}, as the target (choose with --target)."
-        )
-    return dataset
 
 
 def select_columns(
@@ -224,21 +327,33 @@ def select_columns(
     return feature_names, target_names
 
 
-def split_mask(n_rows: int, val_fraction: float, seed: int) -> np.ndarray:
-    """A seeded boolean mask over rows: True marks the round(n * fraction) validation rows."""
-    n_val = round(n_rows * val_fraction)
-    mask = np.zeros(n_rows, dtype=bool)
-    if n_val:
-        mask[np.random.default_rng(seed).permutation(n_rows)[:n_val]] = True
-    return mask
-
-
 def _unknown_column(column: str, flag: str, columns: Sequence[str], name: str) -> str:
     message = f"unknown column {column!r} in {flag}; {name} has columns {', '.join(columns)}."
     close = difflib.get_close_matches(column, columns, n=1)
     if close:
         message += f" Did you mean {close[0]!r}?"
     return message
+
+
+def _open_shard(path: Path, name: str) -> Shard:
+    try:
+        if _is_parquet(path):
+            columns = _parquet_columns(path, name)
+            return Shard(path, name, True, path.stat().st_size, tuple(columns))
+        return Shard(path, name, False, path.stat().st_size, tuple(csv_header(path, name)))
+    except OSError as error:  # permissions, a vanished file, an I/O error
+        raise DataError(f"{name}: cannot be read ({error.strerror or error}).") from None
+
+
+def _is_data_file(path: Path) -> bool:
+    return path.suffix.lower() in (".csv", *PARQUET_SUFFIXES)
+
+
+def _is_parquet(path: Path) -> bool:
+    if path.suffix.lower() in PARQUET_SUFFIXES:
+        return True
+    with path.open("rb") as handle:
+        return handle.read(4) == _PARQUET_MAGIC
 
 
 def _sha256(path: Path) -> str:
@@ -249,35 +364,216 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _is_parquet(path: Path) -> bool:
-    if path.suffix.lower() in PARQUET_SUFFIXES:
-        return True
-    with path.open("rb") as handle:
-        return handle.read(4) == _PARQUET_MAGIC
+def _to_block(batch: pa.RecordBatch) -> np.ndarray:
+    """A record batch of float64 columns as one C-contiguous (rows, columns) array."""
+    block = np.empty((batch.num_rows, batch.num_columns), dtype=np.float64)
+    for j, column in enumerate(batch.columns):
+        block[:, j] = column.to_numpy(zero_copy_only=False)
+    return block
+
+
+def _checked_block(
+    batch: pa.RecordBatch, piece: Piece, offset: int, columns: Sequence[str]
+) -> np.ndarray:
+    """The batch as a float64 block; blank cells, NaN and infinity are errors.
+
+    Least squares has no answer with them. `offset` is the batch's first row in the piece.
+    """
+    import pyarrow.compute as pc
+
+    for name, column in zip(columns, batch.columns, strict=True):
+        if column.null_count:
+            index = pc.index(pc.is_null(column), True).as_py()
+            raise DataError(
+                f"{piece.shard.name}, row {_row_text(_row_of(piece, offset + index))}, "
+                f"column {name!r}: blank cell; expected a number."
+            )
+    block = _to_block(batch)
+    # One summing pass finds any NaN or infinity (a huge but finite sum is checked cell by cell).
+    if not np.isfinite(block.sum(axis=0)).all():
+        bad = np.argwhere(~np.isfinite(block))
+        if len(bad):
+            row, j = (int(k) for k in bad[0])
+            raise DataError(
+                f"{piece.shard.name}, row {_row_text(_row_of(piece, offset + row))}, "
+                f"column {columns[j]!r}: expected a finite number, got {float(block[row, j])!r}; "
+                "remove or fill in the row."
+            )
+    return block
+
+
+def _row_of(piece: Piece, index: int) -> int | None:
+    """The row a user sees in the file for data row `index` (0-based) of `piece`."""
+    if piece.shard.parquet:
+        return piece.first_row + index + 1  # Parquet has no header row: data row 1 is row 1
+    return csv_locator(piece.shard.path, piece.shard.name, piece.start)(index)
+
+
+def _row_text(row: int | None) -> str:
+    return "?" if row is None else str(row)
+
+
+def _no_rows(shard: Shard, columns: Sequence[str]) -> str:
+    if shard.parquet:
+        return f"has columns ({', '.join(columns)}) but no data rows."
+    return f"found the header ({', '.join(shard.columns)}) but no data rows."
+
+
+def _piece_bytes(piece: Piece) -> int:
+    stop = piece.shard.size if piece.stop == -1 else piece.stop
+    return stop - piece.start
+
+
+def _byte_bar(total: int, pieces: Sequence[Piece]) -> Any:
+    from tqdm.auto import tqdm
+
+    names = {piece.shard.path.name for piece in pieces}
+    label = next(iter(names)) if len(names) == 1 else f"{len(names)} files"
+    return tqdm(
+        total=total,
+        desc=f"reading {label}",
+        unit="B",
+        unit_scale=True,
+        file=sys.stderr,
+        leave=False,
+        dynamic_ncols=True,
+    )
 
 
 # ---------------------------------------------------------------------------------------
 # CSV
 
 
-def _csv_rows(path: Path, name: str) -> Iterator[tuple[int, list[str]]]:
-    """(file row number, cells) for each non-empty row, header included.
+def _csv_piece(shard: Shard, begin: int, end: int) -> Piece | None:
+    """The lines whose first byte lies in [begin, end)."""
+    start, stop = _line_start(shard.path, begin), _line_start(shard.path, end)
+    if start >= stop:
+        return None
+    return Piece(shard, start=start, stop=-1 if stop >= shard.size else stop)
+
+
+def _line_start(path: Path, position: int) -> int:
+    """The first line start at or after `position`: 0, or just past a newline."""
+    if position == 0:
+        return 0
+    with path.open("rb") as handle:
+        handle.seek(position - 1)
+        while block := handle.read(1 << 16):
+            newline = block.find(b"\n")
+            if newline >= 0:
+                return handle.tell() - len(block) + newline + 1
+    return path.stat().st_size
+
+
+def _csv_batches(piece: Piece, columns: list[str], rows: int, bar: Any) -> Iterator[pa.RecordBatch]:
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
+    shard = piece.shard
+    block_bytes = min(max(rows * len(columns) * 8, MIN_BLOCK_BYTES), MAX_BLOCK_BYTES)
+    stream = _ByteRange(shard.path, piece.start, piece.stop, bar)
+    try:
+        try:
+            reader = pa_csv.open_csv(  # parses the first block already
+                stream,
+                read_options=_read_options(piece, block_bytes),
+                convert_options=_float_conversion(columns),
+            )
+            while True:
+                try:
+                    batch = reader.read_next_batch()
+                except StopIteration:
+                    return
+                for start in range(0, batch.num_rows, rows):
+                    yield batch.slice(start, rows)
+        except pa.ArrowInvalid as error:
+            locate = csv_locator(shard.path, shard.name, piece.start)
+            raise explain_csv_error(
+                shard.path, shard.name, str(error), columns, locate, piece
+            ) from None
+    finally:
+        stream.close()
+
+
+def _read_options(piece: Piece, block_bytes: int = MIN_BLOCK_BYTES) -> Any:
+    import pyarrow.csv as pa_csv
+
+    # A piece that starts after the header gets the header's names instead.
+    names = None if piece.start == 0 else list(piece.shard.columns)
+    return pa_csv.ReadOptions(block_size=block_bytes, column_names=names)
+
+
+def _float_conversion(columns: Sequence[str]) -> Any:
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
+    return pa_csv.ConvertOptions(
+        column_types={column: pa.float64() for column in columns},
+        include_columns=list(columns),
+        null_values=[""],  # only a blank cell is missing; 'NA' or 'nan' get their own errors
+        strings_can_be_null=False,
+        quoted_strings_can_be_null=True,
+    )
+
+
+class _ByteRange(io.RawIOBase):
+    """Bytes [start, stop) of a file (stop -1: to its end), advancing an optional tqdm bar."""
+
+    def __init__(self, path: Path, start: int = 0, stop: int = -1, bar: Any = None) -> None:
+        self._file = path.open("rb", buffering=0)
+        self._file.seek(start)
+        self._left = math.inf if stop == -1 else stop - start
+        self._bar = bar
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        if self._left < len(view):
+            view = view[: int(self._left)]
+        count = self._file.readinto(view) or 0
+        self._left -= count
+        if self._bar is not None:
+            self._bar.update(count)
+        return count
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+def _csv_rows(path: Path, name: str, start: int = 0) -> Iterator[tuple[int, list[str]]]:
+    """(file row number, cells) for each non-empty row from byte `start` (header included at 0).
 
     Used for the header and, on the error path only, to map pyarrow's data-row
     indices to the rows a user sees (empty lines skipped, quoted newlines counted).
     """
     try:
-        with path.open(encoding="utf-8-sig", newline="") as handle:
+        lines_before = _count_newlines(path, start)
+        with path.open("rb") as raw:
+            raw.seek(start)
+            encoding = "utf-8-sig" if start == 0 else "utf-8"
+            handle = io.TextIOWrapper(raw, encoding=encoding, newline="")
             reader = csv.reader(handle)
             for cells in reader:
                 if cells:
-                    yield reader.line_num, cells
+                    yield lines_before + reader.line_num, cells
     except UnicodeDecodeError as error:
         raise DataError(
-            f"{name}: is not UTF-8 text ({error.reason} at byte {error.start})."
+            f"{name}: is not UTF-8 text ({error.reason} at byte {start + error.start})."
         ) from None
     except csv.Error as error:
         raise DataError(f"{name}: is not a readable CSV file ({error}).") from None
+
+
+def _count_newlines(path: Path, stop: int) -> int:
+    count, left = 0, stop
+    with path.open("rb") as handle:
+        while left > 0 and (block := handle.read(min(left, 1 << 24))):
+            count += block.count(b"\n")
+            left -= len(block)
+    return count
 
 
 def csv_header(path: Path, name: str) -> list[str]:
@@ -296,10 +592,13 @@ def csv_header(path: Path, name: str) -> list[str]:
     return columns
 
 
-def csv_locator(path: Path, name: str) -> Callable[[int], int | None]:
+def csv_locator(path: Path, name: str, start: int = 0) -> Callable[[int], int | None]:
+    """Maps data row `index` of the lines from byte `start` to its row in the file."""
+
     def locate(index: int) -> int | None:
-        rows = _csv_rows(path, name)
-        next(rows, None)  # header
+        rows = _csv_rows(path, name, start)
+        if start == 0:
+            next(rows, None)  # the header
         for i, (line, _cells) in enumerate(rows):
             if i == index:
                 return line
@@ -312,73 +611,22 @@ _RAGGED = re.compile(r"Expected (\d+) columns, got (\d+)")
 _NOT_A_NUMBER = re.compile(r"In CSV column #(\d+): .*invalid value '(.*)'", re.DOTALL)
 
 
-def _read_csv(
-    path: Path, name: str, wanted: list[str], progress: bool = False
-) -> tuple[pa.Table, Callable[[int], int | None]]:
-    import pyarrow as pa
-    import pyarrow.csv as pa_csv
-
-    locate = csv_locator(path, name)
-    convert = pa_csv.ConvertOptions(
-        column_types={column: pa.float64() for column in wanted},
-        include_columns=wanted,
-        null_values=[""],  # only a blank cell is missing; 'NA' or 'nan' get their own errors
-        strings_can_be_null=False,
-        quoted_strings_can_be_null=True,
-    )
-    try:
-        if progress and path.stat().st_size >= PROGRESS_MIN_BYTES:
-            with _ByteProgress(path, f"reading {path.name}") as source:
-                table = pa_csv.read_csv(source, convert_options=convert)
-        else:
-            table = pa_csv.read_csv(path, convert_options=convert)
-    except pa.ArrowInvalid as error:
-        raise explain_csv_error(path, name, str(error), wanted, locate) from None
-    if table.num_rows == 0:
-        raise DataError(
-            f"{name}: found the header ({', '.join(table.column_names)}) but no data rows."
-        )
-    return table, locate
-
-
-class _ByteProgress(io.RawIOBase):
-    """A raw file that advances a tqdm bar as pyarrow reads it (measured: no slower)."""
-
-    def __init__(self, path: Path, description: str) -> None:
-        from tqdm.auto import tqdm
-
-        self._file = path.open("rb", buffering=0)
-        self._bar = tqdm(
-            total=path.stat().st_size,
-            desc=description,
-            unit="B",
-            unit_scale=True,
-            file=sys.stderr,
-            leave=False,
-            dynamic_ncols=True,
-        )
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        count = self._file.readinto(buffer)
-        self._bar.update(count or 0)
-        return count
-
-    def close(self) -> None:
-        self._bar.close()
-        self._file.close()
-        super().close()
-
-
 def explain_csv_error(
-    path: Path, name: str, message: str, wanted: list[str], locate: Callable[[int], int | None]
+    path: Path,
+    name: str,
+    message: str,
+    wanted: list[str],
+    locate: Callable[[int], int | None],
+    piece: Piece | None = None,
 ) -> DataError:
-    """Turn pyarrow's message (which lacks row numbers) into one naming row, column and value."""
+    """Turn pyarrow's message (which lacks row numbers) into one naming row, column and value.
+
+    `piece` limits the search to the lines one process reads (default: the whole file).
+    """
+    start = 0 if piece is None else piece.start
     if _RAGGED.search(message):
-        rows = _csv_rows(path, name)
-        _, header = next(rows)
+        rows = _csv_rows(path, name, start)
+        header = next(rows)[1] if start == 0 else list(piece.shard.columns)  # type: ignore[union-attr]
         for line, cells in rows:
             if len(cells) != len(header):
                 return DataError(
@@ -391,7 +639,7 @@ def explain_csv_error(
         for candidate in [column] + [c for c in wanted if c != column]:
             if candidate is None:
                 continue
-            index, value = _first_non_number(path, candidate)
+            index, value = _first_non_number(path, candidate, piece)
             if index is not None:
                 return DataError(
                     f"{name}, row {_row_text(locate(index))}, column {candidate!r}: "
@@ -400,27 +648,33 @@ def explain_csv_error(
     return DataError(f"{name}: cannot be read as CSV ({message.strip()}).")
 
 
-def _first_non_number(path: Path, column: str) -> tuple[int | None, str | None]:
+def _first_non_number(
+    path: Path, column: str, piece: Piece | None = None
+) -> tuple[int | None, str | None]:
     """Index and text of the first cell in `column` that pyarrow cannot convert to float64."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.csv as pa_csv
 
+    if piece is None:
+        piece = Piece(Shard(path, str(path), False, path.stat().st_size, ()))
     convert = pa_csv.ConvertOptions(
         column_types={column: pa.string()}, include_columns=[column], strings_can_be_null=False
     )
-    strings = pa_csv.read_csv(path, convert_options=convert).column(0)
+    stream = _ByteRange(path, piece.start, piece.stop)
     offset = 0
-    for chunk in strings.chunks:
-        try:
-            pc.cast(chunk, pa.float64())
-        except pa.ArrowInvalid:
-            for i, value in enumerate(chunk.to_pylist()):
-                try:
-                    pc.cast(pa.array([value]), pa.float64())
-                except pa.ArrowInvalid:
-                    return offset + i, value
-        offset += len(chunk)
+    with pa_csv.open_csv(stream, read_options=_read_options(piece), convert_options=convert) as rd:
+        for batch in rd:
+            strings = batch.column(0)
+            try:
+                pc.cast(strings, pa.float64())
+            except pa.ArrowInvalid:
+                for i, value in enumerate(strings.to_pylist()):
+                    try:
+                        pc.cast(pa.array([value]), pa.float64())
+                    except pa.ArrowInvalid:
+                        return offset + i, value
+            offset += len(strings)
     return None, None
 
 
@@ -442,56 +696,63 @@ def _parquet_columns(path: Path, name: str) -> list[str]:
     return columns
 
 
-def _read_parquet(
-    path: Path, name: str, wanted: list[str]
-) -> tuple[pa.Table, Callable[[int], int | None]]:
+def _check_parquet_types(shard: Shard, wanted: Sequence[str]) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    def locate(index: int) -> int:
-        return index + 1  # Parquet has no header row: data row 1 is row 1.
+    schema = pq.read_schema(shard.path)
+    for column_name in wanted:
+        kind = schema.field(column_name).type
+        if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
+            file = pq.ParquetFile(shard.path)
+            first = next(file.iter_batches(batch_size=1, columns=[column_name]), None)
+            value = first.column(0)[0].as_py() if first is not None and first.num_rows else None
+            raise DataError(
+                f"{shard.name}, column {column_name!r}: has type {kind}; expected a numeric "
+                f"column (first value: {value!r})."
+            )
+
+
+def _parquet_piece(shard: Shard, begin: int, end: int) -> Piece | None:
+    """The row groups whose start, placed proportionally in the file's bytes, is in [begin, end)."""
+    import pyarrow.parquet as pq
+
+    metadata = pq.ParquetFile(shard.path).metadata
+    sizes = [metadata.row_group(k).total_byte_size for k in range(metadata.num_row_groups)]
+    rows = [metadata.row_group(k).num_rows for k in range(metadata.num_row_groups)]
+    total = max(sum(sizes), 1)
+    groups, first_row, before = [], 0, 0
+    for k, size in enumerate(sizes):
+        position = shard.size * before // total
+        if begin <= position < end:
+            if not groups:
+                first_row = sum(rows[:k])
+            groups.append(k)
+        before += size
+    if not groups:
+        return None
+    if len(groups) == len(sizes):
+        return Piece(shard)
+    return Piece(shard, row_groups=tuple(groups), first_row=first_row)
+
+
+def _parquet_batches(
+    piece: Piece, columns: list[str], rows: int, bar: Any
+) -> Iterator[pa.RecordBatch]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(path, columns=wanted)
-    except (pa.ArrowInvalid, OSError) as error:
-        raise DataError(f"{name}: is not a readable Parquet file ({error}).") from None
-    if table.num_rows == 0:
-        raise DataError(f"{name}: has columns ({', '.join(wanted)}) but no data rows.")
-    columns = []
-    for column_name, column in zip(table.column_names, table.columns, strict=True):
-        if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)):
-            raise DataError(
-                f"{name}, column {column_name!r}: has type {column.type}; expected a numeric "
-                f"column (first value: {column[0].as_py()!r})."
+        file = pq.ParquetFile(piece.shard.path)
+        groups = piece.row_groups
+        batches = file.iter_batches(
+            batch_size=rows,
+            row_groups=list(range(file.num_row_groups)) if groups is None else list(groups),
+            columns=columns,
+        )
+        for batch in batches:
+            yield pa.record_batch(
+                [batch.column(name).cast(pa.float64()) for name in columns], names=columns
             )
-        columns.append(column.cast(pa.float64()))
-    return pa.table(columns, names=table.column_names), locate
-
-
-# ---------------------------------------------------------------------------------------
-# Checks shared by both formats
-
-
-def _check_values(table: pa.Table, name: str, locate: Callable[[int], int | None]) -> None:
-    """Blank cells and NaN/infinity are errors: least squares has no answer with them."""
-    import pyarrow.compute as pc
-
-    for column_name, column in zip(table.column_names, table.columns, strict=True):
-        if column.null_count:
-            index = pc.index(pc.is_null(column), True).as_py()
-            raise DataError(
-                f"{name}, row {_row_text(locate(index))}, column {column_name!r}: "
-                "blank cell; expected a number."
-            )
-        finite = pc.is_finite(column)
-        if not pc.all(finite).as_py():
-            index = pc.index(finite, False).as_py()
-            value = column[index].as_py()
-            raise DataError(
-                f"{name}, row {_row_text(locate(index))}, column {column_name!r}: "
-                f"expected a finite number, got {value!r}; remove or fill in the row."
-            )
-
-
-def _row_text(row: int | None) -> str:
-    return "?" if row is None else str(row)
+    except pa.ArrowInvalid as error:
+        raise DataError(f"{piece.shard.name}: is not a readable Parquet file ({error}).") from None

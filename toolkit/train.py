@@ -17,19 +17,21 @@ by validation loss" tends to be a lucky noisy iterate far from the optimum.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from toolkit import checkpoint, exact
-from toolkit.data import DEFAULT_CHUNK_ROWS, Dataset, load_dataset, split_mask
+from toolkit.data import DEFAULT_CHUNK_ROWS, DataSource, holdout_mask, open_source
 from toolkit.errors import (
     CheckpointError,
     CollinearityError,
@@ -38,8 +40,12 @@ from toolkit.errors import (
     TrainingInterrupted,
     UsageError,
 )
-from toolkit.metrics import regression_metrics
+from toolkit.metrics import MetricSums, metric_sums, summarize
 from toolkit.model import DTYPES, ModelSpec, build_model, round_to_dtype
+from toolkit.spill import RowSpill
+
+if TYPE_CHECKING:
+    from toolkit.distributed import Group
 
 SOLVERS = ("exact", "sgd", "adam", "lbfgs")
 ITERATIVE = ("sgd", "adam", "lbfgs")
@@ -160,6 +166,7 @@ class TrainResult:
     optimality_gap: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    rank: int = 0  # this process's rank under torchrun; only rank 0 prints and writes
 
 
 EpochCallback = Callable[[int, dict[str, float]], None]
@@ -168,73 +175,141 @@ EpochCallback = Callable[[int, dict[str, float]], None]
 def train(config: TrainConfig, on_epoch_end: EpochCallback | None = None) -> TrainResult:
     """Run one training job end to end and write its checkpoint atomically.
 
-    `on_epoch_end(epoch, losses)` is called after each completed epoch of an iterative
-    solver (1-based epoch); raising KeyboardInterrupt from it interrupts the run there.
+    Under torchrun every process calls this: each reads its piece of the data, they
+    combine their statistics or gradients, and rank 0 writes the checkpoint (every
+    process returns the same result). `on_epoch_end(epoch, losses)` is called after each
+    completed epoch of an iterative solver (1-based epoch); raising KeyboardInterrupt
+    from it interrupts the run there.
     """
+    from toolkit import distributed
     from toolkit.device import resolve_device
 
     started = time.perf_counter()
     hyper = config.hyperparameters()
-    device = resolve_device(config.device)  # fail on a missing device before reading data
-    dataset = load_dataset(config.data, config.targets, config.features, config.progress)
+    # A missing device fails here, before any data is read.
+    group, device = distributed.join(resolve_device(config.device))
+    try:
+        result = _train(config, hyper, group, device, on_epoch_end)
+    finally:
+        group.close()
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _train(
+    config: TrainConfig,
+    hyper: dict[str, Any],
+    group: Group,
+    device: Any,
+    on_epoch_end: EpochCallback | None,
+) -> TrainResult:
+    source = group.agree(lambda: open_source(config.data, config.targets, config.features))[
+        group.rank
+    ]
     spec = ModelSpec(
-        tuple(dataset.feature_names), tuple(dataset.target_names), config.intercept, config.dtype
+        tuple(source.feature_names), tuple(source.target_names), config.intercept, config.dtype
     )
-    notes = list(dataset.notes)
-    val_fraction, val_mask = _split(dataset, spec, config, notes)
-    train_mask = ~val_mask if val_mask.any() else None
-    n_val = int(val_mask.sum())
-    n_train = dataset.n_rows - n_val
-    _check_enough_rows(dataset, spec, n_train)
-    notes.extend(_constant_target_warnings(dataset))
-
-    def train_chunks():
-        return dataset.chunks(config.chunk_rows, train_mask)
-
-    details: dict[str, Any]
-    gap = None
-    if config.solver == "exact":
-        moments = exact.accumulate(train_chunks(), device)
-        fit = exact.solve(
-            moments, spec.n_features, spec.feature_names, spec.intercept, config.l2, train_chunks
-        )
-        weight, bias = fit.weight, fit.bias
-        details = {"method": fit.method, "condition_number": fit.condition_number}
-        if fit.method == "qr":
-            notes.append(
-                "the scaled Gram matrix is ill-conditioned (condition number "
-                f"{fit.condition_number:.3g}); solved by QR of the data instead of the normal "
-                "equations to keep the digits."
+    notes = list(source.notes)
+    fraction = DEFAULT_VAL_FRACTION if config.val_fraction is None else config.val_fraction
+    width = len(source.columns)
+    with (
+        RowSpill(width) as train_spill,
+        RowSpill(width) as val_spill,
+        ThreadPoolExecutor(max_workers=1) as pool,
+    ):
+        # Rank 0 hashes the files while every rank parses its piece (hashlib drops the GIL).
+        digest = pool.submit(source.sha256) if group.is_main else None
+        pieces = source.pieces(group.rank, group.world)
+        local = group.agree(
+            lambda: _read_pass(
+                source, pieces, config, device, fraction, train_spill, val_spill, group.is_main
             )
-    else:
-        features, targets = dataset.arrays(train_mask)
-        val_arrays = dataset.arrays(val_mask) if n_val else None
-        fingerprint = _fingerprint(config, hyper, spec, dataset, device, val_fraction)
-        weight, bias, details = _fit_iterative(
-            config, hyper, spec, features, targets, val_arrays, device, fingerprint, on_epoch_end
         )
-        del features, targets
+        train_rows = _Rows([train_spill], config.chunk_rows, spec.n_features)
+        val_rows = _Rows([val_spill], config.chunk_rows, spec.n_features)
+        train_moments = exact.merge(_moments(part.train, device) for part in local)
+        val_moments = exact.merge(_moments(part.val, device) for part in local)
+        n_train, n_val = sum(p.n_train for p in local), sum(p.n_val for p in local)
+        n_rows = n_train + n_val
+        if config.val_fraction is None and (
+            n_val < MIN_DEFAULT_VAL_ROWS or n_train < 2 * spec.n_parameters
+        ):
+            needed = 2 * spec.n_parameters
+            notes.append(
+                f"{n_rows} rows are too few to spare a validation split (holding out "
+                f"{DEFAULT_VAL_FRACTION:.0%} needs at least {MIN_DEFAULT_VAL_ROWS} validation "
+                f"rows and {needed} training rows for {spec.n_parameters} parameters per "
+                "target); training and reporting on all rows. Force one with --val-fraction."
+            )
+            fraction, n_train, n_val = 0.0, n_rows, 0
+            train_moments = exact.merge([train_moments, val_moments])
+            train_rows = _Rows([train_spill, val_spill], config.chunk_rows, spec.n_features)
+        _check_enough_rows(source.name, spec, n_train)
+        notes.extend(_constant_target_warnings(spec, local))
+        assert train_moments is not None  # at least n_parameters rows, checked above
+        train_shift = next(p.first_target for p in local if p.first_target is not None)
+        sample = _parity_sample(group, [train_spill, val_spill])
+        sha256 = digest.result() if digest is not None else ""
 
-    weight = round_to_dtype(weight, spec.dtype)
-    bias = round_to_dtype(bias, spec.dtype)
-    metrics = {
-        "train": regression_metrics(train_chunks(), weight, bias, spec.target_names),
-        "val": regression_metrics(
-            dataset.chunks(config.chunk_rows, val_mask), weight, bias, spec.target_names
-        )
-        if n_val
-        else None,
-    }
-    if config.solver != "exact":
-        gap = _optimality_gap(train_chunks, spec, config.l2, device, metrics["train"], notes)
+        combine_r = _combine_r(group)
+        details: dict[str, Any]
+        gap = None
+        if config.solver == "exact":
+            fit = exact.solve(
+                train_moments,
+                spec.n_features,
+                spec.feature_names,
+                spec.intercept,
+                config.l2,
+                train_rows.pairs,
+                combine_r,
+            )
+            weight, bias = fit.weight, fit.bias
+            details = {"method": fit.method, "condition_number": fit.condition_number}
+            if fit.method == "qr":
+                notes.append(
+                    "the scaled Gram matrix is ill-conditioned (condition number "
+                    f"{fit.condition_number:.3g}); solved by QR of the data instead of the "
+                    "normal equations to keep the digits."
+                )
+        else:
+            fingerprint = _fingerprint(config, hyper, spec, sha256, device, fraction, group.world)
+            weight, bias, details = _fit_iterative(
+                config,
+                hyper,
+                spec,
+                _Standardizer(train_moments, spec),
+                n_train,
+                train_rows,
+                val_rows if n_val else None,
+                n_val,
+                device,
+                fingerprint,
+                on_epoch_end,
+                group,
+            )
+
+        weight = round_to_dtype(weight, spec.dtype)
+        bias = round_to_dtype(bias, spec.dtype)
+        train_sums = _metric_sums(group, train_rows, weight, bias, train_shift)
+        metrics = {"train": summarize(train_sums, spec.target_names), "val": None}
+        if n_val:
+            val_shift = next(p.first_val_target for p in local if p.first_val_target is not None)
+            val_sums = _metric_sums(group, val_rows, weight, bias, val_shift)
+            metrics["val"] = summarize(val_sums, spec.target_names)
+        if config.solver != "exact":
+            gap = _optimality_gap(
+                group, train_moments, train_rows, train_shift, spec, config.l2, metrics, notes
+            )
 
     data_info = {
-        "source": dataset.source,
-        "sha256": dataset.sha256,
-        "rows": dataset.n_rows,
+        "source": source.name,
+        "sha256": sha256,
+        "rows": n_rows,
         "train_rows": n_train,
         "val_rows": n_val,
-        "val_fraction": val_fraction,
+        "val_fraction": fraction,
+        "processes": group.world,
     }
     result = TrainResult(
         spec=spec,
@@ -249,60 +324,198 @@ def train(config: TrainConfig, on_epoch_end: EpochCallback | None = None) -> Tra
         data=data_info,
         optimality_gap=gap,
         notes=notes,
+        rank=group.rank,
     )
-    checkpoint.save(config.out, _checkpoint_payload(result, config, dataset))
-    state = checkpoint.resume_path(config.out)
-    if config.solver != "exact" and state.exists():
-        state.unlink()
-    result.seconds = time.perf_counter() - started
+    if group.is_main:
+        checkpoint.save(config.out, _checkpoint_payload(result, config, sample))
+        state = checkpoint.resume_path(config.out)
+        if config.solver != "exact" and state.exists():
+            state.unlink()
     return result
+
+
+# ---------------------------------------------------------------------------------------
+# The one pass over the data
+
+
+@dataclass
+class _PassSummary:
+    """What one process learned reading its piece: small enough to send to every other."""
+
+    n_train: int
+    n_val: int
+    train: tuple[int, np.ndarray, np.ndarray] | None  # moments as (n, mean, scatter)
+    val: tuple[int, np.ndarray, np.ndarray] | None
+    target_min: np.ndarray | None
+    target_max: np.ndarray | None
+    first_target: np.ndarray | None  # the targets of the first training row: metrics' shift
+    first_val_target: np.ndarray | None
+
+
+def _read_pass(
+    source: DataSource,
+    pieces: list[Any],
+    config: TrainConfig,
+    device: Any,
+    fraction: float,
+    train_spill: RowSpill,
+    val_spill: RowSpill,
+    progress: bool,
+) -> _PassSummary:
+    """Parse and check every row once; split, accumulate and spill it for later passes."""
+    d = len(source.feature_names)
+    train_stats, val_stats = exact.Accumulator(device), exact.Accumulator(device)
+    low = high = first = first_val = None
+    blocks = source.blocks(pieces, config.chunk_rows, progress=config.progress and progress)
+    for block in blocks:
+        held_out = holdout_mask(block, fraction, config.seed)
+        train_part = block[~held_out] if held_out.any() else block
+        val_part = block[held_out]
+        for part, stats, spill in (
+            (train_part, train_stats, train_spill),
+            (val_part, val_stats, val_spill),
+        ):
+            if len(part):
+                stats.add(part[:, :d], part[:, d:])
+                spill.append(part)
+        targets = block[:, d:]
+        low = targets.min(axis=0) if low is None else np.minimum(low, targets.min(axis=0))
+        high = targets.max(axis=0) if high is None else np.maximum(high, targets.max(axis=0))
+        if first is None and len(train_part):
+            first = train_part[0, d:].copy()
+        if first_val is None and len(val_part):
+            first_val = val_part[0, d:].copy()
+    return _PassSummary(
+        train_stats.n,
+        val_stats.n,
+        _plain_moments(train_stats.moments()),
+        _plain_moments(val_stats.moments()),
+        low,
+        high,
+        first,
+        first_val,
+    )
+
+
+def _plain_moments(moments: exact.Moments | None) -> tuple[int, np.ndarray, np.ndarray] | None:
+    if moments is None:
+        return None
+    return moments.n, moments.mean.cpu().numpy(), moments.scatter.cpu().numpy()
+
+
+def _moments(plain: tuple[int, np.ndarray, np.ndarray] | None, device: Any) -> exact.Moments | None:
+    import torch
+
+    if plain is None:
+        return None
+    n, mean, scatter = plain
+    return exact.Moments(
+        n, torch.as_tensor(mean, device=device), torch.as_tensor(scatter, device=device)
+    )
+
+
+@dataclass
+class _Rows:
+    """One process's rows of a split, in spill files: read back chunk by chunk."""
+
+    spills: list[RowSpill]
+    chunk_rows: int
+    n_features: int
+
+    @property
+    def n_rows(self) -> int:
+        return sum(spill.n_rows for spill in self.spills)
+
+    def chunk_ids(self) -> list[tuple[int, int]]:
+        return [
+            (s, k)
+            for s, spill in enumerate(self.spills)
+            for k in range(spill.n_chunks(self.chunk_rows))
+        ]
+
+    def blocks(self, ids: Iterable[tuple[int, int]] | None = None) -> Iterator[np.ndarray]:
+        for s, k in self.chunk_ids() if ids is None else ids:
+            yield next(self.spills[s].chunks(self.chunk_rows, order=[k]))
+
+    def pairs(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(features, targets) chunks in spill order."""
+        for block in self.blocks():
+            yield block[:, : self.n_features], block[:, self.n_features :]
+
+
+def _metric_sums(
+    group: Group, rows: _Rows, weight: np.ndarray, bias: np.ndarray, shift: np.ndarray
+) -> MetricSums:
+    """The metric sums over every process's rows (added in rank order)."""
+    parts = group.gather(metric_sums(rows.pairs(), weight, bias, shift))
+    total = parts[0]
+    for part in parts[1:]:
+        total = total + part
+    return total
+
+
+def _combine_r(group: Group) -> Callable[[Any], Any] | None:
+    """For the QR fallback: R of the stacked per-process R factors is R of all the rows."""
+    if group.world == 1:
+        return None
+
+    def combine(r: Any) -> Any:
+        import torch
+
+        stacked = np.concatenate(group.gather(r.cpu().numpy()))
+        return torch.linalg.qr(torch.as_tensor(stacked, device=r.device), mode="r").R
+
+    return combine
+
+
+def _parity_sample(group: Group, spills: list[RowSpill]) -> np.ndarray:
+    """Up to PARITY_SAMPLE_ROWS rows spread over every process's data."""
+    count = sum(spill.n_rows for spill in spills)
+    rows = _spread(count, PARITY_SAMPLE_ROWS)
+    picked, offset = [], 0
+    for spill in spills:
+        inside = rows[(rows >= offset) & (rows < offset + spill.n_rows)] - offset
+        picked.append(spill.take(inside))
+        offset += spill.n_rows
+    sample = np.concatenate(group.gather(np.concatenate(picked)))
+    return sample[_spread(len(sample), PARITY_SAMPLE_ROWS)]
+
+
+def _spread(n: int, count: int) -> np.ndarray:
+    """Up to `count` distinct indices spread evenly over range(n)."""
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.unique(np.linspace(0, n - 1, min(n, count)).round().astype(np.int64))
 
 
 # ---------------------------------------------------------------------------------------
 # Data checks
 
 
-def _split(
-    dataset: Dataset, spec: ModelSpec, config: TrainConfig, notes: list[str]
-) -> tuple[float, np.ndarray]:
-    n = dataset.n_rows
-    if config.val_fraction is not None:
-        return config.val_fraction, split_mask(n, config.val_fraction, config.seed)
-    n_val = round(n * DEFAULT_VAL_FRACTION)
-    needed = 2 * spec.n_parameters
-    if n_val < MIN_DEFAULT_VAL_ROWS or n - n_val < needed:
-        notes.append(
-            f"{n} rows are too few to spare a validation split (holding out "
-            f"{DEFAULT_VAL_FRACTION:.0%} needs at least {MIN_DEFAULT_VAL_ROWS} validation rows and "
-            f"{needed} training rows for {spec.n_parameters} parameters per target); training "
-            "and reporting on all rows. Force one with --val-fraction."
-        )
-        return 0.0, np.zeros(n, dtype=bool)
-    return DEFAULT_VAL_FRACTION, split_mask(n, DEFAULT_VAL_FRACTION, config.seed)
-
-
-def _check_enough_rows(dataset: Dataset, spec: ModelSpec, n_train: int) -> None:
+def _check_enough_rows(name: str, spec: ModelSpec, n_train: int) -> None:
     if n_train >= spec.n_parameters:
         return
     parameters = f"{spec.n_features} weight{'s' if spec.n_features != 1 else ''}"
     if spec.intercept:
         parameters += " and an intercept"
     raise DataError(
-        f"{dataset.source}: {n_train} training row{'s' if n_train != 1 else ''} cannot determine "
+        f"{name}: {n_train} training row{'s' if n_train != 1 else ''} cannot determine "
         f"{spec.n_parameters} parameters per target ({parameters}); expected at least "
         f"{spec.n_parameters} rows. Add rows, use fewer --features, or lower --val-fraction."
     )
 
 
-def _constant_target_warnings(dataset: Dataset) -> list[str]:
-    import pyarrow.compute as pc
-
+def _constant_target_warnings(spec: ModelSpec, parts: list[_PassSummary]) -> list[str]:
+    lows = [p.target_min for p in parts if p.target_min is not None]
+    highs = [p.target_max for p in parts if p.target_max is not None]
+    if not lows:
+        return []
+    low, high = np.min(lows, axis=0), np.max(highs, axis=0)
     warnings = []
-    for name in dataset.target_names:
-        bounds = pc.min_max(dataset.table.column(name)).as_py()
-        if bounds["min"] == bounds["max"]:
+    for name, a, b in zip(spec.target_names, low, high, strict=True):
+        if a == b:
             warnings.append(
-                f"warning: target {name!r} is constant (every value is {bounds['min']!r}); "
+                f"warning: target {name!r} is constant (every value is {float(a)!r}); "
                 "R^2 is undefined for it and is reported as n/a."
             )
     return warnings
@@ -316,21 +529,29 @@ def _fit_iterative(
     config: TrainConfig,
     hyper: dict[str, Any],
     spec: ModelSpec,
-    features: np.ndarray,
-    targets: np.ndarray,
-    val_arrays: tuple[np.ndarray, np.ndarray] | None,
+    scaling: _Standardizer,
+    n_train: int,
+    train_rows: _Rows,
+    val_rows: _Rows | None,
+    n_val: int,
     device: Any,
     fingerprint: dict[str, Any],
     on_epoch_end: EpochCallback | None,
+    group: Group,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Epochs over the spilled rows: chunks in a seeded order, rows shuffled in each chunk.
+
+    Under torchrun the model is wrapped in DistributedDataParallel; each process steps on
+    batches of its own rows (--batch-size / processes of them), and every loss that
+    decides something (learning rate, early stopping, divergence) is summed over all
+    processes first, so they all decide alike.
+    """
     import torch
 
     dtype = getattr(torch, spec.dtype)
-    scaling = _Standardizer(features, targets, spec.intercept)
-    x, y = scaling.tensors(features, targets, dtype, device)
-    val = scaling.tensors(*val_arrays, dtype, device) if val_arrays is not None else None
-    n = x.shape[0]
-    batch = hyper["batch_size"] if 0 < hyper["batch_size"] < n else n
+    t = spec.n_targets
+    full_batch = hyper["batch_size"] == 0 or hyper["batch_size"] >= n_train
+    batch = max(1, -(-hyper["batch_size"] // group.world)) if not full_batch else 0
     # The ridge objective ||y - Xw - b||^2 + l2 ||w||^2, divided by n * t * sy^2 to be in
     # the units of MSELoss on standardized data, penalises l2 * sum((w_std / sx)^2) / (n * t).
     penalty_scale = torch.as_tensor(1.0 / scaling.x_scale, dtype=dtype, device=device)
@@ -344,73 +565,122 @@ def _fit_iterative(
             model.bias.uniform_(-bound, bound, generator=generator)
     model = model.to(device)
     optimizer, scheduler = _optimizer(config.solver, model, hyper)
-    loss_fn = torch.nn.MSELoss()
-
-    def objective(xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
-        loss = loss_fn(model(xb), yb)
-        if hyper["l2"]:
-            loss = loss + hyper["l2"] * ((model.weight * penalty_scale) ** 2).sum() / (
-                n * spec.n_targets
-            )
-        return loss
 
     state_path = checkpoint.resume_path(config.out)
     start = 0
     best_loss, best_epoch, bad_epochs = math.inf, 0, 0
     if config.resume:
-        saved = _load_resume_state(state_path, fingerprint)
+        saved = group.agree(
+            lambda: _load_resume_state(state_path, fingerprint) if group.is_main else None
+        )[0]
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         if scheduler is not None:
             scheduler.load_state_dict(saved["scheduler"])
-        generator.set_state(saved["generator"])
+        generator.set_state(saved["generators"][group.rank])
         start, best_loss, best_epoch = saved["epoch"], saved["best_loss"], saved["best_epoch"]
         bad_epochs = saved["bad_epochs"]
+
+    net: Any = model
+    if group.world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+
+    def penalty() -> torch.Tensor:
+        if not hyper["l2"]:
+            return torch.zeros((), dtype=dtype, device=device)
+        return hyper["l2"] * ((model.weight * penalty_scale) ** 2).sum() / (n_train * t)
+
+    def tensors(block: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        return scaling.tensors(block, dtype, device)
+
+    def full_batch_step() -> torch.Tensor:
+        """Gradient of the whole objective, accumulated chunk by chunk; returns its value.
+
+        DistributedDataParallel averages gradients over processes, so each one weighs its
+        sum of squares by processes / (n * t): the average is the global mean's gradient.
+        """
+        optimizer.zero_grad(set_to_none=True)
+        ids = train_rows.chunk_ids()
+        weight = group.world / (n_train * t)
+        local_sse = 0.0
+        if not ids:  # no rows here: still take part in the gradient average
+            empty = torch.zeros(0, spec.n_features, dtype=dtype, device=device)
+            (net(empty).sum() + penalty()).backward()
+        for i, block in enumerate(train_rows.blocks(ids)):
+            x, y = tensors(block)
+            last = i == len(ids) - 1
+            with contextlib.nullcontext() if last or group.world == 1 else net.no_sync():
+                sse = ((net(x) - y) ** 2).sum()
+                (sse * weight + (penalty() if last else 0.0)).backward()
+            local_sse += float(sse.detach())
+        (total,) = group.sum([local_sse])
+        return torch.tensor(total / (n_train * t) + float(penalty().detach()))
+
+    def minibatch_epoch() -> None:
+        join = contextlib.nullcontext()
+        if group.world > 1:
+            from torch.distributed.algorithms.join import Join
+
+            join = Join([net])
+        with join:
+            for xb, yb in _shuffled_batches(train_rows, tensors, batch, generator, device):
+                optimizer.zero_grad(set_to_none=True)
+                loss = torch.nn.functional.mse_loss(net(xb), yb) + penalty()
+                loss.backward()
+                optimizer.step()
+
+    @torch.no_grad()
+    def losses() -> dict[str, float]:
+        """Objective on the training rows, and MSE on the validation rows (standardized)."""
+        sums = [0.0, 0.0]
+        for index, rows in enumerate((train_rows, val_rows)):
+            for block in rows.blocks() if rows is not None else ():
+                x, y = tensors(block)
+                sums[index] += float(((model(x) - y) ** 2).sum())
+        sse_train, sse_val = group.sum(sums)
+        result = {"train": sse_train / (n_train * t) + float(penalty())}
+        if val_rows is not None:
+            result["val"] = sse_val / (n_val * t)
+        return result
 
     epochs, patience = hyper["epochs"], hyper["patience"]
     snapshot: dict[str, Any] | None = None
     last_save = time.monotonic()
     stopped_early = False
-    bar = _progress_bar(config, epochs, start)
+    bar = _progress_bar(config, epochs, start, group.is_main)
     epoch = start
     try:
         for epoch in range(start + 1, epochs + 1):
             model.train()
             if config.solver == "lbfgs":
-
-                def closure() -> torch.Tensor:
-                    optimizer.zero_grad(set_to_none=True)
-                    loss = objective(x, y)
-                    loss.backward()
-                    return loss
-
-                optimizer.step(closure)
+                optimizer.step(full_batch_step)
+            elif full_batch:
+                full_batch_step()
+                optimizer.step()
             else:
-                order = torch.randperm(n, generator=generator).to(device) if batch < n else None
-                xs, ys = (x[order], y[order]) if order is not None else (x, y)
-                for begin in range(0, n, batch):
-                    optimizer.zero_grad(set_to_none=True)
-                    objective(xs[begin : begin + batch], ys[begin : begin + batch]).backward()
-                    optimizer.step()
+                minibatch_epoch()
 
             model.eval()
-            with torch.no_grad():
-                losses = {"train": float(objective(x, y))}
-                if val is not None:
-                    losses["val"] = float(loss_fn(model(val[0]), val[1]))
-            bad = [k for k, v in losses.items() if not math.isfinite(v)]
+            current = losses()
+            bad = [k for k, v in current.items() if not math.isfinite(v)]
             finite_weights = all(bool(torch.isfinite(p).all()) for p in model.parameters())
             if bad or not finite_weights:
                 which = bad[0] if bad else "train"
-                raise TrainingError(
+                error = TrainingError(
                     f"training diverged at epoch {epoch}: the {which} loss became "
-                    f"{losses.get(which, math.nan)}. The learning rate is too large for this "
+                    f"{current.get(which, math.nan)}. The learning rate is too large for this "
                     f"data; try a smaller --lr (now {hyper['lr']:g}, e.g. "
                     f"--lr {hyper['lr'] / 10:g}). Nothing was saved."
                 )
-            monitored = losses.get("val", losses["train"])
+                error.quiet = not group.is_main  # every process diverged alike: print once
+                raise error
+            monitored = current.get("val", current["train"])
             if scheduler is not None:
-                scheduler.step(losses["train"])
+                scheduler.step(current["train"])
             if monitored < best_loss * (1 - MIN_RELATIVE_IMPROVEMENT):
                 best_loss, best_epoch, bad_epochs = monitored, epoch, 0
             else:
@@ -423,31 +693,37 @@ def _fit_iterative(
                 "model": {k: v.detach().clone().cpu() for k, v in model.state_dict().items()},
                 "optimizer": copy.deepcopy(optimizer.state_dict()),
                 "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                "generator": generator.get_state(),
+                "generators": group.gather(generator.get_state()),
                 "best_loss": best_loss,
                 "best_epoch": best_epoch,
                 "bad_epochs": bad_epochs,
             }
-            if time.monotonic() - last_save > SAVE_EVERY_SECONDS and epoch < epochs:
+            if (
+                group.is_main
+                and time.monotonic() - last_save > SAVE_EVERY_SECONDS
+                and epoch < epochs
+            ):
                 checkpoint.save(state_path, snapshot)
                 last_save = time.monotonic()
             bar.update(1)
-            bar.set_postfix({k: f"{v:.3g}" for k, v in losses.items()}, refresh=False)
+            bar.set_postfix({k: f"{v:.3g}" for k, v in current.items()}, refresh=False)
             if on_epoch_end is not None:
-                on_epoch_end(epoch, losses)
+                on_epoch_end(epoch, current)
             if patience and bad_epochs >= patience:
                 stopped_early = True
                 break
     except KeyboardInterrupt:
         bar.close()
         if snapshot is None:
-            raise TrainingInterrupted(
-                f"interrupted before epoch {start + 1} finished; nothing was saved."
+            raise _interrupted(
+                f"interrupted before epoch {start + 1} finished; nothing was saved.", group
             ) from None
-        checkpoint.save(state_path, snapshot)
-        raise TrainingInterrupted(
+        if group.is_main:
+            checkpoint.save(state_path, snapshot)
+        raise _interrupted(
             f"interrupted after epoch {snapshot['epoch']} of {epochs}; the run's state is in "
-            f"{state_path}. Continue it with the same command plus --resume."
+            f"{state_path}. Continue it with the same command plus --resume.",
+            group,
         ) from None
     bar.close()
 
@@ -458,33 +734,71 @@ def _fit_iterative(
         "stopped_early": stopped_early,
         "resumed_from_epoch": start if config.resume else None,
         "best_loss_standardized": best_loss,
-        "monitored": "val" if val is not None else "train",
+        "monitored": "val" if val_rows is not None else "train",
     }
     return weight, bias, details
 
 
+def _interrupted(message: str, group: Group) -> TrainingInterrupted:
+    error = TrainingInterrupted(message)
+    error.quiet = not group.is_main  # type: ignore[attr-defined]
+    return error
+
+
+def _shuffled_batches(
+    rows: _Rows,
+    tensors: Callable[[np.ndarray], tuple[Any, Any]],
+    batch: int,
+    generator: Any,
+    device: Any,
+) -> Iterator[tuple[Any, Any]]:
+    """Mini-batches of `batch` rows: chunks in a seeded order, rows shuffled within each.
+
+    The rows left over at the end of a chunk open the next batch, so every batch but the
+    epoch's last is full whatever --chunk-rows is.
+    """
+    import torch
+
+    ids = rows.chunk_ids()
+    order = torch.randperm(len(ids), generator=generator).tolist()
+    carry: tuple[Any, Any] | None = None
+    for block in rows.blocks([ids[i] for i in order]):
+        x, y = tensors(block)
+        shuffle = torch.randperm(len(x), generator=generator).to(device)
+        x, y = x[shuffle], y[shuffle]
+        if carry is not None:
+            x, y = torch.cat([carry[0], x]), torch.cat([carry[1], y])
+        full = len(x) - len(x) % batch
+        for begin in range(0, full, batch):
+            yield x[begin : begin + batch], y[begin : begin + batch]
+        carry = (x[full:], y[full:]) if full < len(x) else None
+    if carry is not None:
+        yield carry
+
+
 class _Standardizer:
-    """Feature and target scaling for the iterative solvers, and its exact inverse."""
+    """Feature and target scaling for the iterative solvers (from the moments), and its inverse."""
 
-    def __init__(self, features: np.ndarray, targets: np.ndarray, intercept: bool) -> None:
-        if intercept:
-            self.x_mean, self.x_scale = features.mean(axis=0), features.std(axis=0)
-            self.y_mean, self.y_scale = targets.mean(axis=0), targets.std(axis=0)
+    def __init__(self, moments: exact.Moments, spec: ModelSpec) -> None:
+        d = spec.n_features
+        mean = moments.mean.cpu().numpy()
+        variance = np.diagonal(moments.scatter.cpu().numpy()) / moments.n
+        if spec.intercept:
+            self.x_mean, self.y_mean = mean[:d], mean[d:]
+            scale = np.sqrt(np.maximum(variance, 0.0))
         else:  # no centring: a centred model would need the intercept it does not have
-            self.x_mean, self.y_mean = np.zeros(features.shape[1]), np.zeros(targets.shape[1])
-            self.x_scale = np.sqrt((features**2).mean(axis=0))
-            self.y_scale = np.sqrt((targets**2).mean(axis=0))
-        self.x_scale = np.where(self.x_scale > 0, self.x_scale, 1.0)
-        self.y_scale = np.where(self.y_scale > 0, self.y_scale, 1.0)
+            self.x_mean, self.y_mean = np.zeros(d), np.zeros(len(mean) - d)
+            scale = np.sqrt(np.maximum(variance, 0.0) + mean**2)
+        scale = np.where(scale > 0, scale, 1.0)
+        self.x_scale, self.y_scale = scale[:d], scale[d:]
+        self._shift, self._scale = np.concatenate([self.x_mean, self.y_mean]), scale
+        self._d = d
 
-    def tensors(
-        self, features: np.ndarray, targets: np.ndarray, dtype: Any, device: Any
-    ) -> tuple[Any, Any]:
+    def tensors(self, block: np.ndarray, dtype: Any, device: Any) -> tuple[Any, Any]:
         import torch
 
-        x = torch.as_tensor((features - self.x_mean) / self.x_scale, dtype=dtype, device=device)
-        y = torch.as_tensor((targets - self.y_mean) / self.y_scale, dtype=dtype, device=device)
-        return x, y
+        scaled = torch.as_tensor((block - self._shift) / self._scale, dtype=dtype, device=device)
+        return scaled[:, : self._d], scaled[:, self._d :]
 
     def unscale(self, model: Any) -> tuple[np.ndarray, np.ndarray]:
         """Fold the scaling into raw-unit weights: w = w_s * sy / sx, b = my + sy * b_s - w . mx."""
@@ -527,7 +841,7 @@ def _optimizer(solver: str, model: Any, hyper: dict[str, Any]) -> tuple[Any, Any
     return optimizer, scheduler
 
 
-def _progress_bar(config: TrainConfig, epochs: int, start: int) -> Any:
+def _progress_bar(config: TrainConfig, epochs: int, start: int, show: bool) -> Any:
     from tqdm.auto import tqdm
 
     return tqdm(
@@ -536,7 +850,7 @@ def _progress_bar(config: TrainConfig, epochs: int, start: int) -> Any:
         desc=config.solver,
         unit="epoch",
         file=sys.stderr,
-        disable=not config.progress,
+        disable=not (config.progress and show),
         leave=False,
         dynamic_ncols=True,
     )
@@ -546,9 +860,10 @@ def _fingerprint(
     config: TrainConfig,
     hyper: dict[str, Any],
     spec: ModelSpec,
-    dataset: Dataset,
+    data_sha256: str,
     device: Any,
     val_fraction: float,
+    processes: int,
 ) -> dict[str, Any]:
     """What must match for `--resume` to continue the same run bit for bit."""
     return {
@@ -559,9 +874,11 @@ def _fingerprint(
         "intercept": spec.intercept,
         "features": list(spec.feature_names),
         "targets": list(spec.target_names),
-        "data_sha256": dataset.sha256,
+        "data_sha256": data_sha256,
         "val_fraction": val_fraction,
+        "chunk_rows": config.chunk_rows,
         "device": str(device),
+        "processes": processes,
     }
 
 
@@ -591,24 +908,33 @@ def _load_resume_state(path: Path, fingerprint: dict[str, Any]) -> dict[str, Any
 
 
 def _optimality_gap(
-    train_chunks: Callable[[], Any],
+    group: Group,
+    moments: exact.Moments,
+    rows: _Rows,
+    shift: np.ndarray,
     spec: ModelSpec,
     l2: float,
-    device: Any,
-    model_metrics: dict[str, Any],
+    metrics: dict[str, Any],
     notes: list[str],
 ) -> dict[str, Any] | None:
     """How far an iterative solution is from the exact one on the same training rows."""
     try:
-        moments = exact.accumulate(train_chunks(), device)
         fit = exact.solve(
-            moments, spec.n_features, spec.feature_names, spec.intercept, l2, train_chunks
+            moments,
+            spec.n_features,
+            spec.feature_names,
+            spec.intercept,
+            l2,
+            rows.pairs,
+            _combine_r(group),
         )
     except CollinearityError as error:
         notes.append(f"no optimality gap: the exact solution is not unique ({error})")
         return None
-    best = regression_metrics(train_chunks(), fit.weight, fit.bias, spec.target_names)
-    gap = {
+    best = summarize(_metric_sums(group, rows, fit.weight, fit.bias, shift), spec.target_names)
+    assert best is not None  # the same rows the model's own metrics came from
+    model_metrics = metrics["train"]
+    return {
         "r2": model_metrics["r2"],
         "r2_exact": best["r2"],
         "r2_gap": None if best["r2"] is None else best["r2"] - model_metrics["r2"],
@@ -616,11 +942,10 @@ def _optimality_gap(
         "mse_exact": best["mse"],
         "mse_excess": model_metrics["mse"] - best["mse"],
     }
-    return gap
 
 
 def _checkpoint_payload(
-    result: TrainResult, config: TrainConfig, dataset: Dataset
+    result: TrainResult, config: TrainConfig, sample: np.ndarray
 ) -> dict[str, Any]:
     import platform
 
@@ -631,10 +956,7 @@ def _checkpoint_payload(
 
     spec = result.spec
     model = build_model(spec, result.weight, result.bias)
-    count = min(dataset.n_rows, PARITY_SAMPLE_ROWS)
-    rows = np.unique(np.linspace(0, dataset.n_rows - 1, count).round().astype(np.int64))
-    sample = dataset.table.take(rows).select(spec.feature_names)
-    sample_array = np.column_stack([c.to_numpy() for c in sample.columns]).astype(np.float64)
+    sample_array = np.ascontiguousarray(sample[:, : spec.n_features], dtype=np.float64)
     return {
         "format": checkpoint.FORMAT,
         "format_version": checkpoint.FORMAT_VERSION,
@@ -650,7 +972,7 @@ def _checkpoint_payload(
         "data": dict(result.data),
         "metrics": result.metrics,
         "optimality_gap": result.optimality_gap,
-        "parity_sample": torch.from_numpy(np.ascontiguousarray(sample_array)),
+        "parity_sample": torch.from_numpy(sample_array),
         "versions": {
             "toolkit": toolkit.__version__,
             "torch": torch.__version__,

@@ -1,0 +1,125 @@
+"""Training on several processes and machines, launched by torchrun.
+
+torchrun starts one process per slot (a GPU, or a share of the CPUs) and tells each its
+RANK, WORLD_SIZE and the rendezvous address. `toolkit train` notices, joins the process
+group (gloo on CPU, nccl on CUDA) and:
+
+- reads only its piece of the data (`toolkit.data.DataSource.pieces`);
+- `exact`: gathers every process's float64 moments and merges them in rank order, the
+  same way on every process, so the model does not depend on how the rows were split
+  beyond summation order;
+- iterative solvers: wrap the model in DistributedDataParallel, which averages gradients;
+- rank 0 alone prints and writes files; an error on any rank is raised on every rank
+  and printed once, by rank 0, so no process waits forever for a dead peer.
+
+What crosses the network: exact sends one (d+t)^2 float64 matrix and a few numbers per
+process; the iterative solvers send the gradient ((d+1)*t values) every step and a few
+numbers every epoch. The data itself never moves.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from toolkit.errors import DeviceError, ToolkitError
+
+if TYPE_CHECKING:
+    import torch
+
+T = TypeVar("T")
+
+
+@dataclass
+class Group:
+    """This process's place among the processes of one job (a group of one without torchrun)."""
+
+    rank: int = 0
+    world: int = 1
+    backend: str | None = None
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def gather(self, value: Any) -> list[Any]:
+        """Every process's `value` (small, picklable), in rank order, on every process."""
+        if self.world == 1:
+            return [value]
+        import torch.distributed as dist
+
+        values: list[Any] = [None] * self.world
+        dist.all_gather_object(values, value)
+        return values
+
+    def sum(self, values: Sequence[float]) -> list[float]:
+        """Element-wise sums over processes, added in rank order: the same on every process."""
+        if self.world == 1:
+            return [float(v) for v in values]
+        parts = self.gather([float(v) for v in values])
+        return [sum(column) for column in zip(*parts, strict=True)]
+
+    def agree(self, work: Callable[[], T]) -> list[T]:
+        """Run `work` on every process and return every process's result, in rank order.
+
+        If `work` raised a ToolkitError on any process, every process raises the error
+        of the lowest such rank instead; ranks other than 0 mark it `quiet`, so the user
+        reads it once. Every process must call `agree` at the same point.
+        """
+        failure: ToolkitError | None = None
+        result: Any = None
+        try:
+            result = work()
+        except ToolkitError as error:
+            failure = error
+        gathered = self.gather((failure, result) if self.world > 1 else (None, result))
+        if self.world == 1 and failure is not None:
+            raise failure
+        for error, _ in gathered:
+            if error is not None:
+                if not self.is_main:
+                    error.quiet = True  # type: ignore[attr-defined]
+                raise error
+        return [value for _, value in gathered]
+
+    def close(self) -> None:
+        if self.world > 1:
+            import torch.distributed as dist
+
+            if dist.is_initialized():
+                dist.destroy_process_group()
+
+
+def launched() -> bool:
+    """Whether torchrun (or another launcher) started this process as one of several."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def join(device: torch.device) -> tuple[Group, torch.device]:
+    """Join the job torchrun started, if any; returns the group and this process's device.
+
+    On CUDA every process takes the GPU of its LOCAL_RANK.
+    """
+    if not launched():
+        return Group(), device
+    import torch
+    import torch.distributed as dist
+
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    backend = "gloo"
+    if device.type == "cuda":
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        if local >= torch.cuda.device_count():
+            raise DeviceError(
+                f"process {rank} has LOCAL_RANK {local}, but only {torch.cuda.device_count()} "
+                "CUDA devices are visible; start at most one process per GPU "
+                "(torchrun --nproc-per-node), or use --device cpu."
+            )
+        device = torch.device("cuda", local)
+        torch.cuda.set_device(device)
+        backend = "nccl"
+    if not dist.is_initialized():
+        dist.init_process_group(backend, rank=rank, world_size=world)
+    return Group(rank, world, backend), device

@@ -1,0 +1,72 @@
+"""Validated rows parked on disk, so that solvers can pass over the data again.
+
+The first pass over the data parses and checks it (the slow part: CSV text to numbers)
+and writes the float64 rows here; later passes (the QR fallback, the metrics, every
+epoch of an iterative solver) read them back at disk speed, a chunk at a time, so memory
+stays bounded by the chunk size. The file is anonymous in the temporary folder ($TMPDIR):
+it has no name to leave behind, and disappears when closed or when the process dies.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterable, Iterator
+from types import TracebackType
+
+import numpy as np
+
+
+class RowSpill:
+    """Rows of `width` float64 values: `append` them once, then read them in chunks."""
+
+    def __init__(self, width: int) -> None:
+        self.width = width
+        self.n_rows = 0
+        self._file = tempfile.TemporaryFile(prefix="toolkit-rows-")  # noqa: SIM115 (close())
+
+    def append(self, rows: np.ndarray) -> None:
+        rows = np.ascontiguousarray(rows, dtype=np.float64)
+        if rows.shape[1:] != (self.width,):
+            raise ValueError(f"expected rows of {self.width} values, got shape {rows.shape}")
+        self._file.seek(0, 2)
+        self._file.write(memoryview(rows).cast("B"))
+        self.n_rows += len(rows)
+
+    def n_chunks(self, rows: int) -> int:
+        return -(-self.n_rows // rows)
+
+    def chunks(self, rows: int, order: Iterable[int] | None = None) -> Iterator[np.ndarray]:
+        """Chunks of `rows` rows (the last may be shorter), in order or as `order` lists them."""
+        for k in range(self.n_chunks(rows)) if order is None else order:
+            start = int(k) * rows
+            yield self._read(start, min(rows, self.n_rows - start))
+
+    def take(self, indices: Iterable[int]) -> np.ndarray:
+        """The rows at `indices` (for small samples)."""
+        picked = [self._read(int(i), 1) for i in indices]
+        return np.concatenate(picked) if picked else np.empty((0, self.width))
+
+    def _read(self, start: int, count: int) -> np.ndarray:
+        block = np.empty((count, self.width), dtype=np.float64)
+        self._file.seek(start * self.width * 8)
+        view = memoryview(block).cast("B")
+        while view.nbytes:
+            got = self._file.readinto(view)
+            if not got:
+                raise OSError("the spilled rows ended early; the temporary file was truncated")
+            view = view[got:]
+        return block
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> RowSpill:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close()
