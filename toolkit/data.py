@@ -470,14 +470,13 @@ def _csv_batches(piece: Piece, columns: list[str], rows: int, bar: Any) -> Itera
     import pyarrow.csv as pa_csv
 
     shard = piece.shard
-    block_bytes = min(max(rows * len(columns) * 8, MIN_BLOCK_BYTES), MAX_BLOCK_BYTES)
+    read_options, convert_options = csv_options(columns, rows, piece)
     stream = _ByteRange(shard.path, piece.start, piece.stop, bar)
     try:
         try:
-            reader = pa_csv.open_csv(  # parses the first block already
-                stream,
-                read_options=_read_options(piece, block_bytes),
-                convert_options=_float_conversion(columns),
+            # open_csv already parses the first block.
+            reader = pa_csv.open_csv(
+                stream, read_options=read_options, convert_options=convert_options
             )
             while True:
                 try:
@@ -495,12 +494,20 @@ def _csv_batches(piece: Piece, columns: list[str], rows: int, bar: Any) -> Itera
         stream.close()
 
 
-def _read_options(piece: Piece, block_bytes: int = MIN_BLOCK_BYTES) -> Any:
+def csv_options(
+    columns: Sequence[str], rows: int = DEFAULT_CHUNK_ROWS, piece: Piece | None = None
+) -> tuple[Any, Any]:
+    """The pyarrow ReadOptions and ConvertOptions `DataSource.blocks` reads CSV with.
+
+    Blocks of about one chunk of float64 rows; only `columns`, converted to float64. A
+    piece that starts after the header gets the header's names instead.
+    """
     import pyarrow.csv as pa_csv
 
-    # A piece that starts after the header gets the header's names instead.
-    names = None if piece.start == 0 else list(piece.shard.columns)
-    return pa_csv.ReadOptions(block_size=block_bytes, column_names=names)
+    block_bytes = min(max(rows * len(columns) * 8, MIN_BLOCK_BYTES), MAX_BLOCK_BYTES)
+    names = None if piece is None or piece.start == 0 else list(piece.shard.columns)
+    read_options = pa_csv.ReadOptions(block_size=block_bytes, column_names=names)
+    return read_options, _float_conversion(columns)
 
 
 def _float_conversion(columns: Sequence[str]) -> Any:
@@ -662,8 +669,9 @@ def _first_non_number(
         column_types={column: pa.string()}, include_columns=[column], strings_can_be_null=False
     )
     stream = _ByteRange(path, piece.start, piece.stop)
+    read_options = csv_options([column], 1, piece)[0]
     offset = 0
-    with pa_csv.open_csv(stream, read_options=_read_options(piece), convert_options=convert) as rd:
+    with pa_csv.open_csv(stream, read_options=read_options, convert_options=convert) as rd:
         for batch in rd:
             strings = batch.column(0)
             try:

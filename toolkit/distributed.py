@@ -10,7 +10,8 @@ group (gloo on CPU, nccl on CUDA) and:
   beyond summation order;
 - iterative solvers: wrap the model in DistributedDataParallel, which averages gradients;
 - rank 0 alone prints and writes files; an error on any rank is raised on every rank
-  and printed once, by rank 0, so no process waits forever for a dead peer.
+  and printed once, by rank 0, so no process waits forever for a dead peer; the
+  processes leave together at exit, after rank 0 has printed.
 
 What crosses the network: exact sends one (d+t)^2 float64 matrix and a few numbers per
 process; the iterative solvers send the gradient ((d+1)*t values) every step and a few
@@ -19,6 +20,7 @@ numbers every epoch. The data itself never moves.
 
 from __future__ import annotations
 
+import atexit
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -84,13 +86,6 @@ class Group:
                 raise error
         return [value for _, value in gathered]
 
-    def close(self) -> None:
-        if self.world > 1:
-            import torch.distributed as dist
-
-            if dist.is_initialized():
-                dist.destroy_process_group()
-
 
 def launched() -> bool:
     """Whether torchrun (or another launcher) started this process as one of several."""
@@ -122,4 +117,18 @@ def join(device: torch.device) -> tuple[Group, torch.device]:
         backend = "nccl"
     if not dist.is_initialized():
         dist.init_process_group(backend, rank=rank, world_size=world)
+        atexit.register(_leave)
     return Group(rank, world, backend), device
+
+
+def _leave() -> None:
+    """Leave together: nobody exits before rank 0 has printed the job's result or error.
+
+    torchrun stops every process as soon as one exits with an error, so a rank that
+    exited at once could cut off rank 0's message.
+    """
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()

@@ -188,10 +188,7 @@ def train(config: TrainConfig, on_epoch_end: EpochCallback | None = None) -> Tra
     hyper = config.hyperparameters()
     # A missing device fails here, before any data is read.
     group, device = distributed.join(resolve_device(config.device))
-    try:
-        result = _train(config, hyper, group, device, on_epoch_end)
-    finally:
-        group.close()
+    result = _train(config, hyper, group, device, on_epoch_end)
     result.seconds = time.perf_counter() - started
     return result
 
