@@ -33,11 +33,11 @@ class _Command(click.Command):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except UsageError as error:
-            raise click.UsageError(str(error), ctx) from None
         except ToolkitError as error:
-            if getattr(error, "quiet", False):  # another torchrun process prints it
+            if getattr(error, "quiet", False):  # rank 0 of the torchrun job prints it
                 ctx.exit(error.exit_code)
+            if isinstance(error, UsageError):
+                raise click.UsageError(str(error), ctx) from None
             raise _Failure(str(error), error.exit_code) from None
 
 
