@@ -321,3 +321,83 @@ def test_training_on_shards_matches_training_on_the_whole(run, shards):
     # float64 sufficient statistics summed in different blocks: agreement to ~1e-12.
     np.testing.assert_allclose(many["weights"], one["weights"], rtol=1e-10)
     np.testing.assert_allclose(many["bias"], one["bias"], rtol=1e-10)
+
+
+# -- pieces: what each torchrun process reads -----------------------------------------------
+
+
+@pytest.fixture
+def mixed_shards(tmp_path):
+    """Two CSV shards (one with blank lines and CRLF) and a Parquet shard of 7 row groups."""
+    rng = np.random.default_rng(5)
+    x = np.round(rng.standard_normal((400, 3)), 6)
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    text = "a,b,y\n" + "".join(f"{r[0]},{r[1]},{r[2]}\n" for r in x[:150])
+    (folder / "p0.csv").write_text(text)
+    crlf = "a,b,y\r\n" + "".join(
+        f"{r[0]},{r[1]},{r[2]}\r\n" + ("\r\n" if i % 17 == 0 else "")
+        for i, r in enumerate(x[150:300])
+    )
+    (folder / "p1.csv").write_bytes(crlf.encode())
+    table = pa.table({"a": x[300:, 0], "b": x[300:, 1], "y": x[300:, 2]})
+    pq.write_table(table, folder / "p2.parquet", row_group_size=15)
+    return folder, x
+
+
+@pytest.mark.parametrize("world", [1, 2, 3, 4, 7])
+def test_pieces_of_all_ranks_cover_every_row_once_in_order(mixed_shards, world):
+    folder, x = mixed_shards
+    source = open_source(folder)
+    parts = [
+        np.concatenate(
+            list(source.blocks(source.pieces(rank, world), rows=16)) or [np.empty((0, 3))]
+        )
+        for rank in range(world)
+    ]
+    np.testing.assert_array_equal(np.concatenate(parts), x)
+    if world <= 4:  # byte ranges of ~3 KiB or more: every process gets rows
+        assert all(len(p) for p in parts)
+
+
+def test_a_bad_cell_in_a_later_piece_names_its_row_in_the_file(mixed_shards):
+    folder, _ = mixed_shards
+    lines = (folder / "p0.csv").read_text().splitlines()
+    lines[120] = "1,abc,2"  # row 121, in the second half of the file
+    (folder / "p0.csv").write_text("\n".join(lines) + "\n")
+    source = open_source(folder / "p0.csv")
+    piece = source.pieces(1, 2)[0]
+    assert piece.start > 0
+    with pytest.raises(
+        DataError, match=r"p0\.csv, row 121, column 'b': expected a number, got 'abc'"
+    ):
+        list(source.blocks([piece]))
+
+
+def test_a_ragged_row_in_a_later_piece_names_its_row(mixed_shards):
+    folder, _ = mixed_shards
+    lines = (folder / "p0.csv").read_text().splitlines()
+    lines[130] = "1,2"
+    (folder / "p0.csv").write_text("\n".join(lines) + "\n")
+    source = open_source(folder / "p0.csv")
+    with pytest.raises(DataError, match=r"p0\.csv, row 131: found 2 values, expected 3"):
+        list(source.blocks(source.pieces(1, 2)))
+
+
+def test_a_bad_value_in_a_later_parquet_row_group_names_its_row(tmp_path):
+    values = np.arange(100, dtype=np.float64)
+    values[77] = np.inf
+    path = tmp_path / "d.parquet"
+    pq.write_table(pa.table({"a": np.arange(100.0), "y": values}), path, row_group_size=10)
+    source = open_source(path)
+    piece = source.pieces(1, 2)[0]
+    assert piece.first_row > 0
+    with pytest.raises(DataError, match=r"row 78, column 'y': expected a finite number, got inf"):
+        list(source.blocks([piece]))
+
+
+def test_blocks_never_exceed_chunk_rows(mixed_shards):
+    folder, x = mixed_shards
+    blocks = list(open_source(folder).blocks(rows=7))
+    assert max(len(b) for b in blocks) <= 7
+    np.testing.assert_array_equal(np.concatenate(blocks), x)

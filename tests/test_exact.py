@@ -138,3 +138,57 @@ def test_more_parameters_than_rows_is_collinear():
     x = rng.standard_normal((3, 5))
     with pytest.raises(CollinearityError, match="collinear"):
         fit(x, rng.standard_normal(3))
+
+
+def test_merged_moments_equal_those_of_the_union():
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((3000, 3)) * [1, 1e3, 1e-3] + [1e6, 0, 5]
+    y = x @ [1.0, 2.0, 3.0] + rng.standard_normal(3000)
+    rows = np.column_stack([x, y]).astype(np.longdouble)  # the reference, in extended precision
+    centred = rows - rows.mean(axis=0)
+    reference = (centred.T @ centred).astype(np.float64)
+    parts = [exact.accumulate([(x[a:b], y[a:b])]) for a, b in [(0, 10), (10, 2000), (2000, 3000)]]
+    merged = exact.merge([parts[0], None, parts[1], parts[2]])
+    assert merged.n == 3000
+    np.testing.assert_allclose(merged.mean.numpy(), rows.mean(axis=0).astype(float), rtol=1e-15)
+    # Rounding relative to the matrix's scale, as for one pass over all rows (1e-15 here).
+    scale = np.abs(reference).max()
+    assert np.abs(merged.scatter.numpy() - reference).max() <= 1e-13 * scale
+    whole = exact.accumulate([(x, y)]).scatter.numpy()
+    assert np.abs(whole - reference).max() <= 1e-13 * scale
+    assert exact.merge([None, None]) is None
+
+
+def test_qr_fallback_combines_r_factors_of_parts():
+    """combine_r stacks per-process R factors: the result equals one process with all rows."""
+    import torch
+
+    rng = np.random.default_rng(5)
+    base = rng.standard_normal((4000, 2))
+    x = np.column_stack([base, base[:, 0] + 1e-5 * rng.standard_normal(4000)])  # ill-conditioned
+    y = x @ [1.0, 2.0, 3.0] + 0.5
+    names = ["a", "b", "c"]
+    whole = fit(x, y, names)
+    assert whole.method == "qr"
+    halves = [(x[:1500], y[:1500]), (x[1500:], y[1500:])]
+    # Every process holds the merged moments (the global mean and scale) ...
+    moments = exact.merge(exact.accumulate([h]) for h in halves)
+
+    def r_of(half) -> torch.Tensor:  # ... and streams R over its own rows with them
+        captured = []
+
+        def keep(r: torch.Tensor) -> torch.Tensor:
+            captured.append(r)
+            return r
+
+        exact.solve(moments, 3, names, rechunk=lambda: [half], combine_r=keep)
+        return captured[0]
+
+    other = r_of(halves[1])
+
+    def combine(r: torch.Tensor) -> torch.Tensor:
+        return torch.linalg.qr(torch.cat([r, other]), mode="r").R
+
+    split = exact.solve(moments, 3, names, rechunk=lambda: [halves[0]], combine_r=combine)
+    assert split.method == "qr"
+    np.testing.assert_allclose(split.weight, whole.weight, rtol=1e-8)

@@ -41,3 +41,22 @@ def test_constant_target_has_undefined_r2():
 
 def test_no_rows_gives_none():
     assert regression_metrics([], np.zeros((1, 1)), np.zeros(1), ["y"]) is None
+
+
+def test_metric_sums_of_parts_add_up_to_the_whole():
+    from toolkit.metrics import metric_sums, summarize
+
+    rng = np.random.default_rng(2)
+    x, y = rng.standard_normal((500, 3)), rng.standard_normal((500, 2)) * 10 + 1e6
+    w, b = rng.standard_normal((2, 3)), np.array([1e6, 1e6])
+    whole = metric_sums([(x, y)], w, b)
+    parts = [
+        metric_sums([(x[a:c], y[a:c])], w, b, shift=whole.shift) for a, c in [(0, 1), (1, 500)]
+    ]
+    total = parts[0] + parts[1]
+    for key in ("mse", "mae", "r2"):
+        assert summarize(total, ["u", "v"])[key] == pytest.approx(
+            summarize(whole, ["u", "v"])[key], rel=1e-12
+        )
+    with pytest.raises(ValueError, match="different shifts"):
+        _ = whole + metric_sums([(x, y)], w, b, shift=np.zeros(2))
