@@ -10,11 +10,10 @@ holds the file in memory):
    end-to-end wall and the JSON `seconds` (rank 0's time inside `train()`), and whether
    both reach the same float64 model (max |w2 - w1| / max |w1| <= 1e-10: summation order);
 3. streaming: the 1-process training `seconds` against only reading the file with the
-   same reader: `pyarrow.csv.open_csv` with `toolkit.data.csv_options` (every column, and
-   --chunk-rows where it takes rows) and `read_next_batch()` to the end, nothing else
-   (target <= 1.3x). `seconds` also holds costs that do not grow with the data (importing
-   torch among them), so the same run on the embedded 4-row seed data is timed too, and
-   the ratio less that fixed cost is shown.
+   same reader: `pyarrow.csv.open_csv` with `toolkit.data.csv_options` (every column) and
+   `read_next_batch()` to the end, nothing else (target <= 1.3x). `seconds` starts after
+   torch is imported; what is left that does not grow with the data is measured by the
+   same run on the embedded 4-row seed data, and the ratio less that fixed cost is shown.
 
 Every command runs through a small wrapper that calls the CLI in-process and then prints
 its own peak RSS (`ru_maxrss`, exact) and thread settings to stderr; a thread polls the
@@ -86,16 +85,13 @@ sys.exit(code)
 # Only reads the CSV with the training reader's options; times open_csv (it parses the
 # first block) and the read_next_batch() loop, nothing else.
 READ_PROBE = """
-import inspect, json, os, resource, sys, time
+import json, os, resource, sys, time
 from pathlib import Path
 import pyarrow, pyarrow.csv as pa_csv
 from toolkit.data import csv_header, csv_options
 path, chunk_rows = sys.argv[1], int(sys.argv[2])
 columns = csv_header(Path(path), path)
-# csv_options(columns, rows) sizes blocks by the chunk rows; a version without `rows` does not.
-takes_rows = "rows" in inspect.signature(csv_options).parameters
-options = csv_options(columns, rows=chunk_rows) if takes_rows else csv_options(columns)
-read_options, convert_options = options
+read_options, convert_options = csv_options(columns)
 rows = batches = 0
 start = time.perf_counter()
 reader = pa_csv.open_csv(path, read_options=read_options, convert_options=convert_options)
@@ -108,7 +104,7 @@ while True:
     batches += 1
 seconds = time.perf_counter() - start
 print(json.dumps({"seconds": seconds, "rows": rows, "columns": len(columns), "batches": batches,
-                  "block_bytes": read_options.block_size, "options_take_rows": takes_rows}))
+                  "block_bytes": read_options.block_size}))
 probe = {
     "rank": 0,
     "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
@@ -285,10 +281,7 @@ def bench(path: Path, chunk_rows: int, repeats: int, work: Path) -> dict[str, An
             name: (env or {}).get("OMP_NUM_THREADS") for name, env in envs.items()
         },
         "rows": counts["read only"].pop(),
-        "read": {
-            k: read[0]["output"][k]
-            for k in ("columns", "batches", "block_bytes", "options_take_rows")
-        },
+        "read": {k: read[0]["output"][k] for k in ("columns", "batches", "block_bytes")},
         "seconds": seconds,
         "seconds_all": {
             name: [{"wall": r["wall"], "seconds": r["output"]["seconds"]} for r in side]
@@ -378,8 +371,7 @@ def summary_rows(report: dict[str, Any], repeats: int) -> list[Row]:
         ),
         row(
             "stream: reader block size",
-            f"{read['block_bytes'] / 2**20:.1f} MiB, {read['batches']:,} batches"
-            + ("" if read["options_take_rows"] else " (csv_options takes no rows)"),
+            f"{read['block_bytes'] / 2**20:.1f} MiB, {read['batches']:,} batches",
         ),
         row(
             "model: max|w2 - w1| / max|w1| (float64)",
