@@ -401,3 +401,17 @@ def test_blocks_never_exceed_chunk_rows(mixed_shards):
     blocks = list(open_source(folder).blocks(rows=7))
     assert max(len(b) for b in blocks) <= 7
     np.testing.assert_array_equal(np.concatenate(blocks), x)
+
+
+def test_sha256_is_the_files_whether_hashed_while_read_or_not(mixed_shards):
+    import hashlib
+
+    folder, _ = mixed_shards
+    path = folder / "p1.csv"
+    expected = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert open_source(path).sha256() == expected  # read from disk
+    source = open_source(path)
+    assert source.hashed_while_read(source.pieces())
+    list(source.blocks(rows=7))
+    assert source.sha256() == expected  # hashed as pyarrow read it
+    assert not source.hashed_while_read(source.pieces(0, 2))  # a part is not the file

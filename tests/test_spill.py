@@ -36,3 +36,24 @@ def test_the_file_has_no_name_to_leave_behind(tmp_path, monkeypatch):
     with RowSpill(2) as spill:
         spill.append(np.ones((10, 2)))
         assert list(tmp_path.iterdir()) == []  # O_TMPFILE: anonymous from the start
+
+
+def test_appends_after_reads_still_append():
+    rows = np.arange(20.0).reshape(10, 2)
+    with RowSpill(2) as spill:
+        spill.append(rows[:5])
+        np.testing.assert_array_equal(spill.take([0]), rows[:1])  # moves the file position
+        spill.append(rows[5:])
+        np.testing.assert_array_equal(np.concatenate(list(spill.chunks(4))), rows)
+
+
+def test_a_failed_write_is_raised_on_the_next_read(monkeypatch):
+    with RowSpill(1) as spill:
+
+        def full(data):
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(spill._file, "write", full)
+        spill.append(np.ones((3, 1)))
+        with pytest.raises(OSError, match="No space left"):
+            spill.take([0])

@@ -87,6 +87,7 @@ class DataSource:
     feature_names: list[str]
     target_names: list[str]
     notes: list[str] = field(default_factory=list)
+    _hashed: dict[Path, str] = field(default_factory=dict, repr=False)  # SHA-256 by path
 
     @property
     def columns(self) -> list[str]:
@@ -141,7 +142,7 @@ class DataSource:
             read = _parquet_batches if piece.shard.parquet else _csv_batches
             offset = 0
             try:
-                for batch in read(piece, columns, rows, bar):
+                for batch in read(piece, columns, rows, bar, self._hashed):
                     block = _checked_block(batch, piece, offset, columns)
                     offset += len(block)
                     yield block
@@ -153,13 +154,22 @@ class DataSource:
                 raise DataError(f"{piece.shard.name}: {_no_rows(piece.shard, columns)}")
 
     def sha256(self) -> str:
-        """SHA-256 of the file for one shard; else of every shard's name and SHA-256, in order."""
+        """SHA-256 of the file for one shard; else of every shard's name and SHA-256, in order.
+
+        A CSV shard that `blocks` read whole was hashed on the way: it is not read again.
+        """
+        hashes = [self._hashed.get(shard.path) or _sha256(shard.path) for shard in self.shards]
         if len(self.shards) == 1:
-            return _sha256(self.shards[0].path)
+            return hashes[0]
         digest = hashlib.sha256()
-        for shard in self.shards:
-            digest.update(f"{shard.path.name}\t{_sha256(shard.path)}\n".encode())
+        for shard, value in zip(self.shards, hashes, strict=True):
+            digest.update(f"{shard.path.name}\t{value}\n".encode())
         return digest.hexdigest()
+
+    def hashed_while_read(self, pieces: Sequence[Piece]) -> bool:
+        """Whether reading `pieces` with `blocks` hashes every shard on the way."""
+        whole = {piece.shard.path for piece in pieces if piece.whole and not piece.shard.parquet}
+        return all(shard.path in whole for shard in self.shards)
 
 
 def open_source(
@@ -526,13 +536,17 @@ def _line_start(path: Path, position: int) -> int:
     return path.stat().st_size
 
 
-def _csv_batches(piece: Piece, columns: list[str], rows: int, bar: Any) -> Iterator[pa.RecordBatch]:
+def _csv_batches(
+    piece: Piece, columns: list[str], rows: int, bar: Any, hashed: dict[Path, str]
+) -> Iterator[pa.RecordBatch]:
+    """The piece's rows; a whole file is hashed into `hashed` as its bytes go by."""
     import pyarrow as pa
     import pyarrow.csv as pa_csv
 
     shard = piece.shard
     read_options, convert_options = csv_options(columns, piece)
-    stream = _ByteRange(shard.path, piece.start, piece.stop, bar)
+    digest = hashlib.sha256() if piece.whole else None
+    stream = _ByteRange(shard.path, piece.start, piece.stop, bar, digest)
     try:
         try:
             # open_csv already parses the first block.
@@ -543,6 +557,8 @@ def _csv_batches(piece: Piece, columns: list[str], rows: int, bar: Any) -> Itera
                 try:
                     batch = reader.read_next_batch()
                 except StopIteration:
+                    if digest is not None and stream.at_end():
+                        hashed[shard.path] = digest.hexdigest()
                     return
                 for start in range(0, batch.num_rows, rows):
                     yield batch.slice(start, rows)
@@ -582,13 +598,22 @@ def _float_conversion(columns: Sequence[str]) -> Any:
 
 
 class _ByteRange(io.RawIOBase):
-    """Bytes [start, stop) of a file (stop -1: to its end), advancing an optional tqdm bar."""
+    """Bytes [start, stop) of a file (stop -1: to its end), with an optional tqdm bar to
+    advance and hashlib digest to update (hashlib drops the GIL on large blocks)."""
 
-    def __init__(self, path: Path, start: int = 0, stop: int = -1, bar: Any = None) -> None:
+    def __init__(
+        self, path: Path, start: int = 0, stop: int = -1, bar: Any = None, digest: Any = None
+    ) -> None:
         self._file = path.open("rb", buffering=0)
         self._file.seek(start)
         self._left = math.inf if stop == -1 else stop - start
         self._bar = bar
+        self._digest = digest
+        self._ended = False
+
+    def at_end(self) -> bool:
+        """Whether every byte of the range was read."""
+        return self._ended or self._left == 0
 
     def readable(self) -> bool:
         return True
@@ -599,6 +624,9 @@ class _ByteRange(io.RawIOBase):
             view = view[: int(self._left)]
         count = self._file.readinto(view) or 0
         self._left -= count
+        self._ended = self._ended or (count == 0 and len(view) > 0)
+        if self._digest is not None:
+            self._digest.update(view[:count])
         if self._bar is not None:
             self._bar.update(count)
         return count
@@ -803,7 +831,7 @@ def _parquet_piece(shard: Shard, begin: int, end: int) -> Piece | None:
 
 
 def _parquet_batches(
-    piece: Piece, columns: list[str], rows: int, bar: Any
+    piece: Piece, columns: list[str], rows: int, bar: Any, hashed: dict[Path, str]
 ) -> Iterator[pa.RecordBatch]:
     import pyarrow as pa
     import pyarrow.parquet as pq

@@ -216,9 +216,11 @@ def _train(
         RowSpill(width) as val_spill,
         ThreadPoolExecutor(max_workers=1) as pool,
     ):
-        # Rank 0 hashes the files while every rank parses its piece (hashlib drops the GIL).
-        digest = pool.submit(source.sha256) if group.is_main else None
         pieces = source.pieces(group.rank, group.world)
+        # Whole CSV files are hashed as they are parsed; otherwise rank 0 hashes the files
+        # in a thread while every rank parses its piece (hashlib drops the GIL).
+        hashed_on_the_way = source.hashed_while_read(pieces)
+        digest = pool.submit(source.sha256) if group.is_main and not hashed_on_the_way else None
         local = group.agree(
             lambda: _read_pass(
                 source, pieces, config, device, fraction, train_spill, val_spill, group.is_main
@@ -248,7 +250,9 @@ def _train(
         assert train_moments is not None  # at least n_parameters rows, checked above
         train_shift = next(p.first_target for p in local if p.first_target is not None)
         sample = _parity_sample(group, [train_spill, val_spill])
-        sha256 = digest.result() if digest is not None else ""
+        sha256 = ""
+        if group.is_main:
+            sha256 = digest.result() if digest is not None else source.sha256()
 
         combine_r = _combine_r(group)
         details: dict[str, Any]
