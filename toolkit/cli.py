@@ -101,7 +101,8 @@ def cli() -> None:
     "--val-fraction",
     type=click.FloatRange(0, 1, max_open=True),
     default=None,
-    help="Share of rows held out for validation (seeded).  [default: 0.2, or 0 when "
+    help="Share of rows held out for validation, by a seeded hash of each row.  [default: "
+    "0.2, or 0 when "
     "the data is too small to spare rows]",
 )
 @click.option(
@@ -167,7 +168,8 @@ def cli() -> None:
     type=click.IntRange(min=1),
     default=65_536,
     show_default=True,
-    help="Rows per chunk when streaming the data through the solver and metrics.",
+    help="Rows per chunk read or re-read by every solver: memory stays bounded by this, "
+    "not by the data size (parsed rows wait on disk in $TMPDIR).",
 )
 @click.option(
     "--quiet", "-q", is_flag=True, help="No progress bar and no notes (warnings still show)."
