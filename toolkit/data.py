@@ -47,8 +47,8 @@ PROGRESS_MIN_BYTES = 64 << 20
 # Measured on a 776 MB file of 33 columns: 1 MiB blocks peak at 123 MiB RSS and read in
 # 1.8 s; 17 MiB blocks peak at 950 MiB and take 4.3 s. Bigger is not faster.
 CSV_BLOCK_BYTES = 1 << 20
-# Checked blocks (of --chunk-rows rows) the reading thread may hold ready for the consumer.
-PREFETCH_BLOCKS = 2
+# Checked blocks the reading thread may hold ready for the consumer.
+PREFETCH_BLOCKS = 8
 _PARQUET_MAGIC = b"PAR1"
 
 
@@ -140,25 +140,12 @@ class DataSource:
         columns = self.columns
         for piece in pieces:
             read = _parquet_batches if piece.shard.parquet else _csv_batches
-            offset = filled = 0  # rows of the piece read so far; of them, in `block`
-            block = None
+            offset = 0
             try:
-                # pyarrow's batches (about 1 MiB of text each) are gathered into blocks of
-                # `rows` rows: fewer, bigger steps for the solvers downstream.
                 for batch in read(piece, columns, rows, bar, self._hashed):
-                    start = 0
-                    while start < batch.num_rows:
-                        if block is None:
-                            block, filled = np.empty((rows, len(columns))), 0
-                        take = min(rows - filled, batch.num_rows - start)
-                        part = block[filled : filled + take]
-                        _check_into(batch.slice(start, take), piece, offset, columns, part)
-                        filled, offset, start = filled + take, offset + take, start + take
-                        if filled == rows:
-                            yield block
-                            block = None
-                if block is not None:
-                    yield block[:filled]
+                    block = _checked_block(batch, piece, offset, columns)
+                    offset += len(block)
+                    yield block
             except OSError as error:  # permissions, a vanished file, an I/O error
                 raise DataError(
                     f"{piece.shard.name}: cannot be read ({error.strerror or error})."
@@ -404,34 +391,34 @@ def _to_block(batch: pa.RecordBatch) -> np.ndarray:
     return block
 
 
-def _check_into(
-    batch: pa.RecordBatch, piece: Piece, offset: int, columns: Sequence[str], out: np.ndarray
-) -> None:
-    """Copy the batch into `out` (rows, columns) as float64; blank cells, NaN and infinity
-    are errors, since least squares has no answer with them.
+def _checked_block(
+    batch: pa.RecordBatch, piece: Piece, offset: int, columns: Sequence[str]
+) -> np.ndarray:
+    """The batch as a float64 block; blank cells, NaN and infinity are errors.
 
-    `offset` is the batch's first row in the piece.
+    Least squares has no answer with them. `offset` is the batch's first row in the piece.
     """
     import pyarrow.compute as pc
 
-    for j, (name, column) in enumerate(zip(columns, batch.columns, strict=True)):
+    for name, column in zip(columns, batch.columns, strict=True):
         if column.null_count:
             index = pc.index(pc.is_null(column), True).as_py()
             raise DataError(
                 f"{piece.shard.name}, row {_row_text(_row_of(piece, offset + index))}, "
                 f"column {name!r}: blank cell; expected a number."
             )
-        out[:, j] = column.to_numpy(zero_copy_only=False)
+    block = _to_block(batch)
     # One summing pass finds any NaN or infinity (a huge but finite sum is checked cell by cell).
-    if not np.isfinite(out.sum(axis=0)).all():
-        bad = np.argwhere(~np.isfinite(out))
+    if not np.isfinite(block.sum(axis=0)).all():
+        bad = np.argwhere(~np.isfinite(block))
         if len(bad):
             row, j = (int(k) for k in bad[0])
             raise DataError(
                 f"{piece.shard.name}, row {_row_text(_row_of(piece, offset + row))}, "
-                f"column {columns[j]!r}: expected a finite number, got {float(out[row, j])!r}; "
+                f"column {columns[j]!r}: expected a finite number, got {float(block[row, j])!r}; "
                 "remove or fill in the row."
             )
+    return block
 
 
 class _Raised:
