@@ -415,3 +415,12 @@ def test_sha256_is_the_files_whether_hashed_while_read_or_not(mixed_shards):
     list(source.blocks(rows=7))
     assert source.sha256() == expected  # hashed as pyarrow read it
     assert not source.hashed_while_read(source.pieces(0, 2))  # a part is not the file
+
+
+def test_sha256_is_abandoned_when_asked(mixed_shards):
+    import threading
+
+    folder, _ = mixed_shards
+    stop = threading.Event()
+    stop.set()  # as train does when the data pass fails, so the error is not kept waiting
+    assert open_source(folder).sha256(stop) == ""

@@ -153,12 +153,15 @@ class DataSource:
             if offset == 0 and piece.whole:
                 raise DataError(f"{piece.shard.name}: {_no_rows(piece.shard, columns)}")
 
-    def sha256(self) -> str:
+    def sha256(self, stop: threading.Event | None = None) -> str:
         """SHA-256 of the file for one shard; else of every shard's name and SHA-256, in order.
 
         A CSV shard that `blocks` read whole was hashed on the way: it is not read again.
+        Setting `stop` (from another thread) abandons the work: the result is then "".
         """
-        hashes = [self._hashed.get(shard.path) or _sha256(shard.path) for shard in self.shards]
+        hashes = [self._hashed.get(s.path) or _sha256(s.path, stop) for s in self.shards]
+        if stop is not None and stop.is_set():
+            return ""
         if len(self.shards) == 1:
             return hashes[0]
         digest = hashlib.sha256()
@@ -375,10 +378,12 @@ def _is_parquet(path: Path) -> bool:
         return handle.read(4) == _PARQUET_MAGIC
 
 
-def _sha256(path: Path) -> str:
+def _sha256(path: Path, stop: threading.Event | None = None) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         while block := handle.read(1 << 22):
+            if stop is not None and stop.is_set():
+                return ""
             digest.update(block)
     return digest.hexdigest()
 

@@ -21,6 +21,7 @@ import contextlib
 import copy
 import math
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -220,12 +221,19 @@ def _train(
         # Whole CSV files are hashed as they are parsed; otherwise rank 0 hashes the files
         # in a thread while every rank parses its piece (hashlib drops the GIL).
         hashed_on_the_way = source.hashed_while_read(pieces)
-        digest = pool.submit(source.sha256) if group.is_main and not hashed_on_the_way else None
-        local = group.agree(
-            lambda: _read_pass(
-                source, pieces, config, device, fraction, train_spill, val_spill, group.is_main
+        stop_hashing = threading.Event()  # a failed pass need not wait for the hash
+        digest = None
+        if group.is_main and not hashed_on_the_way:
+            digest = pool.submit(source.sha256, stop_hashing)
+        try:
+            local = group.agree(
+                lambda: _read_pass(
+                    source, pieces, config, device, fraction, train_spill, val_spill, group.is_main
+                )
             )
-        )
+        except BaseException:
+            stop_hashing.set()
+            raise
         train_rows = _Rows([train_spill], config.chunk_rows, spec.n_features)
         val_rows = _Rows([val_spill], config.chunk_rows, spec.n_features)
         train_moments = exact.merge(_moments(part.train, device) for part in local)
