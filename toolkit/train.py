@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from toolkit import checkpoint, exact
-from toolkit.data import DEFAULT_CHUNK_ROWS, DataSource, holdout_mask, open_source
+from toolkit.data import DEFAULT_CHUNK_ROWS, DataSource, Piece, holdout_mask, open_source
 from toolkit.errors import (
     CheckpointError,
     CollinearityError,
@@ -365,7 +365,7 @@ class _PassSummary:
 
 def _read_pass(
     source: DataSource,
-    pieces: list[Any],
+    pieces: list[Piece],
     config: TrainConfig,
     device: Any,
     fraction: float,
