@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import difflib
+import functools
 import glob
 import hashlib
 import io
@@ -239,8 +240,7 @@ def holdout_mask(block: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     n, width = block.shape
     if fraction <= 0 or n == 0:
         return np.zeros(n, dtype=bool)
-    rng = np.random.default_rng([seed, width])
-    odd = rng.integers(0, 1 << 63, size=width, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+    odd = _odd_multipliers(seed, width)
     # A weighted sum of the values' bits (exact modular arithmetic: no rounding, no order
     # effects), then splitmix64's finaliser so that every bit moves the result.
     h = np.ascontiguousarray(block, dtype=np.float64).view(np.uint64) @ odd
@@ -250,6 +250,15 @@ def holdout_mask(block: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     h *= np.uint64(0x94D049BB133111EB)
     h ^= h >> np.uint64(31)
     return h < np.uint64(int(fraction * 2.0**64))
+
+
+@functools.lru_cache(maxsize=16)
+def _odd_multipliers(seed: int, width: int) -> np.ndarray:
+    """One seeded odd 64-bit multiplier per column (drawn once per run, not per block)."""
+    rng = np.random.default_rng([seed, width])
+    odd = rng.integers(0, 1 << 63, size=width, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+    odd.flags.writeable = False
+    return odd
 
 
 @dataclass
