@@ -316,15 +316,18 @@ def load_dataset(
     import pyarrow as pa
 
     source = open_source(path, targets, features)
-    blocks = list(source.blocks(progress=progress))
-    # Column by column: each block is transposed while it sits in cache, and every
-    # column ends up contiguous, which Arrow takes without another copy.
-    if blocks:
-        by_column = np.concatenate([block.T for block in blocks], axis=1)
-    else:
-        by_column = np.empty((len(source.columns), 0))
-    del blocks
-    table = pa.table(list(by_column), names=source.columns)
+    schema = pa.schema([(name, pa.float64()) for name in source.columns])
+    batches = []
+    for block in source.blocks(progress=progress):
+        # Each block is transposed while it sits in cache; Arrow then takes every
+        # contiguous column as it is, without another copy.
+        columns = np.ascontiguousarray(block.T)
+        arrays = [
+            pa.Array.from_buffers(pa.float64(), len(column), [None, pa.py_buffer(column)])
+            for column in columns
+        ]
+        batches.append(pa.record_batch(arrays, schema=schema))
+    table = pa.Table.from_batches(batches, schema=schema)
     return Dataset(
         source.name,
         source.sha256(),
