@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     import torch
 
 T = TypeVar("T")
+E = TypeVar("E", bound=ToolkitError)
 
 
 @dataclass
@@ -63,28 +64,30 @@ class Group:
         parts = self.gather([float(v) for v in values])
         return [sum(column) for column in zip(*parts, strict=True)]
 
-    def agree(self, work: Callable[[], T]) -> list[T]:
-        """Run `work` on every process and return every process's result, in rank order.
+    def agree(self, work: Callable[[], T]) -> T:
+        """Run `work` on every process and return this process's result.
 
-        If `work` raised a ToolkitError on any process, every process raises the error
-        of the lowest such rank instead; ranks other than 0 mark it `quiet`, so the user
-        reads it once. Every process must call `agree` at the same point.
+        If `work` raised a ToolkitError on any process, every process raises the error of
+        the lowest such rank instead, marked so that only rank 0 prints it. Every process
+        must call `agree` at the same point.
         """
         failure: ToolkitError | None = None
-        result: Any = None
         try:
             result = work()
         except ToolkitError as error:
-            failure = error
-        gathered = self.gather((failure, result) if self.world > 1 else (None, result))
-        if self.world == 1 and failure is not None:
-            raise failure
-        for error, _ in gathered:
+            if self.world == 1:
+                raise
+            failure, result = error, None
+        for error in self.gather(failure):
             if error is not None:
-                if not self.is_main:
-                    error.quiet = True  # type: ignore[attr-defined]
-                raise error
-        return [value for _, value in gathered]
+                raise self.printed_by_rank_0(error)
+        return result  # type: ignore[return-value]
+
+    def printed_by_rank_0(self, error: E) -> E:
+        """Mark an error that every process raises alike: elsewhere than on rank 0 it is
+        `quiet`, and the CLI exits with its code without printing it."""
+        error.quiet = not self.is_main  # type: ignore[attr-defined]
+        return error
 
 
 def launched() -> bool:

@@ -70,8 +70,12 @@ class RowSpill:
     def chunks(self, rows: int, order: Iterable[int] | None = None) -> Iterator[np.ndarray]:
         """Chunks of `rows` rows (the last may be shorter), in order or as `order` lists them."""
         for k in range(self.n_chunks(rows)) if order is None else order:
-            start = int(k) * rows
-            yield self._read(start, min(rows, self.n_rows - start))
+            yield self.chunk(int(k), rows)
+
+    def chunk(self, index: int, rows: int) -> np.ndarray:
+        """Chunk `index` of the chunks of `rows` rows."""
+        start = index * rows
+        return self._read(start, min(rows, self.n_rows - start))
 
     def take(self, indices: Iterable[int]) -> np.ndarray:
         """The rows at `indices` (for small samples)."""

@@ -203,9 +203,7 @@ def _train(
     device: Any,
     on_epoch_end: EpochCallback | None,
 ) -> TrainResult:
-    source = group.agree(lambda: open_source(config.data, config.targets, config.features))[
-        group.rank
-    ]
+    source = group.agree(lambda: open_source(config.data, config.targets, config.features))
     spec = ModelSpec(
         tuple(source.feature_names), tuple(source.target_names), config.intercept, config.dtype
     )
@@ -226,11 +224,12 @@ def _train(
         if group.is_main and not hashed_on_the_way:
             digest = pool.submit(source.sha256, stop_hashing)
         try:
-            local = group.agree(
+            mine = group.agree(
                 lambda: _read_pass(
                     source, pieces, config, device, fraction, train_spill, val_spill, group.is_main
                 )
             )
+            local = group.gather(mine)
         except BaseException:
             stop_hashing.set()
             raise
@@ -470,7 +469,7 @@ class _Rows:
 
     def blocks(self, ids: Iterable[tuple[int, int]] | None = None) -> Iterator[np.ndarray]:
         for s, k in self.chunk_ids() if ids is None else ids:
-            yield next(self.spills[s].chunks(self.chunk_rows, order=[k]))
+            yield self.spills[s].chunk(k, self.chunk_rows)
 
     def pairs(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(features, targets) chunks in spill order."""
@@ -605,9 +604,11 @@ def _fit_iterative(
     start = 0
     best_loss, best_epoch, bad_epochs = math.inf, 0, 0
     if config.resume:
-        saved = group.agree(
+        # Rank 0 reads and checks the state; every process continues from it.
+        mine = group.agree(
             lambda: _load_resume_state(state_path, fingerprint) if group.is_main else None
-        )[0]
+        )
+        saved = group.gather(mine)[0]
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         if scheduler is not None:
@@ -705,14 +706,15 @@ def _fit_iterative(
             finite_weights = all(bool(torch.isfinite(p).all()) for p in model.parameters())
             if bad or not finite_weights:
                 which = bad[0] if bad else "train"
-                error = TrainingError(
-                    f"training diverged at epoch {epoch}: the {which} loss became "
-                    f"{current.get(which, math.nan)}. The learning rate is too large for this "
-                    f"data; try a smaller --lr (now {hyper['lr']:g}, e.g. "
-                    f"--lr {hyper['lr'] / 10:g}). Nothing was saved."
+                # The losses are global: every process diverged alike.
+                raise group.printed_by_rank_0(
+                    TrainingError(
+                        f"training diverged at epoch {epoch}: the {which} loss became "
+                        f"{current.get(which, math.nan)}. The learning rate is too large for "
+                        f"this data; try a smaller --lr (now {hyper['lr']:g}, e.g. "
+                        f"--lr {hyper['lr'] / 10:g}). Nothing was saved."
+                    )
                 )
-                error.quiet = not group.is_main  # every process diverged alike: print once
-                raise error
             monitored = current.get("val", current["train"])
             if scheduler is not None:
                 scheduler.step(current["train"])
@@ -750,15 +752,18 @@ def _fit_iterative(
     except KeyboardInterrupt:
         bar.close()
         if snapshot is None:
-            raise _interrupted(
-                f"interrupted before epoch {start + 1} finished; nothing was saved.", group
+            raise group.printed_by_rank_0(
+                TrainingInterrupted(
+                    f"interrupted before epoch {start + 1} finished; nothing was saved."
+                )
             ) from None
         if group.is_main:
             checkpoint.save(state_path, snapshot)
-        raise _interrupted(
-            f"interrupted after epoch {snapshot['epoch']} of {epochs}; the run's state is in "
-            f"{state_path}. Continue it with the same command plus --resume.",
-            group,
+        raise group.printed_by_rank_0(
+            TrainingInterrupted(
+                f"interrupted after epoch {snapshot['epoch']} of {epochs}; the run's state is "
+                f"in {state_path}. Continue it with the same command plus --resume."
+            )
         ) from None
     bar.close()
 
@@ -772,12 +777,6 @@ def _fit_iterative(
         "monitored": "val" if val_rows is not None else "train",
     }
     return weight, bias, details
-
-
-def _interrupted(message: str, group: Group) -> TrainingInterrupted:
-    error = TrainingInterrupted(message)
-    error.quiet = not group.is_main  # type: ignore[attr-defined]
-    return error
 
 
 def _shuffled_batches(
