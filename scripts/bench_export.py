@@ -38,7 +38,7 @@ t0 = time.perf_counter()
 import numpy, onnx, onnxruntime, onnxscript, torch
 sys.path.insert(0, 'scripts')  # bench_export imports its sibling benchlib
 from bench_export import bare_export, parity_only
-from toolkit import checkpoint
+from toolkit.training import checkpoint
 from toolkit.export import export_model
 side, ckpt, out = sys.argv[1:]
 if side != "candidate":
@@ -86,7 +86,7 @@ def bare_export(model: Any, path: Path | str) -> None:
 def parity_only(payload: dict[str, Any], model: Any, path: Path | str) -> Any:
     """The parity gate alone, with export_model's defaults, on an exported file."""
     from toolkit.export import INPUT_NAME
-    from toolkit.parity import DEFAULT_TOLERANCES, check_parity
+    from toolkit.export.parity import DEFAULT_TOLERANCES, check_parity
 
     atol, rtol = DEFAULT_TOLERANCES[payload["spec"]["dtype"]]
     sample = payload["parity_sample"].numpy()
@@ -165,10 +165,10 @@ def main() -> int:
     import onnxruntime
     import torch
 
-    from toolkit import checkpoint
     from toolkit.export import export_model
-    from toolkit.parity import available_providers
-    from toolkit.train import TrainConfig, train
+    from toolkit.export.parity import available_providers
+    from toolkit.training import checkpoint
+    from toolkit.training.train import TrainConfig, train
 
     config: dict[str, Any] = dict(repeats=repeats, first_runs=runs, cpus=os.cpu_count())
     config.update(torch_threads=torch.get_num_threads(), python=platform.python_version())

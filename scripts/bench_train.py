@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 from benchlib import ROOT, Row, finish, print_seconds, row
 
-from toolkit import exact
-from toolkit.data import DEFAULT_CHUNK_ROWS, load_dataset
+from toolkit.io.data import DEFAULT_CHUNK_ROWS, load_dataset
+from toolkit.training import exact
 
 SEED = 0
 # Fresh interpreter: run the CLI's help in-process, then say whether torch got imported.
@@ -44,7 +44,7 @@ print("torch-loaded=" + str("torch" in sys.modules), file=sys.stderr)
 # Fresh interpreter that only loads the CSV: the benchmark process holds other data.
 MEMORY_PROBE = """
 import json, resource, sys
-from toolkit.data import load_dataset
+from toolkit.io.data import load_dataset
 ds = load_dataset(sys.argv[1])
 try:
     import psutil

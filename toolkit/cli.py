@@ -37,15 +37,15 @@ class _Command(click.Command):
             if getattr(error, "quiet", False):  # rank 0 of the torchrun job prints it
                 ctx.exit(error.exit_code)
             if isinstance(error, UsageError):
-                raise click.UsageError(str(error), ctx) from None
-            raise _Failure(str(error), error.exit_code) from None
+                raise click.UsageError(str(error), ctx) from error
+            raise _Failure(str(error), error.exit_code) from error
 
 
 class _DeviceType(click.ParamType):
     name = "auto|cpu|cuda|cuda:N"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
-        from toolkit.device import check_device_name
+        from toolkit.training.device import check_device_name
 
         try:
             return check_device_name(str(value))
@@ -182,9 +182,9 @@ def cli() -> None:
 )
 def train(as_json: bool, quiet: bool, no_intercept: bool, **options: Any) -> None:
     """Fit nn.Linear on the seed data or a CSV/Parquet file and save a checkpoint."""
-    from toolkit import summary
-    from toolkit.train import TrainConfig
-    from toolkit.train import train as run_training
+    from toolkit.training import summary
+    from toolkit.training.train import TrainConfig
+    from toolkit.training.train import train as run_training
 
     config = TrainConfig(
         intercept=not no_intercept, progress=not quiet and sys.stderr.isatty(), **options
@@ -345,8 +345,8 @@ def predict(
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def info(model: Path, providers: str, as_json: bool) -> None:
     """Show an ONNX MODEL's signature, model card, opset, size and providers."""
-    from toolkit.info import describe
     from toolkit.runtime import Predictor
+    from toolkit.runtime.info import describe
 
     details = describe(Predictor(model, providers=providers))
     if as_json:

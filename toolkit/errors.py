@@ -1,8 +1,12 @@
-"""Typed errors. The CLI turns them into `Error: ...` lines and exit codes, never tracebacks.
+"""Every error toolkit raises on purpose, in one tree under `ToolkitError`.
 
-Exit codes: 1 for a failure (bad data, a diverged run, an unreadable checkpoint),
-2 for a usage error (an option or argument the user can fix on the command line),
-130 for an interrupted run, as shells do for Ctrl-C.
+The CLI turns them into `Error: ...` lines and exit codes, never tracebacks. Exit codes:
+1 for a failure (bad data, a diverged run, an unreadable checkpoint), 2 for a usage error
+(an option, argument or input the user can fix), 130 for an interrupted run, as shells
+do for Ctrl-C. Errors that wrap another exception chain it (`raise ... from error`), so
+Python callers keep the cause; the CLI shows only the message.
+
+This module imports nothing outside the standard library: every tier uses it.
 """
 
 from __future__ import annotations
@@ -20,12 +24,18 @@ class UsageError(ToolkitError, ValueError):
     exit_code = 2
 
 
+# Data (toolkit.io, training)
+
+
 class DataError(ToolkitError, ValueError):
     """A data file cannot be used; the message names the file, row, column and value."""
 
 
 class CollinearityError(DataError):
     """The least-squares solution is not unique: some feature columns are collinear."""
+
+
+# Training (toolkit.training)
 
 
 class DeviceError(UsageError):
@@ -44,3 +54,39 @@ class TrainingInterrupted(ToolkitError):
     """The run was interrupted; its state was saved so that `--resume` can continue it."""
 
     exit_code = 130
+
+
+# Export (toolkit.export)
+
+
+class ExportError(ToolkitError):
+    """The model could not be exported, or the exported file failed a check."""
+
+
+class ParityError(ToolkitError):
+    """ONNX Runtime disagrees with PyTorch beyond the tolerance, or in shape."""
+
+
+# Runtime (toolkit.runtime) and what stands on it
+
+
+class PredictorError(ToolkitError):
+    """Base of the runtime's errors."""
+
+
+class ModelLoadError(PredictorError):
+    """The file is missing, unreadable, not ONNX, unsafe, or has an unsupported signature."""
+
+
+class UnsafeModelError(ModelLoadError, ValueError):
+    """The ONNX file would make onnxruntime read outside its folder or run non-standard ops."""
+
+
+class ProviderError(PredictorError):
+    """The requested execution provider is not the one onnxruntime actually uses."""
+
+
+class InputError(PredictorError, ValueError):
+    """The input cannot be fed to the model; the message says what was expected and got."""
+
+    exit_code = 2

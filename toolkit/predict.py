@@ -22,9 +22,9 @@ from typing import IO, Any
 
 import numpy as np
 
-from toolkit.data import PARQUET_SUFFIXES
 from toolkit.errors import DataError, UsageError
 from toolkit.files import atomic_write
+from toolkit.io.data import PARQUET_SUFFIXES
 from toolkit.runtime import InputError, Predictor
 
 STDIO = "-"
@@ -63,7 +63,7 @@ def predict_file(
             try:
                 prediction = predictor.predict(features, first_row=first_row)
             except InputError as error:
-                raise DataError(f"{_display(source)}, {error}") from None
+                raise DataError(f"{_display(source)}, {error}") from error
             ids = batch.column(id_column) if id_column else None
             writer.write(prediction, ids)
             rows += batch.num_rows
@@ -84,7 +84,7 @@ def _batches(
         try:
             parquet = pq.ParquetFile(source)
         except (pa.ArrowInvalid, OSError) as error:
-            raise DataError(f"{source}: is not a readable Parquet file ({error}).") from None
+            raise DataError(f"{source}: is not a readable Parquet file ({error}).") from error
         _require(parquet.schema_arrow.names, wanted, source)
         first = 1  # Parquet has no header: data row 1 is row 1
         for batch in parquet.iter_batches(batch_size=chunk_rows, columns=wanted):
@@ -94,7 +94,7 @@ def _batches(
 
     import pyarrow.csv as pa_csv
 
-    from toolkit import data
+    from toolkit.io import data
 
     if source == STDIO:
         first_line = sys.stdin.buffer.readline()
@@ -122,7 +122,7 @@ def _batches(
             ),
         )
     except pa.ArrowInvalid as error:  # the first block is parsed on opening
-        raise _csv_error(source, str(error), wanted, locate, 2) from None
+        raise _csv_error(source, str(error), wanted, locate, 2) from error
     first = 2  # the header is row 1
     while True:
         try:
@@ -130,7 +130,7 @@ def _batches(
         except StopIteration:
             return
         except pa.ArrowInvalid as error:
-            raise _csv_error(source, str(error), wanted, locate, first) from None
+            raise _csv_error(source, str(error), wanted, locate, first) from error
         for start in range(0, batch.num_rows, chunk_rows):
             part = batch.slice(start, chunk_rows)
             yield first, part
@@ -139,7 +139,7 @@ def _batches(
 
 def _csv_error(source: str, message: str, wanted: list[str], locate: Any, first: int) -> DataError:
     """Files get the exact row (a second, diagnostic read); stdin gets the block's start."""
-    from toolkit import data
+    from toolkit.io import data
 
     if locate is not None:
         return data.explain_csv_error(Path(source), source, message, wanted, locate)
@@ -183,11 +183,11 @@ def _column(batch: Any, name: str, source: str, first_row: int) -> np.ndarray:
     for index, value in enumerate(column.to_pylist()):
         try:
             float(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError) as error:
             raise DataError(
                 f"{_display(source)}, row {first_row + index}, column {name!r}: expected a "
                 f"number, got {value!r}."
-            ) from None
+            ) from error
     return np.asarray(column.to_pylist(), dtype=np.float64)
 
 

@@ -156,7 +156,7 @@ def create_app(settings: ServeSettings) -> Any:
             else:
                 result = predictor.predict(data)
         except InputError as exc:
-            raise RequestError(422, "invalid_input", str(exc)) from None
+            raise RequestError(422, "invalid_input", str(exc)) from exc
         predictions = {name: result[:, t].tolist() for t, name in enumerate(predictor.target_names)}
         return json.dumps({"predictions": predictions, "rows": rows}).encode()
 
@@ -262,10 +262,10 @@ async def _read_body(scope: dict[str, Any], receive: Any, limit: int, timeout: f
             async with asyncio.timeout(timeout):
                 return await collect()
         return await asyncio.wait_for(collect(), timeout)
-    except asyncio.TimeoutError:
+    except asyncio.TimeoutError as error:
         raise RequestError(
             408, "timeout", f"the request body did not arrive within {timeout:g} s", close=True
-        ) from None
+        ) from error
 
 
 def _reject_constant(name: str) -> None:
@@ -304,9 +304,9 @@ def _parse_json(body: bytes, careful: bool = False) -> Any:
     try:
         return json.loads(body, parse_constant=_reject_constant, **numbers)
     except json.JSONDecodeError as exc:
-        raise RequestError(400, "invalid_json", f"malformed JSON: {exc}") from None
+        raise RequestError(400, "invalid_json", f"malformed JSON: {exc}") from exc
     except (ValueError, RecursionError) as exc:  # from the hooks above, or absurd nesting
-        raise RequestError(400, "invalid_json", f"invalid JSON value: {exc}") from None
+        raise RequestError(400, "invalid_json", f"invalid JSON value: {exc}") from exc
 
 
 def _finite_array(values: Any, body: bytes, shape_ok: Any) -> np.ndarray | None:

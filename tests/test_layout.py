@@ -1,0 +1,194 @@
+"""The tree is the architecture: each folder is a dependency tier, and the pieces stay small.
+
+Tiers (a folder may import the tiers listed before it, and nothing heavier):
+    core      toolkit/*.py top-level helpers (errors, defaults, card, files): stdlib only
+    runtime   toolkit/runtime/: + numpy, onnxruntime (protobuf comes with onnxruntime)
+    io        toolkit/io/: + numpy, pyarrow (tqdm for progress bars); never torch
+    training  toolkit/training/: + torch, io
+    export    toolkit/export/: + torch, onnx, onnxscript, runtime, training
+    top       predict.py, serve/, cli.py: anything above, imported lazily by the CLI
+
+Checked twice: statically (every `import` in every file of a folder, function bodies
+included, since heavy imports are made lazily there) and dynamically (a fresh interpreter
+imports the tier and must not have loaded the forbidden modules).
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "toolkit"
+CORE = {"toolkit", "toolkit.errors", "toolkit.defaults", "toolkit.card", "toolkit.files"}
+# Third-party modules each folder may import; the standard library is always allowed.
+THIRD_PARTY = {
+    "core": set(),
+    "runtime": {"numpy", "onnxruntime", "google"},
+    "io": {"numpy", "pyarrow", "tqdm"},
+    "training": {"numpy", "pyarrow", "tqdm", "torch"},
+    "export": {"numpy", "torch", "onnx", "onnxscript", "onnxruntime"},
+}
+# toolkit packages each folder may import, besides the core modules.
+INTERNAL = {
+    "core": set(),
+    "runtime": {"toolkit.runtime"},
+    "io": {"toolkit.io"},
+    "training": {"toolkit.io", "toolkit.training"},
+    "export": {"toolkit.runtime", "toolkit.training", "toolkit.export"},
+}
+MAX_FUNCTION_LINES = 60
+MAX_MODULE_LINES = 400
+
+
+def _tier(path: Path) -> str | None:
+    relative = path.relative_to(PACKAGE)
+    if len(relative.parts) == 1:
+        name = relative.stem
+        return "core" if f"toolkit.{name}" in CORE or name == "__init__" else None
+    return relative.parts[0] if relative.parts[0] in THIRD_PARTY else None
+
+
+def _imports(path: Path) -> list[tuple[int, str]]:
+    tree = ast.parse(path.read_text(), str(path))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.append((node.lineno, node.module))
+            if node.module == "toolkit":  # `from toolkit import card` names a module
+                found += [(node.lineno, f"toolkit.{alias.name}") for alias in node.names]
+    return found
+
+
+def _allowed(tier: str, module: str) -> bool:
+    top = module.split(".")[0]
+    if top != "toolkit":
+        return top in sys.stdlib_module_names or top == "__future__" or top in THIRD_PARTY[tier]
+    if module in CORE:
+        return True
+    return any(module == p or module.startswith(p + ".") for p in INTERNAL[tier])
+
+
+def _package_files() -> list[Path]:
+    return sorted(PACKAGE.rglob("*.py"))
+
+
+@pytest.mark.parametrize("tier", sorted(THIRD_PARTY))
+def test_each_folder_imports_only_its_tier_and_those_below(tier):
+    offences = []
+    for path in _package_files():
+        if _tier(path) != tier:
+            continue
+        for line, module in _imports(path):
+            if not _allowed(tier, module):
+                offences.append(f"{path.relative_to(PACKAGE)}:{line} imports {module}")
+    assert offences == [], f"{tier} may not import these:\n" + "\n".join(offences)
+
+
+def test_every_file_in_the_package_belongs_to_a_tier_or_the_top():
+    top = {"__main__.py", "cli.py", "predict.py"}
+    strays = [
+        str(path.relative_to(PACKAGE))
+        for path in _package_files()
+        if _tier(path) is None
+        and path.name not in top
+        and path.relative_to(PACKAGE).parts[0] != "serve"
+    ]
+    assert strays == []
+
+
+def _loaded_after(code: str) -> set[str]:
+    probe = f"{code}\nimport sys\nprint('\\nMODULES', ' '.join(sorted(sys.modules)))"
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    modules = result.stdout.rsplit("\nMODULES ", 1)[1].split()
+    return {name.split(".")[0] for name in modules}
+
+
+def _import_all(folder: str) -> str:
+    modules = sorted(
+        "toolkit."
+        + ".".join(p.relative_to(PACKAGE).with_suffix("").parts).removesuffix(".__init__")
+        for p in (PACKAGE / folder).rglob("*.py")
+    )
+    return "\n".join(f"import {m}" for m in modules)
+
+
+@pytest.mark.parametrize(
+    ("folder", "forbidden"),
+    [
+        ("runtime", {"torch", "onnx", "onnxscript", "pyarrow", "click", "pandas"}),
+        ("io", {"torch", "onnx", "onnxruntime"}),
+        ("training", {"onnx", "onnxscript", "onnxruntime", "click"}),
+    ],
+)
+def test_importing_a_tier_in_a_fresh_interpreter_loads_nothing_forbidden(folder, forbidden):
+    loaded = _loaded_after(_import_all(folder))
+    assert loaded & forbidden == set()
+
+
+def test_toolkit_help_loads_neither_torch_nor_numpy():
+    code = (
+        "from toolkit.cli import cli\n"
+        "for command in ('', 'train', 'export', 'predict', 'info', 'serve'):\n"
+        "    try:\n"
+        "        cli.main([*command.split(), '--help'], prog_name='toolkit')\n"
+        "    except SystemExit:\n"
+        "        pass"
+    )
+    loaded = _loaded_after(code)
+    assert loaded & {"torch", "numpy", "pyarrow", "onnx", "onnxruntime"} == set()
+
+
+def test_defaults_and_errors_import_with_the_standard_library_alone():
+    loaded = _loaded_after("import toolkit.defaults, toolkit.errors, toolkit.card")
+    third_party = {
+        name
+        for name in loaded - set(sys.stdlib_module_names)
+        if not name.startswith(("__editable__", "_distutils_hack", "__main__"))
+    }
+    assert third_party == {"toolkit"}
+
+
+def test_no_function_over_60_lines():
+    long = []
+    for path in _package_files():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                length = node.end_lineno - node.lineno + 1  # type: ignore[operator]
+                if length > MAX_FUNCTION_LINES:
+                    long.append(f"{path.relative_to(PACKAGE)}:{node.lineno} {node.name} {length}")
+    assert long == [], "split these into named pieces:\n" + "\n".join(long)
+
+
+def test_no_module_over_400_lines():
+    big = [
+        f"{path.relative_to(PACKAGE)} {n}"
+        for path in _package_files()
+        if (n := len(path.read_text().splitlines())) > MAX_MODULE_LINES
+    ]
+    assert big == [], "split these modules:\n" + "\n".join(big)
+
+
+def test_every_error_class_is_a_toolkit_error_defined_in_errors_py():
+    defined_elsewhere = []
+    for path in _package_files():
+        if path.name == "errors.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef) and node.name.endswith(("Error", "Interrupted")):
+                defined_elsewhere.append(f"{path.relative_to(PACKAGE)}:{node.lineno} {node.name}")
+    assert defined_elsewhere == []
+    import toolkit.errors as errors
+
+    classes = [
+        v for v in vars(errors).values() if isinstance(v, type) and v.__module__ == errors.__name__
+    ]
+    assert all(issubclass(c, errors.ToolkitError) for c in classes)

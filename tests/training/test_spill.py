@@ -1,0 +1,59 @@
+"""toolkit/training/spill.py: rows written once, read back in chunks, in any order."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from toolkit.training.spill import RowSpill
+
+
+def test_rows_come_back_bit_for_bit_in_chunks_and_in_any_order():
+    rows = np.random.default_rng(0).standard_normal((1000, 5))
+    with RowSpill(5) as spill:
+        for start in range(0, 1000, 333):
+            spill.append(rows[start : start + 333])
+        assert spill.n_rows == 1000
+        assert spill.n_chunks(64) == 16
+        np.testing.assert_array_equal(np.concatenate(list(spill.chunks(64))), rows)
+        order = [15, 0, 7]
+        picked = list(spill.chunks(64, order=order))
+        np.testing.assert_array_equal(picked[0], rows[960:])
+        np.testing.assert_array_equal(picked[2], rows[448:512])
+        np.testing.assert_array_equal(spill.take([3, 999, 0]), rows[[3, 999, 0]])
+
+
+def test_wrong_width_is_refused():
+    with RowSpill(3) as spill, pytest.raises(ValueError, match="expected rows of 3 values"):
+        spill.append(np.zeros((2, 4)))
+
+
+def test_the_file_has_no_name_to_leave_behind(tmp_path, monkeypatch):
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
+    with RowSpill(2) as spill:
+        spill.append(np.ones((10, 2)))
+        assert list(tmp_path.iterdir()) == []  # O_TMPFILE: anonymous from the start
+
+
+def test_appends_after_reads_still_append():
+    rows = np.arange(20.0).reshape(10, 2)
+    with RowSpill(2) as spill:
+        spill.append(rows[:5])
+        np.testing.assert_array_equal(spill.take([0]), rows[:1])  # moves the file position
+        spill.append(rows[5:])
+        np.testing.assert_array_equal(np.concatenate(list(spill.chunks(4))), rows)
+
+
+def test_a_failed_write_is_raised_on_the_next_read(monkeypatch):
+    with RowSpill(1) as spill:
+
+        def full(data):
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(spill._file, "write", full)
+        spill.append(np.ones((3, 1)))
+        with pytest.raises(OSError, match="No space left"):
+            spill.take([0])

@@ -1,0 +1,24 @@
+"""The embeddable runtime: load an exported ONNX model and predict, with numpy and onnxruntime only.
+
+This tier never imports torch, onnx, pyarrow or click (tests/test_layout.py proves it),
+so an app can `pip install toolkit` and `from toolkit.runtime import Predictor` alone.
+
+Start reading at `predictor.py` (the Predictor), then `providers.py` (which execution
+provider runs, honestly reported) and `onnxfile.py` (the safety checks made before
+onnxruntime opens a file).
+"""
+
+from toolkit.errors import InputError, ModelLoadError, PredictorError, ProviderError
+from toolkit.runtime.predictor import Predictor
+from toolkit.runtime.providers import PROVIDER_ALIASES, PROVIDER_ORDER, available_providers
+
+__all__ = [
+    "PROVIDER_ALIASES",
+    "PROVIDER_ORDER",
+    "InputError",
+    "ModelLoadError",
+    "Predictor",
+    "PredictorError",
+    "ProviderError",
+    "available_providers",
+]

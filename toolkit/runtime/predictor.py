@@ -1,0 +1,420 @@
+"""`toolkit.runtime.Predictor`: a small, fast and honest ONNX Runtime wrapper for apps.
+
+It needs only numpy and onnxruntime (never torch or onnx; tests/test_runtime.py proves
+it), and it fixes what raw onnxruntime leaves to the caller:
+
+- Providers: "auto" takes the best available in PROVIDER_ORDER; asking explicitly for a
+  provider that onnxruntime then does not use is an error saying why, not a silent CPU run.
+  `predictor.provider` names what really runs.
+- Inputs: numpy arrays (1-D = one row), nested lists, a mapping of feature name to column,
+  or a pandas DataFrame (by column name). A guard explains wrong shapes, names, types and
+  NaN/infinity with expected vs got before onnxruntime sees them.
+- Conversion policy: floats and integers are converted to the model's dtype (integers
+  beyond 2**24 lose precision in a float32 model, as they would in numpy; floats beyond
+  its range are refused rather than turned into infinity); booleans (in lists too),
+  strings, objects and complex numbers are refused. Big-endian and non-contiguous arrays
+  become native, contiguous copies (onnxruntime would read big-endian bytes as garbage).
+  A model with a fixed batch size gets a clear error for any other batch size.
+- Loading: missing, truncated or non-ONNX files raise ModelLoadError naming the path;
+  external data outside the model's folder and non-standard operator domains are refused
+  before onnxruntime opens the file; the signature must be one 2-D float input and one
+  2-D output.
+- Threads: one Predictor serves concurrent predict() calls (onnxruntime's run is
+  thread-safe; the single-row fast path keeps one IOBinding per thread).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from toolkit.errors import InputError, ModelLoadError, ProviderError, UnsafeModelError
+from toolkit.runtime import onnxfile
+from toolkit.runtime.providers import fallback_message, provider_chain
+
+# Operators through which a non-finite input always yields a non-finite output row.
+NON_FINITE_PROPAGATING = frozenset({"Gemm", "MatMul", "Add", "Sub", "Mul", "Identity"})
+_FLOAT_TYPES = {"tensor(float)": np.dtype(np.float32), "tensor(double)": np.dtype(np.float64)}
+
+
+class Predictor:
+    """Load an ONNX regressor once; call `predict` from any number of threads.
+
+    Args:
+        path: the .onnx file (made by `toolkit export`, or any model with one 2-D float
+            input and one 2-D output).
+        providers: "auto", a name ("cpu", "cuda", "CUDAExecutionProvider", ...) or a list
+            of onnxruntime provider names in order of preference.
+        intra_op_threads / inter_op_threads: onnxruntime's thread pools (None = its default).
+        allow_non_finite: accept NaN and infinity in inputs (rejected by default).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        providers: str | Sequence[str] = "auto",
+        intra_op_threads: int | None = None,
+        inter_op_threads: int | None = None,
+        allow_non_finite: bool = False,
+    ) -> None:
+        self.path = Path(path)
+        self.allow_non_finite = allow_non_finite
+        requested, explicit = provider_chain(providers)
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        if intra_op_threads is not None:
+            options.intra_op_num_threads = intra_op_threads
+        if inter_op_threads is not None:
+            options.inter_op_num_threads = inter_op_threads
+        self._session, info = _open_session(self.path, options, requested)
+        # In a graph of only these operators a NaN or infinity in any input cell makes its
+        # output row non-finite (0 * inf is NaN), so checking the n x targets output
+        # replaces scanning the n x features input; the input is scanned only to word an
+        # error. Measured: the scan cost up to 54% of predict() on 1M x 100 rows.
+        self._finite_via_output = bool(info.op_types) and info.op_types <= NON_FINITE_PROPAGATING
+        self.provider: str = self._session.get_providers()[0]
+        if explicit and self.provider != requested[0]:
+            raise ProviderError(fallback_message(requested[0], self.provider))
+
+        inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
+        self.input_name, self.output_name, self.dtype = _check_signature(self.path, inputs, outputs)
+        self.n_features = int(inputs[0].shape[1])
+        # A model traced with a frozen batch size runs only batches of exactly that size.
+        batch = inputs[0].shape[0]
+        self._fixed_rows: int | None = batch if isinstance(batch, int) and batch > 0 else None
+        self.n_targets = int(outputs[0].shape[1])
+        self.metadata: dict[str, str] = dict(self._session.get_modelmeta().custom_metadata_map)
+        self.feature_names = _names(self.metadata, "feature_names", "x", self.n_features)
+        self.target_names = _names(self.metadata, "target_names", "y", self.n_targets)
+        self._local = threading.local()
+
+    @property
+    def session(self) -> Any:
+        """The underlying onnxruntime.InferenceSession, for what this class does not cover."""
+        return self._session
+
+    def __repr__(self) -> str:
+        return (
+            f"Predictor({str(self.path)!r}, provider={self.provider!r}, "
+            f"features={self.feature_names}, targets={self.target_names}, dtype={self.dtype})"
+        )
+
+    def predict(
+        self, data: Any, *, by_name: bool = False, first_row: int = 1
+    ) -> np.ndarray | dict[str, np.ndarray]:
+        """Predictions of shape (n_rows, n_targets); with by_name, {target: (n_rows,)}.
+
+        `first_row` numbers the rows in error messages (the CLI passes file row numbers).
+        """
+        original, rows = self._guard(data, first_row)
+        deferred = self._finite_via_output and not self.allow_non_finite
+        if not deferred:
+            self._check_finite(original, rows, first_row)
+        if len(rows) == 0:
+            result = np.empty((0, self.n_targets), dtype=self.dtype)
+        elif len(rows) == 1:
+            result = self._run_one(rows)
+        else:
+            (result,) = self._session.run([self.output_name], {self.input_name: rows})
+        if deferred and not _all_finite(result):
+            # Find and name the bad input cell; finite inputs may still overflow the output.
+            self._check_finite(original, rows, first_row)
+        if by_name:
+            return {name: result[:, t] for t, name in enumerate(self.target_names)}
+        return result
+
+    def prepare(self, data: Any, first_row: int = 1) -> np.ndarray:
+        """The input guard: a native, C-contiguous (n, n_features) array in the model's dtype.
+
+        `first_row` numbers the rows in error messages (the CLI passes file row numbers).
+        """
+        original, converted = self._guard(data, first_row)
+        self._check_finite(original, converted, first_row)
+        return converted
+
+    def _guard(self, data: Any, first_row: int) -> tuple[np.ndarray, np.ndarray]:
+        """Every check but finiteness: (the input as an array, its converted copy or itself)."""
+        array = self._as_array(data, first_row)
+        if array.ndim == 1:
+            array = array[None, :]
+        if array.ndim != 2:
+            raise InputError(
+                f"expected a 1-D row or a 2-D batch of shape (n, {self.n_features}), "
+                f"got an array of shape {array.shape}"
+            )
+        if array.shape[1] != self.n_features:
+            raise InputError(
+                f"expected {self.n_features} features per row ({', '.join(self.feature_names)}), "
+                f"got {array.shape[1]}"
+            )
+        if self._fixed_rows is not None and len(array) not in (0, self._fixed_rows):
+            raise InputError(
+                f"expected batches of exactly {self._fixed_rows} row"
+                f"{'s' if self._fixed_rows > 1 else ''} (the model's input shape is "
+                f"[{self._fixed_rows}, {self.n_features}]), got {len(array)}; split the input "
+                "or export the model with a dynamic batch axis"
+            )
+        kind = array.dtype.kind
+        if kind not in "fiu":
+            raise InputError(_non_numeric(array, self.feature_names, first_row))
+        if isinstance(data, list | tuple):
+            # numpy turns [1, True] into [1, 1]; the policy refuses booleans wherever they are.
+            found = _first_bool(data if _is_nested(data) else [data])
+            if found is not None:
+                (row, column), value = found
+                raise InputError(
+                    f"row {row + first_row}, column {self.feature_names[column]!r}: expected a "
+                    f"number, got {value!r}"
+                )
+        converted = array
+        if array.dtype != self.dtype or not array.flags.c_contiguous or not array.dtype.isnative:
+            with np.errstate(over="ignore"):  # overflow is reported below, with the value
+                converted = np.ascontiguousarray(array, dtype=self.dtype)
+        return array, converted
+
+    def _check_finite(self, array: np.ndarray, converted: np.ndarray, first_row: int) -> None:
+        if array.dtype.kind != "f":
+            return
+        narrowed = converted is not array and array.dtype.itemsize > self.dtype.itemsize
+        if self.allow_non_finite and not narrowed:
+            return
+        finite = np.isfinite(converted)
+        if finite.all():
+            return
+        if narrowed:
+            overflow = ~finite & np.isfinite(array)
+            if overflow.any():
+                row, column = np.argwhere(overflow)[0]
+                raise InputError(
+                    f"row {row + first_row}, column {self.feature_names[column]!r}: "
+                    f"{float(array[row, column])!r} is beyond the range of the model's "
+                    f"{self.dtype} (largest magnitude {float(np.finfo(self.dtype).max):g}); "
+                    "scale the input or use a float64 model"
+                )
+        if not self.allow_non_finite:
+            row, column = np.argwhere(~finite)[0]
+            raise InputError(
+                f"row {row + first_row}, column {self.feature_names[column]!r}: expected a "
+                f"finite number, got {float(array[row, column])!r}; NaN and infinity are "
+                "refused (Predictor(..., allow_non_finite=True) accepts them)"
+            )
+
+    def _as_array(self, data: Any, first_row: int) -> np.ndarray:
+        if isinstance(data, np.ndarray):
+            return data
+        if _is_dataframe(data):
+            missing = [name for name in self.feature_names if name not in data.columns]
+            if missing:
+                lacking = ", ".join(repr(m) for m in missing)
+                raise InputError(
+                    f"the DataFrame lacks column{'s' if len(missing) > 1 else ''} {lacking}; "
+                    f"expected {', '.join(self.feature_names)}"
+                )
+            return data[self.feature_names].to_numpy()
+        if isinstance(data, Mapping):
+            return self._from_mapping(data, first_row)
+        try:
+            array = np.asarray(data)
+        except ValueError as error:  # ragged nested lists
+            raise InputError("expected rows of equal length, got a ragged sequence") from error
+        if (
+            array.dtype == object
+            and array.ndim == 1
+            and len(array)
+            and isinstance(array[0], list | tuple)
+        ):
+            raise InputError("expected rows of equal length, got a ragged sequence")
+        return array
+
+    def _from_mapping(self, data: Mapping[str, Any], first_row: int) -> np.ndarray:
+        missing = [name for name in self.feature_names if name not in data]
+        extra = [name for name in data if name not in self.feature_names]
+        if missing or extra:
+            problems = []
+            if missing:
+                problems.append(f"missing {', '.join(repr(m) for m in missing)}")
+            if extra:
+                problems.append(f"unknown {', '.join(repr(e) for e in extra)}")
+            raise InputError(
+                f"expected columns {', '.join(self.feature_names)}; {' and '.join(problems)}"
+            )
+        columns = []
+        for name in self.feature_names:
+            try:
+                column = np.atleast_1d(np.asarray(data[name]))
+            except ValueError as error:  # ragged nested lists
+                raise InputError(
+                    f"column {name!r}: expected a number or a 1-D sequence of numbers, "
+                    "got a ragged sequence"
+                ) from error
+            if column.ndim != 1:
+                raise InputError(
+                    f"column {name!r}: expected a number or a 1-D sequence of numbers, "
+                    f"got an array of shape {column.shape}"
+                )
+            columns.append(column)
+        lengths = {len(c) for c in columns}
+        if len(lengths) > 1:
+            sizes = ", ".join(
+                f"{n}: {len(c)}" for n, c in zip(self.feature_names, columns, strict=True)
+            )
+            raise InputError(f"expected columns of equal length, got {sizes}")
+        for name, column in zip(self.feature_names, columns, strict=True):
+            if column.dtype.kind not in "fiu":
+                raise InputError(_non_numeric(column[:, None], [name], first_row))
+            found = _first_bool([data[name]] if isinstance(data[name], list | tuple) else [])
+            if found is not None:
+                (_, row), value = found
+                raise InputError(
+                    f"row {row + first_row}, column {name!r}: expected a number, got {value!r}"
+                )
+        return np.column_stack(columns)
+
+    def _run_one(self, row: np.ndarray) -> np.ndarray:
+        # One row: IOBinding with a long-lived output buffer skips run()'s per-call
+        # allocations (measured about 2x cheaper here). One binding per thread.
+        state = getattr(self._local, "binding", None)
+        if state is None:
+            output = np.empty((1, self.n_targets), dtype=self.dtype)
+            binding = self._session.io_binding()
+            binding.bind_output(
+                self.output_name, "cpu", 0, self.dtype, output.shape, output.ctypes.data
+            )
+            state = self._local.binding = (binding, output)
+        binding, output = state
+        binding.bind_cpu_input(self.input_name, row)
+        self._session.run_with_iobinding(binding)
+        return output.copy()
+
+
+def _all_finite(values: np.ndarray) -> bool:
+    """True when every value is finite; one BLAS dot product, the cheapest full pass measured
+    (62 us for 1M float32, against 80 us for isfinite().all() and 153 us for sum()). A sum
+    of squares that overflows only sends the caller to its exact (slower) check."""
+    flat = values.reshape(-1)
+    return bool(np.isfinite(np.dot(flat, flat)))
+
+
+def _open_session(path: Path, options: Any, providers: list[str]) -> tuple[Any, onnxfile.ModelFile]:
+    if not path.exists():
+        raise ModelLoadError(f"model {str(path)!r} does not exist.")
+    if not path.is_file():
+        raise ModelLoadError(f"model {str(path)!r} is not a file.")
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise ModelLoadError(
+            f"cannot read model {str(path)!r}: {error.strerror or error}."
+        ) from error
+    if not data:
+        raise ModelLoadError(
+            f"model {str(path)!r} is empty (0 bytes); re-export it or copy the file again."
+        )
+    try:
+        info = onnxfile.parse(data)
+    except ValueError as error:
+        raise ModelLoadError(
+            f"{str(path)!r} is not a readable ONNX model (empty, truncated or another "
+            f"format): {error}."
+        ) from error
+    try:
+        onnxfile.check_safe(path, info)
+    except UnsafeModelError as error:
+        raise ModelLoadError(f"refused to load {str(path)!r}: {error}.") from error
+    # Without external data, hand onnxruntime the bytes already checked (no second read).
+    source = str(path) if info.external_locations else data
+    try:
+        return ort.InferenceSession(source, options, providers=providers), info
+    except Exception as error:  # onnxruntime raises its own Fail/InvalidGraph/... types
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ModelLoadError(f"onnxruntime cannot load {str(path)!r}: {first}") from error
+
+
+def _check_signature(
+    path: Path, inputs: list[Any], outputs: list[Any]
+) -> tuple[str, str, np.dtype]:
+    def describe(values: list[Any]) -> str:
+        return ", ".join(f"{v.name}: {v.type}{list(v.shape)}" for v in values) or "none"
+
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise ModelLoadError(
+            f"{str(path)!r} has inputs ({describe(inputs)}) and outputs ({describe(outputs)}); "
+            "expected one 2-D float input and one 2-D output."
+        )
+    (inp,), (out,) = inputs, outputs
+    ok = (
+        inp.type in _FLOAT_TYPES
+        and len(inp.shape) == 2
+        and isinstance(inp.shape[1], int)
+        and len(out.shape) == 2
+        and isinstance(out.shape[1], int)
+        and out.type == inp.type
+    )
+    if not ok:
+        raise ModelLoadError(
+            f"{str(path)!r} has input {describe(inputs)} and output {describe(outputs)}; "
+            "expected one 2-D float input [batch, n_features] and one 2-D output "
+            "[batch, n_targets] of the same type."
+        )
+    return inp.name, out.name, _FLOAT_TYPES[inp.type]
+
+
+def _names(metadata: Mapping[str, str], key: str, prefix: str, count: int) -> list[str]:
+    """Names from the model card; x0..xn (y0..yn) for models without one."""
+    try:
+        names = json.loads(metadata[key])
+    except (KeyError, ValueError):
+        return [f"{prefix}{i}" for i in range(count)]
+    if not (
+        isinstance(names, list) and len(names) == count and all(isinstance(n, str) for n in names)
+    ):
+        return [f"{prefix}{i}" for i in range(count)]
+    return names
+
+
+def _non_numeric(array: np.ndarray, names: Sequence[str], first_row: int) -> str:
+    if array.dtype.kind == "b":
+        return f"expected numbers, got booleans (dtype {array.dtype}); convert them explicitly"
+    if array.dtype.kind == "c":
+        return f"expected real numbers, got complex numbers (dtype {array.dtype})"
+    for (row, column), value in np.ndenumerate(array):
+        value = value.item() if isinstance(value, np.generic) else value
+        try:
+            float(value)
+        except (TypeError, ValueError):
+            return (
+                f"row {row + first_row}, column {names[column]!r}: expected a number, got {value!r}"
+            )
+        if isinstance(value, bool | np.bool_):
+            return (
+                f"row {row + first_row}, column {names[column]!r}: expected a number, got {value!r}"
+            )
+    return f"expected numbers, got an array of dtype {array.dtype}; convert it to float first"
+
+
+def _is_nested(data: Sequence[Any]) -> bool:
+    return len(data) > 0 and not np.isscalar(data[0]) and np.ndim(data[0]) > 0
+
+
+def _first_bool(rows: Any) -> tuple[tuple[int, int], Any] | None:
+    """((row, column), value) of the first boolean in nested rows; numpy would make it 0/1."""
+    # One pass over the element types runs in C (about 3x faster than the loop below, a
+    # third of what np.asarray itself costs on lists); locate the boolean only if there is one.
+    if not set(map(type, itertools.chain.from_iterable(rows))) & {bool, np.bool_}:
+        return None
+    for r, row in enumerate(rows):
+        for c, value in enumerate(row):
+            if isinstance(value, bool | np.bool_):
+                return (r, c), value
+    return None
+
+
+def _is_dataframe(data: Any) -> bool:
+    return type(data).__module__.split(".")[0] == "pandas" and hasattr(data, "columns")

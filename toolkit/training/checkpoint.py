@@ -1,0 +1,140 @@
+"""Checkpoints: the weights plus everything that rebuilds and describes the model.
+
+A checkpoint is a `torch.save` file holding only tensors and plain data (str, int,
+float, bool, None, lists, dicts), so it loads with `torch.load(weights_only=True)`,
+which refuses any pickled object that would run code. Files are written atomically.
+
+Layout (format "toolkit.checkpoint", version 1):
+    format, format_version
+    spec:      {feature_names, target_names, intercept, dtype}
+    state_dict: {"weight": (t, d) tensor, "bias": (t,) tensor if intercept}
+    training:  {solver, hyperparameters, seed, device, method, condition_number, ...}
+    data:      {source, sha256, rows, train_rows, val_rows, val_fraction}
+    metrics:   {"train": {...}, "val": {...} or None}
+    optimality_gap: {...} or None (iterative solvers)
+    parity_sample: (k, d) float64 tensor of training rows, for the export's parity gate
+    versions:  {toolkit, torch, numpy, pyarrow, python}
+    created:   ISO 8601 UTC time
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import re
+import zipfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from toolkit.errors import CheckpointError
+from toolkit.files import atomic_write
+from toolkit.training.model import ModelSpec, build_model
+
+if TYPE_CHECKING:
+    import torch
+
+FORMAT = "toolkit.checkpoint"
+RESUME_FORMAT = "toolkit.resume"
+FORMAT_VERSION = 1
+DEFAULT_CHECKPOINT = Path("models") / "model.pt"
+RESUME_SUFFIX = ".resume"
+# How torch names the callable a refused pickle wanted to run (wording varies by release).
+_UNSAFE_GLOBAL = re.compile(r"unsupported global:?(?: GLOBAL)? ([\w.]+)", re.IGNORECASE)
+
+
+def resume_path(checkpoint: str | Path) -> Path:
+    """Where an interrupted iterative run keeps its state: next to its checkpoint."""
+    checkpoint = Path(checkpoint)
+    return checkpoint.with_name(checkpoint.name + RESUME_SUFFIX)
+
+
+def save(path: str | Path, payload: dict[str, Any]) -> Path:
+    """Write `payload` atomically (temp file in the same folder, fsync, rename)."""
+    import torch
+
+    path = Path(path)
+    buffer = io.BytesIO()
+    torch.save(_plain(payload), buffer)
+    try:
+        with atomic_write(path) as handle:
+            handle.write(buffer.getbuffer())
+    except OSError as error:
+        raise CheckpointError(
+            f"cannot write {str(path)!r}: {error.strerror or error}. Choose another --out."
+        ) from error
+    return path
+
+
+def load(path: str | Path, expected_format: str = FORMAT) -> dict[str, Any]:
+    """Load a checkpoint (or resume state) without running any code from the file."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} does not exist; train one with `toolkit train`."
+        )
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        found = _UNSAFE_GLOBAL.search(str(error))
+        if found is None and not zipfile.is_zipfile(path):
+            raise CheckpointError(
+                f"cannot read checkpoint {str(path)!r}: it is not a file written by torch.save. "
+                "Is it a checkpoint written by toolkit train?"
+            ) from error
+        what = f" (it references {found.group(1)})" if found else ""
+        raise CheckpointError(
+            f"refused to load {str(path)!r}: it holds Python objects other than tensors and "
+            f"plain data{what}, and unpickling them could run code. toolkit loads checkpoints "
+            "with weights_only=True only; retrain the model with toolkit train."
+        ) from error
+    except (RuntimeError, EOFError, OSError, ValueError) as error:
+        raise CheckpointError(
+            f"cannot read checkpoint {str(path)!r}: {error}. Is it a file written by toolkit train?"
+        ) from error
+    if not isinstance(payload, dict) or payload.get("format") != expected_format:
+        found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+        raise CheckpointError(
+            f"{str(path)!r} is not a toolkit file of format {expected_format!r} (found {found!r})."
+        )
+    if payload.get("format_version", 0) > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{str(path)!r} has format version {payload['format_version']}; this toolkit reads "
+            f"up to {FORMAT_VERSION}. Upgrade toolkit."
+        )
+    return payload
+
+
+def _plain(value: Any) -> Any:
+    """Tensors and plain Python data only, so that weights_only=True can read it back.
+
+    (torch.__version__, for one, is a str subclass that weights_only refuses.)
+    """
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        # int keys stay int: an optimizer's state is keyed by parameter index.
+        return {(k if type(k) in (int, str) else str(k)): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if value is None or type(value) in (bool, int, float, str):
+        return value
+    for plain_type in (bool, int, float, str):
+        if isinstance(value, plain_type):
+            return plain_type(value)
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    if hasattr(value, "__fspath__"):
+        return str(value)
+    raise TypeError(f"cannot store {type(value).__name__} in a checkpoint: {value!r}")
+
+
+def model_from_checkpoint(payload: dict[str, Any]) -> tuple[ModelSpec, torch.nn.Linear]:
+    """Rebuild the `nn.Linear` (in eval mode) and its spec from a loaded checkpoint."""
+    spec = ModelSpec.from_dict(payload["spec"])
+    model = build_model(spec)
+    model.load_state_dict(payload["state_dict"])
+    return spec, model.eval()

@@ -1,0 +1,61 @@
+"""Resolve `--device` once, up front: a missing device fails before any data is read."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from toolkit.errors import DeviceError, UsageError
+
+if TYPE_CHECKING:
+    import torch
+
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+DEVICE_CHOICES = "auto, cpu, cuda or cuda:N"
+
+
+def check_device_name(name: str) -> str:
+    """Validate the spelling only (cheap, no torch import): used by the CLI's option type."""
+    name = name.strip().lower()
+    if not DEVICE_PATTERN.match(name):
+        raise UsageError(f"device {name!r} is not one of {DEVICE_CHOICES}.")
+    return name
+
+
+def resolve_device(name: str) -> torch.device:
+    """Turn auto|cpu|cuda|cuda:N into a working torch.device, or say why it cannot be used."""
+    import torch
+
+    name = check_device_name(name)
+    if name == "auto":
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        name = "cuda"
+    device = torch.device(name)
+    if device.type == "cpu":
+        return device
+    if not torch.cuda.is_available():
+        if torch.version.cuda is None:
+            reason = f"this PyTorch build ({torch.__version__}) has no CUDA support"
+            remedy = "Install a CUDA build of PyTorch to train on a GPU, or use --device cpu."
+        else:
+            reason = f"PyTorch (built for CUDA {torch.version.cuda}) sees no GPU"
+            remedy = (
+                "Check that the NVIDIA driver is loaded (nvidia-smi) and that "
+                "CUDA_VISIBLE_DEVICES does not hide the GPU, or use --device cpu."
+            )
+        raise DeviceError(f"--device {name} was requested, but {reason}. {remedy}")
+    count = torch.cuda.device_count()
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    if index >= count:
+        visible = ", ".join(f"cuda:{i}" for i in range(count))
+        raise DeviceError(
+            f"--device {name} was requested, but only {count} CUDA device"
+            f"{'s are' if count > 1 else ' is'} visible ({visible})."
+        )
+    device = torch.device("cuda", index)
+    try:
+        torch.zeros(1, device=device)
+    except RuntimeError as error:
+        raise DeviceError(f"--device {name} is visible but does not work: {error}") from error
+    return device
