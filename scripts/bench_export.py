@@ -167,8 +167,7 @@ def main() -> int:
 
     from toolkit.export import export_model
     from toolkit.export.parity import available_providers
-    from toolkit.training import checkpoint
-    from toolkit.training.train import TrainConfig, train
+    from toolkit.training import TrainConfig, checkpoint, train
 
     config: dict[str, Any] = dict(repeats=repeats, first_runs=runs, cpus=os.cpu_count())
     config.update(torch_threads=torch.get_num_threads(), python=platform.python_version())

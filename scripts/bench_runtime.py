@@ -103,7 +103,7 @@ def make_model(folder: Path, features: int | None) -> Path:
     """Train (exact solver) and export a float32 model: folder/seed.onnx on the seed data
     set (features None), else folder/wide.onnx on WIDE_ROWS generated rows."""
     from toolkit.export import export_model
-    from toolkit.training.train import TrainConfig, train
+    from toolkit.training import TrainConfig, train
 
     data, stem = None, "seed"
     if features is not None:

@@ -69,7 +69,7 @@ MODEL_PROBE = """
 import sys
 from pathlib import Path
 from toolkit.export import export_model
-from toolkit.training.train import TrainConfig, train
+from toolkit.training import TrainConfig, train
 folder = Path(sys.argv[1])
 train(TrainConfig(out=folder / "seed.pt"))
 export_model(folder / "seed.pt", folder / "seed.onnx")

@@ -31,7 +31,7 @@ def seed_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     Shared read-only: tests that need to alter a model copy it or build their own."""
     from toolkit.export import export_model
-    from toolkit.training.train import TrainConfig, train
+    from toolkit.training import TrainConfig, train
 
     folder = tmp_path_factory.mktemp("seed-model")
     train(TrainConfig(out=folder / "model.pt"))

@@ -182,9 +182,8 @@ def cli() -> None:
 )
 def train(as_json: bool, quiet: bool, no_intercept: bool, **options: Any) -> None:
     """Fit nn.Linear on the seed data or a CSV/Parquet file and save a checkpoint."""
-    from toolkit.training import summary
-    from toolkit.training.train import TrainConfig
-    from toolkit.training.train import train as run_training
+    from toolkit.training import TrainConfig, to_json, to_text
+    from toolkit.training import train as run_training
 
     config = TrainConfig(
         intercept=not no_intercept, progress=not quiet and sys.stderr.isatty(), **options
@@ -202,9 +201,9 @@ def train(as_json: bool, quiet: bool, no_intercept: bool, **options: Any) -> Non
         elif not quiet:
             click.echo(f"note: {note}", err=True)
     if as_json:
-        click.echo(json.dumps(summary.to_json(result), indent=2))
+        click.echo(json.dumps(to_json(result), indent=2))
     else:
-        click.echo(summary.to_text(result))
+        click.echo(to_text(result))
 
 
 @cli.command(cls=_Command, short_help="Export a checkpoint to ONNX behind the parity gate.")

@@ -15,8 +15,7 @@ from onnx import numpy_helper
 from toolkit import export
 from toolkit.errors import ParityError, UsageError
 from toolkit.export import ExportError, convert, export_model
-from toolkit.training import checkpoint
-from toolkit.training.train import TrainConfig, train
+from toolkit.training import TrainConfig, checkpoint, train
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from toolkit.errors import DataError, UsageError
-from toolkit.io.data import SEED_NAME, holdout_mask, load_dataset, open_source
+from toolkit.io import SEED_NAME, holdout_mask, load_dataset, open_source
 
 BAD_CSV = [
     # (file content, expected message fragment)

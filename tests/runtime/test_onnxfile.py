@@ -1,4 +1,4 @@
-"""toolkit/runtime/onnxfile.py: the protobuf subset of onnx.proto, parsing, and the safety checks."""
+"""toolkit/runtime/onnxfile.py: the protobuf subset of onnx.proto, parsing, safety checks."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from onnx import TensorProto, helper, numpy_helper, onnx_ml_pb2
 
 from toolkit.export import export_model
 from toolkit.runtime import onnxfile
-from toolkit.training.train import TrainConfig, train
+from toolkit.training import TrainConfig, train
 
 # Fields of these types share a wire format: varints (enums are read as int32 here),
 # and length-delimited strings.

@@ -1,4 +1,4 @@
-"""toolkit/runtime/predictor.py: the torch-free Predictor (imports, providers, inputs, loading, threads)."""
+"""toolkit/runtime: the torch-free Predictor (imports, providers, inputs, loading, threads)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ from toolkit.runtime import (
     Predictor,
     ProviderError,
 )
-from toolkit.training.train import TrainConfig, train
+from toolkit.training import TrainConfig, train
 
 REAL_SESSION = ort.InferenceSession
 # The seed model is y = x1 + x2 - 1 in float32. Inputs stay within [-10, 10], so the exact

@@ -97,7 +97,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         started = subprocess.Popen(pip, cwd=folder, env=clean_env(), stdout=log, stderr=log)
         try:
             from toolkit.export import export_model
-            from toolkit.training.train import TrainConfig, train
+            from toolkit.training import TrainConfig, train
 
             train(TrainConfig(out=folder / "model.pt"))  # seed data: y = x1 + x2 - 1
             export_model(folder / "model.pt", folder / "model.onnx")

@@ -11,9 +11,8 @@ import torch
 
 from toolkit.errors import CheckpointError
 from toolkit.files import atomic_write
-from toolkit.training import checkpoint
+from toolkit.training import TrainConfig, checkpoint, train
 from toolkit.training.model import ModelSpec
-from toolkit.training.train import TrainConfig, train
 
 
 def test_checkpoint_holds_all_that_rebuilds_and_describes_the_model(tmp_path):

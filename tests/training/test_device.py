@@ -1,4 +1,4 @@
-"""toolkit/training/device.py and device-dependent training; CUDA twins run behind the gpu marker."""
+"""toolkit/training/device.py and device-dependent training; CUDA twins behind the gpu marker."""
 
 from __future__ import annotations
 

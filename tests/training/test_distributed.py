@@ -142,7 +142,7 @@ def test_bad_row_on_the_second_rank_fails_the_job_and_keeps_the_checkpoint(shard
 
 CRASH = """
 import os, sys
-from toolkit.training.train import TrainConfig, train
+from toolkit.training import TrainConfig, train
 
 def crash(epoch, losses):
     if epoch == 3 and os.environ["RANK"] == "1":

@@ -1,4 +1,4 @@
-"""toolkit/training/model.py: the spec round trip, the nn.Linear it builds, and the equation text."""
+"""toolkit/training/model.py: the spec round trip, the nn.Linear it builds, the equation text."""
 
 from __future__ import annotations
 

@@ -11,8 +11,7 @@ import torch
 from conftest import scaled_data, train_json, write_table_csv
 
 from toolkit.errors import TrainingError, TrainingInterrupted, UsageError
-from toolkit.training import checkpoint
-from toolkit.training.train import TrainConfig, train
+from toolkit.training import TrainConfig, checkpoint, train
 
 ITERATIVE = ["sgd", "adam", "lbfgs"]
 
