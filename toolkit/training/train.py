@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from toolkit.defaults import CHUNK_ROWS as DEFAULT_CHUNK_ROWS
 from toolkit.errors import (
     CheckpointError,
     CollinearityError,
@@ -39,7 +40,7 @@ from toolkit.errors import (
     TrainingInterrupted,
     UsageError,
 )
-from toolkit.io.data import DEFAULT_CHUNK_ROWS, DataSource, Piece, holdout_mask, open_source
+from toolkit.io import DataSource, Piece, holdout_mask, open_source
 from toolkit.training import checkpoint, exact
 from toolkit.training.metrics import MetricSums, metric_sums, summarize
 from toolkit.training.model import DTYPES, ModelSpec, build_model, round_to_dtype
