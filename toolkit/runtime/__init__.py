@@ -3,9 +3,9 @@
 This tier never imports torch, onnx, pyarrow or click (tests/test_layout.py proves it),
 so an app can `pip install toolkit` and `from toolkit.runtime import Predictor` alone.
 
-Start reading at `predictor.py` (the Predictor), then `providers.py` (which execution
-provider runs, honestly reported) and `onnxfile.py` (the safety checks made before
-onnxruntime opens a file).
+Start reading at `predictor.py` (the Predictor), then `inputs.py` (the input guard),
+`providers.py` (which execution provider runs, honestly reported), `onnxfile.py` (the
+safety checks made before onnxruntime opens a file) and `info.py` (`toolkit info`).
 """
 
 from toolkit.errors import InputError, ModelLoadError, PredictorError, ProviderError

@@ -1,10 +1,20 @@
-"""`toolkit info`: what an ONNX model is, from the runtime's point of view (no torch, no onnx)."""
+"""`toolkit info`: what an ONNX model is, from the runtime's point of view (no torch, no onnx).
+
+`describe` gathers the facts as plain data (what `toolkit info --json` prints); `to_lines`
+words them for a terminal. The model card is shown in the order toolkit writes it
+(toolkit.card.KEYS), then any other keys a foreign file carries, sorted.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from toolkit import card
 from toolkit.runtime import Predictor, available_providers, onnxfile
+
+# Width of the labels in the text form ("model:", "providers:", ...).
+_LABEL = 11
 
 
 def describe(predictor: Predictor) -> dict[str, Any]:
@@ -27,3 +37,40 @@ def describe(predictor: Predictor) -> dict[str, Any]:
         "available_providers": available_providers(),
         "metadata": dict(predictor.metadata),
     }
+
+
+def to_lines(details: Mapping[str, Any]) -> list[str]:
+    """`describe`'s facts as the lines `toolkit info` prints."""
+    opsets = ", ".join(
+        f"{domain or 'ai.onnx'} {version}" for domain, version in details["opsets"].items()
+    )
+    lines = [
+        _line("model", f"{details['path']} ({details['size_bytes']:,} bytes)"),
+        *(
+            _line(key, f"{value['name']} {value['type']} {value['shape']}")
+            for key in ("input", "output")
+            for value in [details[key]]
+        ),
+        _line("features", ", ".join(details["feature_names"])),
+        _line("targets", ", ".join(details["target_names"])),
+        _line("opset", opsets),
+        _line(
+            "providers",
+            f"using {details['provider']}; available " + ", ".join(details["available_providers"]),
+        ),
+    ]
+    return lines + card_lines(details["metadata"])
+
+
+def card_lines(metadata: Mapping[str, str]) -> list[str]:
+    """The model card, one `key  value` line each, in toolkit's order (unknown keys last)."""
+    if not metadata:
+        return ["model card: none (names default to x0..xn)"]
+    known = [key for key in card.KEYS if key in metadata]
+    keys = known + sorted(set(metadata) - set(known))
+    width = max(len(key) for key in keys)
+    return ["model card:", *(f"  {key:<{width}}  {metadata[key]}" for key in keys)]
+
+
+def _line(label: str, text: str) -> str:
+    return f"{label + ':':<{_LABEL}} {text}"
