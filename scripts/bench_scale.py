@@ -10,7 +10,7 @@ holds the file in memory):
    end-to-end wall and the JSON `seconds` (rank 0's time inside `train()`), and whether
    both reach the same float64 model (max |w2 - w1| / max |w1| <= 1e-10: summation order);
 3. streaming: the 1-process training `seconds` against only reading the file with the
-   same reader: `pyarrow.csv.open_csv` with `toolkit.io.data.csv_options` (every column) and
+   same reader: `pyarrow.csv.open_csv` with `toolkit.io.csv.csv_options` (every column) and
    `read_next_batch()` to the end, nothing else (target <= 1.3x). `seconds` starts after
    torch is imported; what is left that does not grow with the data is measured by the
    same run on the embedded 4-row seed data, and the ratio less that fixed cost is shown.
@@ -88,7 +88,7 @@ READ_PROBE = """
 import json, os, resource, sys, time
 from pathlib import Path
 import pyarrow, pyarrow.csv as pa_csv
-from toolkit.io.data import csv_header, csv_options
+from toolkit.io.csv import csv_header, csv_options
 path, chunk_rows = sys.argv[1], int(sys.argv[2])
 columns = csv_header(Path(path), path)
 read_options, convert_options = csv_options(columns)

@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 from benchlib import ROOT, Row, finish, print_seconds, row
 
-from toolkit.io.data import DEFAULT_CHUNK_ROWS, load_dataset
+from toolkit.defaults import CHUNK_ROWS
+from toolkit.io import load_dataset
 from toolkit.training import exact
 
 SEED = 0
@@ -44,7 +45,7 @@ print("torch-loaded=" + str("torch" in sys.modules), file=sys.stderr)
 # Fresh interpreter that only loads the CSV: the benchmark process holds other data.
 MEMORY_PROBE = """
 import json, resource, sys
-from toolkit.io.data import load_dataset
+from toolkit.io import load_dataset
 ds = load_dataset(sys.argv[1])
 try:
     import psutil
@@ -98,8 +99,8 @@ def bench_exact(x: np.ndarray, y: np.ndarray, repeats: int) -> dict[str, Any]:
     names = [f"x{i}" for i in range(d)]
 
     def chunks() -> Iterator[tuple[np.ndarray, np.ndarray]]:  # as the library slices data
-        for s in range(0, n, DEFAULT_CHUNK_ROWS):
-            yield x[s : s + DEFAULT_CHUNK_ROWS], y[s : s + DEFAULT_CHUNK_ROWS]
+        for s in range(0, n, CHUNK_ROWS):
+            yield x[s : s + CHUNK_ROWS], y[s : s + CHUNK_ROWS]
 
     def toolkit_fit() -> np.ndarray:
         moments = exact.accumulate(chunks(), "cpu")

@@ -2,32 +2,48 @@
 
 Training and `toolkit predict` read files through this one reader, so format detection,
 chunking and the wording of errors (file, row, column, value) are the same everywhere.
+
+Modules, by concern:
+    shards    Shard (one file) and Piece (the part of it one process reads)
+    formats   the registry: format name -> reader module; detection by suffix or magic
+    csv       CSV through pyarrow's streaming reader, with exact rows for errors
+    parquet   Parquet row batches
+    blocks    float64 blocks from Arrow batches, their checks, the prefetch thread
+    reader    the one reader (`read_piece`) and predict's input (`open_input`)
+    sources   training data: shards, column selection, pieces for torchrun, the seed set
+    holdout   the seeded validation split
+    memory    a whole data set in memory (`load_dataset`: tests and benchmarks)
+    writers   prediction output: CSV, JSON Lines, Parquet
 """
 
-from toolkit.io.data import (
-    SEED_NAME,
-    Dataset,
-    DataSource,
-    Piece,
-    Shard,
-    csv_options,
-    holdout_mask,
-    load_dataset,
-    open_source,
-    resolve_sources,
-    select_columns,
-)
+from toolkit.io.csv import csv_options
+from toolkit.io.formats import FORMATS, detect, format_named
+from toolkit.io.holdout import holdout_mask
+from toolkit.io.memory import Dataset, load_dataset
+from toolkit.io.reader import Batch, Input, open_input, read_piece
+from toolkit.io.shards import Piece, Shard
+from toolkit.io.sources import SEED_NAME, DataSource, open_source, resolve_sources, select_columns
+from toolkit.io.writers import PredictionWriter, output_format
 
 __all__ = [
+    "FORMATS",
     "SEED_NAME",
+    "Batch",
     "DataSource",
     "Dataset",
+    "Input",
     "Piece",
+    "PredictionWriter",
     "Shard",
     "csv_options",
+    "detect",
+    "format_named",
     "holdout_mask",
     "load_dataset",
+    "open_input",
     "open_source",
+    "output_format",
+    "read_piece",
     "resolve_sources",
     "select_columns",
 ]

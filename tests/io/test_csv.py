@@ -1,0 +1,120 @@
+"""toolkit/io/csv.py: CSV through the reader, and every bad-CSV error (file, row, column, value)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from toolkit.errors import DataError
+from toolkit.io import load_dataset, open_source
+
+BAD_CSV = [
+    # (file content, expected message fragment)
+    ("", "the file is empty; expected a header row naming the columns"),
+    ("\n\n", "the file is empty"),
+    ("x1,x2,y\n", "found the header (x1, x2, y) but no data rows"),
+    ("x1,x2,y\n1,2,3\n4,,6\n", "row 3, column 'x2': blank cell; expected a number"),
+    ("x1,x2,y\n1,2,3\n\n4,abc,6\n", "row 4, column 'x2': expected a number, got 'abc'"),
+    (
+        "x1,x2,y\n1,2,3\n4,5\n",
+        "row 3: found 2 values, expected 3 (one per header column: x1, x2, y)",
+    ),
+    ("x1,x2,y\n1,2,3\n4,5,6,7\n", "row 3: found 4 values, expected 3"),
+    ("x1,x2,y\n1,2,3\n4,nan,6\n", "row 3, column 'x2': expected a finite number, got nan"),
+    ("x1,x2,y\n1,2,3\n4,5,-inf\n", "row 3, column 'y': expected a finite number, got -inf"),
+    ("x1,x1,y\n1,2,3\n", "row 1: column name 'x1' appears more than once"),
+    ("x1,,y\n1,2,3\n", "row 1: header cell 2 is blank"),
+    ("y\n1\n2\n", "found 1 column ('y'); expected at least 2"),
+    (b"x1,x2,y\n1,\xff,3\n", "is not UTF-8 text"),
+]
+
+
+@pytest.mark.parametrize(("content", "message"), BAD_CSV)
+def test_bad_csv_is_refused_with_file_row_column_and_value(write_csv, content, message):
+    path = write_csv("bad.csv", content)
+    with pytest.raises(DataError) as caught:
+        load_dataset(path)
+    assert str(caught.value).startswith(str(path)), caught.value
+    assert message in str(caught.value)
+
+
+@pytest.mark.parametrize(("content", "message"), BAD_CSV)
+def test_bad_csv_exits_nonzero_with_message_and_no_traceback(run, write_csv, content, message):
+    path = write_csv("bad.csv", content)
+    result = run("train", "--data", str(path))
+    assert result.exit_code == 1
+    assert f"Error: {path}" in result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert not (path.parent / "models").exists()  # nothing written
+
+
+def test_row_numbers_count_quoted_newlines_and_blank_lines(write_csv):
+    path = write_csv("q.csv", 'x1,x2,y\n"1",2,3\n\n\n4,5,6\n7,8,x\n')
+    with pytest.raises(DataError, match=r"row 6, column 'y': expected a number, got 'x'"):
+        load_dataset(path)
+
+
+def test_a_non_number_after_a_blank_cell_or_padded_number_is_the_one_named(write_csv):
+    # The blank cell is a null and " 2 " a number to pyarrow: neither is the bad value.
+    path = write_csv("p.csv", "x1,x2,y\n1, 2 ,3\n4,,6\n7,oops,9\n")
+    with pytest.raises(DataError, match=r"row 4, column 'x2': expected a number, got 'oops'"):
+        list(open_source(path).blocks())
+
+
+def test_bom_and_crlf_files_load(write_csv):
+    path = write_csv("bom.csv", b"\xef\xbb\xbfx1,x2,y\r\n1,1,1\r\n1,2,2\r\n2,2,3\r\n")
+    dataset = load_dataset(path)
+    assert dataset.feature_names == ["x1", "x2"]
+    assert dataset.target_names == ["y"]
+    features, targets = dataset.arrays()
+    np.testing.assert_array_equal(features, [[1, 1], [1, 2], [2, 2]])
+    np.testing.assert_array_equal(targets, [[1], [2], [3]])
+
+
+def test_unused_text_column_is_ignored_but_used_one_is_refused(write_csv):
+    path = write_csv("id.csv", "id,x1,y\nr1,1,2\nr2,2,3\n")
+    assert load_dataset(path, features=["x1"]).feature_names == ["x1"]
+    with pytest.raises(DataError, match=r"row 2, column 'id': expected a number, got 'r1'"):
+        load_dataset(path)
+
+
+def test_unreadable_file_is_a_data_error(write_csv, monkeypatch):
+    import toolkit.io.csv
+
+    path = write_csv("locked.csv", "x,y\n1,2\n")
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(toolkit.io.csv, "csv_header", denied)  # root reads mode-000 files anyway
+    with pytest.raises(DataError) as caught:
+        load_dataset(path)
+    assert str(caught.value) == f"{path}: cannot be read (Permission denied)."
+
+
+# -- pieces: a CSV file cut at line breaks -------------------------------------------------
+
+
+def test_a_bad_cell_in_a_later_piece_names_its_row_in_the_file(mixed_shards):
+    folder, _ = mixed_shards
+    lines = (folder / "p0.csv").read_text().splitlines()
+    lines[120] = "1,abc,2"  # row 121, in the second half of the file
+    (folder / "p0.csv").write_text("\n".join(lines) + "\n")
+    source = open_source(folder / "p0.csv")
+    piece = source.pieces(1, 2)[0]
+    assert piece.start > 0
+    with pytest.raises(
+        DataError, match=r"p0\.csv, row 121, column 'b': expected a number, got 'abc'"
+    ):
+        list(source.blocks([piece]))
+
+
+def test_a_ragged_row_in_a_later_piece_names_its_row(mixed_shards):
+    folder, _ = mixed_shards
+    lines = (folder / "p0.csv").read_text().splitlines()
+    lines[130] = "1,2"
+    (folder / "p0.csv").write_text("\n".join(lines) + "\n")
+    source = open_source(folder / "p0.csv")
+    with pytest.raises(DataError, match=r"p0\.csv, row 131: found 2 values, expected 3"):
+        list(source.blocks(source.pieces(1, 2)))

@@ -1,0 +1,120 @@
+"""The reader's hot path: Arrow batches to float64 blocks, checked, a few blocks ahead.
+
+`float_block` turns a batch of float64 columns into one C-contiguous (rows, columns)
+array and refuses blank cells, and with `finite` NaN and infinity (training refuses them;
+`toolkit predict` leaves them to the Predictor). `prefetch` runs the reading in a
+background thread so that parsing overlaps with the caller's work.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Generator, Iterator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from toolkit.errors import DataError
+from toolkit.io.shards import row_text
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+# Checked blocks the reading thread may hold ready for the consumer.
+PREFETCH_BLOCKS = 8
+
+
+def to_block(batch: pa.RecordBatch) -> np.ndarray:
+    """A record batch of float64 columns (no nulls) as one C-contiguous (rows, columns) array.
+
+    Arrow's own row-major conversion (pyarrow >= 16): 5x faster than copying the columns
+    one by one from Python (0.07 s against 0.36 s for 776 MB of CSV, 33 columns).
+    """
+    if batch.num_rows == 0:
+        return np.empty((0, batch.num_columns), dtype=np.float64)
+    return np.asarray(batch.to_tensor(row_major=True))
+
+
+def float_block(
+    batch: pa.RecordBatch, name: str, row_of: Callable[[int], int | None], finite: bool = True
+) -> np.ndarray:
+    """The batch (float64 columns) as a block; blank cells, and with `finite` NaN and
+    infinity, are errors naming file `name`, the row (`row_of` maps the batch's row
+    index to the file's row), the column and the value.
+
+    Least squares has no answer with non-finite values.
+    """
+    import pyarrow.compute as pc
+
+    columns = batch.schema.names
+    for column_name, column in zip(columns, batch.columns, strict=True):
+        if column.null_count:
+            index = pc.index(pc.is_null(column), True).as_py()
+            raise DataError(
+                f"{name}, row {row_text(row_of(index))}, column {column_name!r}: "
+                "blank cell; expected a number."
+            )
+    block = to_block(batch)
+    # One summing pass finds any NaN or infinity (a huge but finite sum is checked cell by cell).
+    if finite and not np.isfinite(block.sum(axis=0)).all():
+        bad = np.argwhere(~np.isfinite(block))
+        if len(bad):
+            row, j = (int(k) for k in bad[0])
+            raise DataError(
+                f"{name}, row {row_text(row_of(row))}, column {columns[j]!r}: expected a "
+                f"finite number, got {float(block[row, j])!r}; remove or fill in the row."
+            )
+    return block
+
+
+class _Raised:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+_DONE = object()
+
+
+def prefetch(items: Iterator[Any], depth: int = PREFETCH_BLOCKS) -> Iterator[Any]:
+    """Yield `items`, produced by a background thread up to `depth` items ahead.
+
+    pyarrow and numpy release the GIL while they parse and copy, so the producer's work
+    overlaps with the consumer's. Errors reach the consumer in order; a consumer that
+    stops early stops the producer too.
+    """
+    ready: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        ready.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+        except BaseException as error:  # handed to the consumer, raised there
+            ready.put(_Raised(error))
+            return
+        ready.put(_DONE)
+
+    producer = threading.Thread(target=produce, name="toolkit-reader", daemon=True)
+    producer.start()
+    try:
+        while (item := ready.get()) is not _DONE:
+            if isinstance(item, _Raised):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+        while producer.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                ready.get_nowait()
+            except queue.Empty:
+                producer.join(0.05)
+        if isinstance(items, Generator):
+            items.close()  # runs its cleanup (open files) here, now that the producer is gone

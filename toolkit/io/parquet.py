@@ -1,0 +1,115 @@
+"""Parquet: row batches from pyarrow, numeric columns cast to float64.
+
+Parquet has no header row, so data row 1 is row 1. Under torchrun a piece is a run of
+row groups: those whose start, placed proportionally in the file's bytes, lies in the
+process's byte range.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from toolkit.errors import DataError
+from toolkit.io.shards import Piece, Shard
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+NAME = "parquet"
+SUFFIXES = (".parquet", ".pq")
+MAGIC = b"PAR1"
+STREAMED = False  # read by row group through the file's footer, not front to back
+
+
+def columns(path: Path, name: str) -> list[str]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        schema = pq.read_schema(path)
+    except (pa.ArrowInvalid, OSError) as error:
+        raise DataError(f"{name}: is not a readable Parquet file ({error}).") from error
+    names = list(schema.names)
+    if not names:
+        raise DataError(f"{name}: the Parquet file has no columns.")
+    return names
+
+
+def check(shard: Shard, floats: Sequence[str]) -> None:
+    """Columns to be read as numbers must be stored as integers or floats."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(shard.path)
+    for column_name in floats:
+        kind = schema.field(column_name).type
+        if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
+            file = pq.ParquetFile(shard.path)
+            first = next(file.iter_batches(batch_size=1, columns=[column_name]), None)
+            value = first.column(0)[0].as_py() if first is not None and first.num_rows else None
+            raise DataError(
+                f"{shard.name}, column {column_name!r}: has type {kind}; expected a numeric "
+                f"column (first value: {value!r})."
+            )
+
+
+def cut(shard: Shard, begin: int, end: int) -> Piece | None:
+    """The row groups whose start, placed proportionally in the file's bytes, is in [begin, end)."""
+    import pyarrow.parquet as pq
+
+    metadata = pq.ParquetFile(shard.path).metadata
+    sizes = [metadata.row_group(k).total_byte_size for k in range(metadata.num_row_groups)]
+    rows = [metadata.row_group(k).num_rows for k in range(metadata.num_row_groups)]
+    total = max(sum(sizes), 1)
+    groups, first_row, before = [], 0, 0
+    for k, size in enumerate(sizes):
+        position = shard.size * before // total
+        if begin <= position < end:
+            if not groups:
+                first_row = sum(rows[:k])
+            groups.append(k)
+        before += size
+    if not groups:
+        return None
+    if len(groups) == len(sizes):
+        return Piece(shard)
+    return Piece(shard, row_groups=tuple(groups), first_row=first_row)
+
+
+def batches(
+    piece: Piece,
+    floats: Sequence[str],
+    rows: int,
+    *,
+    text: Sequence[str] = (),
+    bar: Any = None,
+    hashed: dict[Path, str] | None = None,
+) -> Iterator[pa.RecordBatch]:
+    """`floats` cast to float64 (nulls stay nulls), then `text` columns as stored."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    names = [*floats, *text]
+    try:
+        file = pq.ParquetFile(piece.shard.path)
+        groups = piece.row_groups
+        batches = file.iter_batches(
+            batch_size=rows,
+            row_groups=list(range(file.num_row_groups)) if groups is None else list(groups),
+            columns=names,
+        )
+        for batch in batches:
+            numbers = [batch.column(name).cast(pa.float64()) for name in floats]
+            yield pa.record_batch(numbers + [batch.column(name) for name in text], names=names)
+    except pa.ArrowInvalid as error:
+        raise DataError(f"{piece.shard.name}: is not a readable Parquet file ({error}).") from error
+
+
+def row_of(piece: Piece, index: int) -> int | None:
+    return piece.first_row + index + 1  # no header row: data row 1 is row 1
+
+
+def no_rows(shard: Shard, columns: Sequence[str]) -> str:
+    return f"has columns ({', '.join(columns)}) but no data rows."
