@@ -94,6 +94,14 @@ def write_table_csv(path: Path, columns: dict[str, np.ndarray]) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def scaled_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`scaled_data()` as a CSV file (columns f0..f3 and y), written once per session."""
+    x, y, _, _ = scaled_data()
+    path = tmp_path_factory.mktemp("data") / "scaled.csv"
+    return write_table_csv(path, {**{f"f{i}": x[:, i] for i in range(4)}, "y": y})
+
+
 def local_function_model(x_shape: list) -> Any:
     """A model whose only node calls an ONNX local function (domain "local")."""
     from onnx import TensorProto, helper

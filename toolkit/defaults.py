@@ -24,6 +24,7 @@ STDIO = "-"  # --input/--output: standard input or output
 
 # Training
 SOLVERS = ("exact", "sgd", "adam", "lbfgs")
+SOLVER = "exact"  # closed form; the others are ITERATIVE_SOLVERS
 ITERATIVE_SOLVERS = ("sgd", "adam", "lbfgs")
 DTYPES = ("float32", "float64")
 DTYPE = "float32"

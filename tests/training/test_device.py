@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import scaled_data, train_json, write_table_csv
+from conftest import train_json
 
 from toolkit.errors import DeviceError, UsageError
 from toolkit.training.device import check_device_name, resolve_device
@@ -14,13 +14,6 @@ from toolkit.training.device import check_device_name, resolve_device
 # significant digits and the exact solver works in float64 on both devices.
 FLOAT32_RTOL = 1e-5
 FLOAT32_ATOL = 1e-5
-
-
-@pytest.fixture(scope="module")
-def scaled_csv(tmp_path_factory):
-    x, y, _, _ = scaled_data()
-    path = tmp_path_factory.mktemp("data") / "scaled.csv"
-    return write_table_csv(path, {**{f"f{i}": x[:, i] for i in range(4)}, "y": y})
 
 
 def test_cpu_resolves():

@@ -3,7 +3,8 @@
 Start reading at `train.py` (`train(TrainConfig)`: one job end to end).
 """
 
-from toolkit.training.summary import to_json, to_text
-from toolkit.training.train import TrainConfig, TrainResult, train
+from toolkit.training.config import TrainConfig
+from toolkit.training.report import TrainResult, to_json, to_text
+from toolkit.training.train import train
 
 __all__ = ["TrainConfig", "TrainResult", "to_json", "to_text", "train"]

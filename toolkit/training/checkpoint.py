@@ -15,6 +15,9 @@ Layout (format "toolkit.checkpoint", version 1):
     parity_sample: (k, d) float64 tensor of training rows, for the export's parity gate
     versions:  {toolkit, torch, numpy, pyarrow, python}
     created:   ISO 8601 UTC time
+
+An interrupted iterative run's state (format "toolkit.resume", at `resume_path(out)`) is
+written, read and checked by `toolkit.training.resume`.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from toolkit.defaults import RESUME_SUFFIX
 from toolkit.errors import CheckpointError
 from toolkit.files import atomic_write
 from toolkit.training.model import ModelSpec, build_model
@@ -36,8 +40,6 @@ if TYPE_CHECKING:
 FORMAT = "toolkit.checkpoint"
 RESUME_FORMAT = "toolkit.resume"
 FORMAT_VERSION = 1
-DEFAULT_CHECKPOINT = Path("models") / "model.pt"
-RESUME_SUFFIX = ".resume"
 # How torch names the callable a refused pickle wanted to run (wording varies by release).
 _UNSAFE_GLOBAL = re.compile(r"unsupported global:?(?: GLOBAL)? ([\w.]+)", re.IGNORECASE)
 

@@ -158,34 +158,14 @@ def solve(
     import torch
 
     d = n_features
-    if intercept:
-        mean, second = moments.mean, moments.scatter
-    else:
-        mean = torch.zeros_like(moments.mean)
-        second = moments.scatter + moments.n * torch.outer(moments.mean, moments.mean)
-    scale = torch.sqrt(torch.diagonal(second)[:d])
-    # A column is flat when its spread is rounding noise next to its own magnitude.
-    magnitude = torch.sqrt(torch.diagonal(moments.scatter)[:d] + moments.n * moments.mean[:d] ** 2)
-    flat = scale <= FLAT_RTOL * magnitude
-    if bool(flat.any()):
-        if l2 == 0.0:
-            raise _flat_column_error(feature_names[int(flat.nonzero()[0])], intercept)
-        scale = torch.where(flat, torch.ones_like(scale), scale)
-
+    mean, second, scale = _centred(moments, d, feature_names, intercept, l2)
     gram = second[:d, :d] / torch.outer(scale, scale)
     rhs = second[:d, d:] / scale[:, None]
     if l2:
         gram = gram + torch.diag(l2 / scale**2)
-    eigenvalues = torch.linalg.eigvalsh(gram)
-    lowest, highest = float(eigenvalues[0]), float(eigenvalues[-1])
-    condition = highest / lowest if lowest > 0 else math.inf
-
+    condition = _condition_number(gram)
     method = "cholesky"
-    coefficients = None
-    if condition <= COND_SWITCH:
-        factor, info = torch.linalg.cholesky_ex(gram)
-        if int(info) == 0:
-            coefficients = torch.cholesky_solve(rhs, factor)
+    coefficients = _cholesky_solve(gram, rhs) if condition <= COND_SWITCH else None
     if coefficients is None:
         if rechunk is None:
             raise ValueError("an ill-conditioned problem needs `rechunk` for the QR pass")
@@ -200,6 +180,50 @@ def solve(
         condition_number=condition,
         method=method,
     )
+
+
+def _centred(
+    moments: Moments, d: int, feature_names: Sequence[str], intercept: bool, l2: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The centre, the second moments about it and the features' scales (unit-norm columns).
+
+    Without an intercept the model passes through the origin: moments about zero. A flat
+    column (one whose spread is rounding noise next to its own magnitude) is an error,
+    unless the ridge penalty makes its weight unique; then its scale is 1.
+    """
+    import torch
+
+    if intercept:
+        mean, second = moments.mean, moments.scatter
+    else:
+        mean = torch.zeros_like(moments.mean)
+        second = moments.scatter + moments.n * torch.outer(moments.mean, moments.mean)
+    scale = torch.sqrt(torch.diagonal(second)[:d])
+    magnitude = torch.sqrt(torch.diagonal(moments.scatter)[:d] + moments.n * moments.mean[:d] ** 2)
+    flat = scale <= FLAT_RTOL * magnitude
+    if bool(flat.any()):
+        if l2 == 0.0:
+            raise _flat_column_error(feature_names[int(flat.nonzero()[0])], intercept)
+        scale = torch.where(flat, torch.ones_like(scale), scale)
+    return mean, second, scale
+
+
+def _condition_number(gram: torch.Tensor) -> float:
+    import torch
+
+    eigenvalues = torch.linalg.eigvalsh(gram)
+    lowest, highest = float(eigenvalues[0]), float(eigenvalues[-1])
+    return highest / lowest if lowest > 0 else math.inf
+
+
+def _cholesky_solve(gram: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor | None:
+    """The normal equations' solution; None if the factorisation fails (not positive definite)."""
+    import torch
+
+    factor, info = torch.linalg.cholesky_ex(gram)
+    if int(info) != 0:
+        return None
+    return torch.cholesky_solve(rhs, factor)
 
 
 def _solve_qr(

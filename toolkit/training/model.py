@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from toolkit.defaults import DTYPES as DTYPES  # re-exported: the model's dtypes
+
 if TYPE_CHECKING:
     import torch
-
-DTYPES = ("float32", "float64")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,134 @@
+"""What a training run is asked to do: `TrainConfig`, checked against one table of parameters.
+
+Each parameter is declared once in `PARAMETERS` (the rule its value must pass); the checks,
+their wording and the solvers' defaults (`toolkit.defaults.SOLVER_DEFAULTS`) all read it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from toolkit.defaults import (
+    CHECKPOINT,
+    CHUNK_ROWS,
+    DEVICE,
+    DTYPE,
+    DTYPES,
+    ITERATIVE_SOLVERS,
+    L2,
+    SEED,
+    SOLVER,
+    SOLVER_DEFAULTS,
+    SOLVERS,
+)
+from toolkit.errors import UsageError
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The value must be one of `choices`."""
+
+    choices: tuple[str, ...]
+
+    def problem(self, name: str, value: Any) -> str | None:
+        if value in self.choices:
+            return None
+        return f"{name} {value!r} is not one of {', '.join(self.choices)}."
+
+
+@dataclass(frozen=True)
+class Bound:
+    """The value must pass `allowed`; `expected` completes "--flag must ..."."""
+
+    allowed: Callable[[Any], bool]
+    expected: str
+
+    def problem(self, name: str, value: Any) -> str | None:
+        if self.allowed(value):
+            return None
+        return f"{flag(name)} must {self.expected}, got {value!r}."
+
+
+# Checked for every solver, in this order.
+PARAMETERS: dict[str, Choice | Bound] = {
+    "solver": Choice(SOLVERS),
+    "dtype": Choice(DTYPES),
+    "l2": Bound(lambda v: math.isfinite(v) and v >= 0, "be a finite number >= 0"),
+    "val_fraction": Bound(lambda v: v is None or 0 <= v < 1, "be in [0, 1)"),  # None: default
+}
+# The iterative solvers' settings (defaults in SOLVER_DEFAULTS), checked once filled in.
+ITERATIVE_PARAMETERS: dict[str, Bound] = {
+    "lr": Bound(lambda v: math.isfinite(v) and v > 0, "be a finite number > 0"),
+    "epochs": Bound(lambda v: v >= 1, "be at least 1"),
+    "batch_size": Bound(lambda v: v >= 0, "be >= 0 (0 = full batch)"),
+    "patience": Bound(lambda v: v >= 0, "be >= 0 (0 = never stop early)"),
+}
+
+
+def flag(name: str) -> str:
+    """The command-line option of a parameter: batch_size -> --batch-size."""
+    return "--" + name.replace("_", "-")
+
+
+@dataclass
+class TrainConfig:
+    """Every choice of a training run; None means "the solver's default"."""
+
+    data: str | Path | None = None  # a file, a folder of shards or a glob
+    targets: tuple[str, ...] = ()
+    features: tuple[str, ...] = ()
+    val_fraction: float | None = None
+    solver: str = SOLVER
+    epochs: int | None = None
+    lr: float | None = None
+    batch_size: int | None = None
+    patience: int | None = None
+    l2: float = L2
+    intercept: bool = True
+    dtype: str = DTYPE
+    device: str = DEVICE
+    seed: int = SEED
+    out: Path = CHECKPOINT
+    resume: bool = False
+    chunk_rows: int = CHUNK_ROWS
+    progress: bool = False
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """The solver's settings after defaults are filled in (validated)."""
+        _check(PARAMETERS, {name: getattr(self, name) for name in PARAMETERS})
+        given = {name: getattr(self, name) for name in ITERATIVE_PARAMETERS}
+        if self.solver == "exact":
+            _refuse_iterative_settings(given, self.resume)
+            return {"l2": self.l2}
+        settings = dict(SOLVER_DEFAULTS[self.solver])
+        settings.update({name: value for name, value in given.items() if value is not None})
+        _check(ITERATIVE_PARAMETERS, settings)
+        if self.solver == "lbfgs" and settings["batch_size"] != 0:
+            raise UsageError(
+                "--solver lbfgs uses the full batch (its line search needs it); drop --batch-size."
+            )
+        settings["l2"] = self.l2
+        return settings
+
+
+def _check(rules: dict[str, Choice | Bound] | dict[str, Bound], values: dict[str, Any]) -> None:
+    """Raise UsageError for the first value (in the table's order) that breaks its rule."""
+    for name, rule in rules.items():
+        if (problem := rule.problem(name, values[name])) is not None:
+            raise UsageError(problem)
+
+
+def _refuse_iterative_settings(given: dict[str, Any], resume: bool) -> None:
+    """--solver exact solves in closed form: the iterative solvers' settings do not apply."""
+    extra = [name for name, value in given.items() if value is not None]
+    if extra:
+        raise UsageError(
+            f"{flag(extra[0])} applies to the iterative solvers ({', '.join(ITERATIVE_SOLVERS)}), "
+            "not to --solver exact, which solves in closed form."
+        )
+    if resume:
+        raise UsageError("--resume continues an iterative run; --solver exact has none.")

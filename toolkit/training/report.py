@@ -1,0 +1,215 @@
+"""What a finished training run produced, and how it is shown, judged and saved.
+
+`TrainResult` is the run's outcome; `to_text` and `to_json` show it; `optimality_gap`
+compares an iterative solution with the exact one; `checkpoint_payload` is what the
+checkpoint stores (its layout is described in `toolkit.training.checkpoint`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from toolkit.errors import CollinearityError
+from toolkit.training import checkpoint, exact
+from toolkit.training.metrics import summarize
+from toolkit.training.model import ModelSpec, build_model, equations
+from toolkit.training.rows import Split, combine_r, group_metric_sums
+
+if TYPE_CHECKING:
+    from toolkit.training.distributed import Group
+
+
+@dataclass
+class TrainResult:
+    """What a run produced; `to_text` and `to_json` show it."""
+
+    spec: ModelSpec
+    weight: np.ndarray  # (t, d) float64, exactly as saved in the model's dtype
+    bias: np.ndarray  # (t,) float64; zeros without an intercept
+    solver: str
+    device: str
+    checkpoint: Path
+    hyperparameters: dict[str, Any]
+    metrics: dict[str, Any]
+    details: dict[str, Any]
+    data: dict[str, Any]
+    optimality_gap: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    rank: int = 0  # this process's rank under torchrun; only rank 0 prints and writes
+
+
+def to_json(result: TrainResult) -> dict[str, Any]:
+    """The `--json` object. Non-finite floats become null so the output is strict JSON."""
+    payload: dict[str, Any] = {
+        "weights": result.weight.tolist(),
+        "bias": result.bias.tolist(),
+        "features": list(result.spec.feature_names),
+        "targets": list(result.spec.target_names),
+        "equations": equations(result.spec, result.weight, result.bias, max_terms=10**9),
+        "solver": result.solver,
+        "device": result.device,
+        "dtype": result.spec.dtype,
+        "intercept": result.spec.intercept,
+        "checkpoint": str(result.checkpoint),
+        "metrics": result.metrics,
+        "hyperparameters": result.hyperparameters,
+        "details": result.details,
+        "data": result.data,
+        "notes": result.notes,
+        "seconds": result.seconds,
+    }
+    if result.solver != "exact":
+        payload["optimality_gap"] = result.optimality_gap
+    return _strict(payload)
+
+
+def to_text(result: TrainResult) -> str:
+    """The human summary printed after training."""
+    data = result.data
+    lines = [
+        f"trained {result.spec.n_targets} target{'s' if result.spec.n_targets > 1 else ''} on "
+        f"{data['train_rows']:,} rows of {data['source']} with --solver {result.solver} "
+        f"({result.device}, {result.spec.dtype}) in {result.seconds:.2f} s",
+        "",
+    ]
+    lines += ["  " + line for line in equations(result.spec, result.weight, result.bias)]
+    lines += ["", f"  {'':7}{'MSE':>12}{'RMSE':>12}{'MAE':>12}{'R^2':>12}"]
+    for split in ("train", "val"):
+        metrics = result.metrics[split]
+        if metrics is None:
+            lines.append(f"  {split:7}{'(no validation split)':>48}")
+            continue
+        values = [metrics["mse"], metrics["rmse"], metrics["mae"], metrics["r2"]]
+        lines.append(f"  {split:7}" + "".join(_cell(v) for v in values))
+    lines.append("")
+    details = result.details
+    if result.solver == "exact":
+        lines.append(
+            f"  solved by {details['method']}; condition number of the scaled Gram matrix: "
+            f"{details['condition_number']:.3g}"
+        )
+    else:
+        stop = (
+            f", stopped early (best epoch {details['best_epoch']})"
+            if details["stopped_early"]
+            else ""
+        )
+        lines.append(
+            f"  epochs: {details['epochs_run']}{stop}; monitored {details['monitored']} loss"
+        )
+        gap = result.optimality_gap
+        if gap is not None:
+            lines.append(
+                f"  optimality gap vs exact on the training rows: R^2 {_plain(gap['r2'])} vs "
+                f"{_plain(gap['r2_exact'])} (gap {_plain(gap['r2_gap'], '.2e')}), "
+                f"MSE {_plain(gap['mse'], '.6g')} vs {_plain(gap['mse_exact'], '.6g')}"
+            )
+    lines.append(f"  checkpoint: {result.checkpoint}")
+    return "\n".join(lines)
+
+
+def _cell(value: float | None) -> str:
+    return f"{'n/a':>12}" if value is None else f"{value:>12.6g}"
+
+
+def _plain(value: float | None, spec: str = ".6f") -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def _strict(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(v) for v in value]
+    if hasattr(value, "__fspath__"):
+        return str(value)
+    return value
+
+
+# ---------------------------------------------------------------------------------------
+# Judged and saved
+
+
+def optimality_gap(
+    group: Group,
+    split: Split,
+    spec: ModelSpec,
+    l2: float,
+    metrics: dict[str, Any],
+    notes: list[str],
+) -> dict[str, Any] | None:
+    """How far an iterative solution is from the exact one on the same training rows."""
+    rows = split.train
+    try:
+        fit = exact.solve(
+            split.moments,
+            spec.n_features,
+            spec.feature_names,
+            spec.intercept,
+            l2,
+            rows.pairs,
+            combine_r(group),
+        )
+    except CollinearityError as error:
+        notes.append(f"no optimality gap: the exact solution is not unique ({error})")
+        return None
+    sums = group_metric_sums(group, rows, fit.weight, fit.bias, split.train_shift)
+    best = summarize(sums, spec.target_names)
+    assert best is not None  # the same rows the model's own metrics came from
+    model_metrics = metrics["train"]
+    return {
+        "r2": model_metrics["r2"],
+        "r2_exact": best["r2"],
+        "r2_gap": None if best["r2"] is None else best["r2"] - model_metrics["r2"],
+        "mse": model_metrics["mse"],
+        "mse_exact": best["mse"],
+        "mse_excess": model_metrics["mse"] - best["mse"],
+    }
+
+
+def checkpoint_payload(result: TrainResult, seed: int, sample: np.ndarray) -> dict[str, Any]:
+    """The checkpoint of a finished run: the model, how it was trained, on what, how well."""
+    import platform
+
+    import pyarrow
+    import torch
+
+    import toolkit
+
+    spec = result.spec
+    model = build_model(spec, result.weight, result.bias)
+    sample_array = np.ascontiguousarray(sample[:, : spec.n_features], dtype=np.float64)
+    return {
+        "format": checkpoint.FORMAT,
+        "format_version": checkpoint.FORMAT_VERSION,
+        "spec": spec.to_dict(),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "training": {
+            "solver": result.solver,
+            "hyperparameters": dict(result.hyperparameters),
+            "seed": seed,
+            "device": result.device,
+            **{k: v for k, v in result.details.items() if v is not None},
+        },
+        "data": dict(result.data),
+        "metrics": result.metrics,
+        "optimality_gap": result.optimality_gap,
+        "parity_sample": torch.from_numpy(sample_array),
+        "versions": {
+            "toolkit": toolkit.__version__,
+            "torch": torch.__version__,
+            "numpy": np.__version__,
+            "pyarrow": pyarrow.__version__,
+            "python": platform.python_version(),
+        },
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }

@@ -1,0 +1,116 @@
+"""The rows of a split, parked in spill files, and what is computed over every process's rows.
+
+After the one pass over the data, each process holds its rows of each split in `RowSpill`
+files; `Rows` reads them back chunk by chunk for every later pass (the QR fallback, the
+metrics, each epoch of an iterative solver). The functions below combine a result over the
+processes of a torchrun job, always in rank order, so every process gets the same answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from toolkit.training.metrics import MetricSums, metric_sums
+from toolkit.training.spill import RowSpill
+
+if TYPE_CHECKING:
+    from toolkit.training.distributed import Group
+    from toolkit.training.exact import Moments
+
+# Rows of training features kept in the checkpoint for the export's parity gate.
+PARITY_SAMPLE_ROWS = 256
+
+
+@dataclass
+class Rows:
+    """One process's rows of a split, in spill files: read back chunk by chunk."""
+
+    spills: list[RowSpill]
+    chunk_rows: int
+    n_features: int
+
+    @property
+    def n_rows(self) -> int:
+        return sum(spill.n_rows for spill in self.spills)
+
+    def chunk_ids(self) -> list[tuple[int, int]]:
+        return [
+            (s, k)
+            for s, spill in enumerate(self.spills)
+            for k in range(spill.n_chunks(self.chunk_rows))
+        ]
+
+    def blocks(self, ids: Iterable[tuple[int, int]] | None = None) -> Iterator[np.ndarray]:
+        for s, k in self.chunk_ids() if ids is None else ids:
+            yield self.spills[s].chunk(k, self.chunk_rows)
+
+    def pairs(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(features, targets) chunks in spill order."""
+        for block in self.blocks():
+            yield block[:, : self.n_features], block[:, self.n_features :]
+
+
+@dataclass
+class Split:
+    """The rows a run trains and reports on, once the validation split is chosen.
+
+    Counts and moments are over every process; `train` and `val` are this process's rows.
+    """
+
+    fraction: float  # the share of rows held out (0.0 when the default split was skipped)
+    train: Rows
+    val: Rows | None  # None: no validation rows on any process
+    n_train: int
+    n_val: int
+    moments: Moments  # of the training rows
+    train_shift: np.ndarray  # the targets of the first training row: the metrics' shift
+    val_shift: np.ndarray | None
+
+
+def group_metric_sums(
+    group: Group, rows: Rows, weight: np.ndarray, bias: np.ndarray, shift: np.ndarray
+) -> MetricSums:
+    """The metric sums over every process's rows (added in rank order)."""
+    parts = group.gather(metric_sums(rows.pairs(), weight, bias, shift))
+    total = parts[0]
+    for part in parts[1:]:
+        total = total + part
+    return total
+
+
+def combine_r(group: Group) -> Callable[[Any], Any] | None:
+    """For the QR fallback: R of the stacked per-process R factors is R of all the rows."""
+    if group.world == 1:
+        return None
+
+    def combine(r: Any) -> Any:
+        import torch
+
+        stacked = np.concatenate(group.gather(r.cpu().numpy()))
+        return torch.linalg.qr(torch.as_tensor(stacked, device=r.device), mode="r").R
+
+    return combine
+
+
+def parity_sample(group: Group, spills: list[RowSpill]) -> np.ndarray:
+    """Up to PARITY_SAMPLE_ROWS rows spread over every process's data."""
+    count = sum(spill.n_rows for spill in spills)
+    rows = _spread(count, PARITY_SAMPLE_ROWS)
+    picked, offset = [], 0
+    for spill in spills:
+        inside = rows[(rows >= offset) & (rows < offset + spill.n_rows)] - offset
+        picked.append(spill.take(inside))
+        offset += spill.n_rows
+    sample = np.concatenate(group.gather(np.concatenate(picked)))
+    return sample[_spread(len(sample), PARITY_SAMPLE_ROWS)]
+
+
+def _spread(n: int, count: int) -> np.ndarray:
+    """Up to `count` distinct indices spread evenly over range(n)."""
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.unique(np.linspace(0, n - 1, min(n, count)).round().astype(np.int64))
