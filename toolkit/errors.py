@@ -90,3 +90,20 @@ class InputError(PredictorError, ValueError):
     """The input cannot be fed to the model; the message says what was expected and got."""
 
     exit_code = 2
+
+
+# Serving (toolkit.serve)
+
+
+class RequestError(ToolkitError):
+    """An HTTP request the server refuses, answered as {"error": {"type", "message"}}.
+
+    `status` is the HTTP status, `kind` the error's type in the answer. `close` ends the
+    connection after the answer: for a body refused before it was read in full, since
+    otherwise the server goes on reading (and discarding) the rest of it, however large,
+    to keep the connection alive.
+    """
+
+    def __init__(self, status: int, kind: str, message: str, close: bool = False) -> None:
+        super().__init__(message)
+        self.status, self.kind, self.message, self.close = status, kind, message, close
