@@ -56,19 +56,21 @@ print(json.dumps({"import": t1 - t0, "call": time.perf_counter() - t1}))
 
 
 def bare_export(model: Any, path: Path | str) -> None:
-    """torch.onnx.export with the arguments toolkit.export._export_proto passes, to a file.
+    """torch.onnx.export with the arguments toolkit.export.convert._export_proto passes.
 
-    Silenced the way toolkit silences its own call (toolkit.export._quiet: fds 1 and 2 to a
+    Silenced the way toolkit silences its own call (toolkit.export.quiet: fds 1 and 2 to a
     temporary file, warnings and torch's loggers off), so both sides pay for the capture.
     """
     import torch
 
-    # _quiet is private, but the point is to silence exactly as toolkit does.
-    from toolkit.export import DEFAULT_OPSET, INPUT_NAME, OUTPUT_NAME, TRACE_ROWS, _quiet
+    # The point is to silence exactly as toolkit does.
+    from toolkit.export import DEFAULT_OPSET, INPUT_NAME, OUTPUT_NAME
+    from toolkit.export.convert import TRACE_ROWS
+    from toolkit.export.quiet import quiet
 
     example = torch.zeros(TRACE_ROWS, model.in_features, dtype=model.weight.dtype)
     batch = torch.export.Dim("batch", min=1)
-    with _quiet(), torch.no_grad():
+    with quiet(), torch.no_grad():
         torch.onnx.export(
             model.eval(),
             (example,),
@@ -85,10 +87,11 @@ def bare_export(model: Any, path: Path | str) -> None:
 
 def parity_only(payload: dict[str, Any], model: Any, path: Path | str) -> Any:
     """The parity gate alone, with export_model's defaults, on an exported file."""
+    from toolkit.defaults import PARITY_TOLERANCES
     from toolkit.export import INPUT_NAME
-    from toolkit.export.parity import DEFAULT_TOLERANCES, check_parity
+    from toolkit.export.parity import check_parity
 
-    atol, rtol = DEFAULT_TOLERANCES[payload["spec"]["dtype"]]
+    atol, rtol = PARITY_TOLERANCES[payload["spec"]["dtype"]]
     sample = payload["parity_sample"].numpy()
     report = check_parity(model, path, sample, atol, rtol, INPUT_NAME)
     if not report.passed:

@@ -12,7 +12,7 @@ import pytest
 import torch
 from onnx import numpy_helper
 
-from toolkit import export
+from toolkit import card, export
 from toolkit.errors import ParityError, UsageError
 from toolkit.export import ExportError, convert, export_model
 from toolkit.training import TrainConfig, checkpoint, train
@@ -95,6 +95,21 @@ def test_model_card_round_trips_through_onnxruntime_metadata(seed_export):
         "y = 1.0000*x1 + 1.0000*x2 - 1.0000"
     )
     assert all(isinstance(v, str) for v in card.values())
+
+
+def test_the_card_has_exactly_toolkit_cards_keys_in_order(seed_export):
+    """Export builds the card through toolkit.card.encode: one place for its keys."""
+    ckpt_path, onnx_path = seed_export
+    written = [(p.key, p.value) for p in onnx.load(onnx_path).metadata_props]
+    assert [key for key, _ in written] == list(card.KEYS)
+    assert dict(written)[card.CARD_VERSION] == card.VERSION
+    decoded = card.decode(dict(written))
+    assert decoded[card.FEATURE_NAMES] == ["x1", "x2"] and decoded[card.INTERCEPT] is True
+    payload = checkpoint.load(ckpt_path)
+    assert dict(written)[card.TRAINING_METRICS] == json.dumps(payload["metrics"], sort_keys=True)
+    pending = export.model_card(payload, 18)
+    assert list(pending) == list(card.KEYS)
+    assert pending[card.PARITY] == '{"pending": true}'
 
 
 def test_float64_model_passes_parity_at_1e_12(tmp_path):

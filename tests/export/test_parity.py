@@ -101,6 +101,20 @@ def test_wrong_shape_fails_on_shape_before_values(tmp_path, weights):
     assert errors[0] == "training sample: expected (4, 2) float32, got (4, 4) float32"
 
 
+def test_every_shape_mismatch_is_gathered_and_no_values_are_compared(tmp_path, weights):
+    weight, bias = weights
+    linear_onnx(tmp_path / "m.onnx", np.vstack([weight, weight]), np.concatenate([bias, bias]))
+    report = check_parity(
+        torch_linear(weight, bias), tmp_path / "m.onnx", np.ones((4, 5)), 1e-5, 1e-5, "features"
+    )
+    cpu = report.providers[0]
+    assert [error.split(":")[0] for error in cpu.shape_errors] == list(
+        probe_batches(np.ones((4, 5)))
+    )
+    assert cpu.rows_checked == 0 and cpu.worst_rows == []
+    assert "    shape: batch of 4096: expected (4096, 2)" in report.breach_message("m.onnx")
+
+
 def test_tolerance_is_relative_to_the_terms_not_to_a_cancelled_output(tmp_path):
     # Terms of 1e6 that cancel to ~0: a float32 result off by rounding must still pass.
     weight = np.array([[1.0, -1.0]], np.float32)

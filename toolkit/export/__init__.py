@@ -1,7 +1,8 @@
 """Export: checkpoint -> ONNX, behind the parity gate (torch + onnx).
 
 Start reading at `convert.py` (`export_model`, the steps in order), then `parity.py`
-(the gate that must pass on every execution provider before a file is written).
+(the gate that must pass on every execution provider before a file is written) and
+`quiet.py` (how the exporter's own output is captured).
 """
 
 from toolkit.defaults import ONNX_OUTPUT as DEFAULT_OUTPUT

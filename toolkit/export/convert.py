@@ -3,32 +3,28 @@
 Steps: load the checkpoint (weights_only) -> torch.onnx.export from model.eval() under
 no_grad -> onnx.checker (full check) and strict shape inference -> the parity gate on
 every execution provider -> the exported weights must equal the checkpoint's bit for bit
--> the model card in metadata_props -> an atomic write. A file appears at OUTPUT only
-when every step passed; an existing OUTPUT is replaced only by a passing model.
+-> the model card in metadata_props (its keys: toolkit.card) -> an atomic write. A file
+appears at OUTPUT only when every step passed; an existing OUTPUT is replaced only by a
+passing model.
 
 Exporter choice: torch.onnx.export(dynamo=True). It is the default and the maintained
 path in this torch (the TorchScript exporter, dynamo=False, is deprecated), and it gives a
-single Gemm node here. It prints progress and warnings of its own, which are captured and
-shown only if the export fails.
+single Gemm node here. It prints progress and warnings of its own, which are captured
+(quiet.py) and shown only if the export fails.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import logging
-import os
-import sys
 import tempfile
 import time
-import warnings
-from collections.abc import Iterator
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from toolkit import defaults
+from toolkit import card, defaults
 from toolkit.errors import ExportError, ParityError, UsageError
+from toolkit.export.quiet import quiet
 from toolkit.files import atomic_write
 from toolkit.training import checkpoint
 
@@ -71,6 +67,22 @@ class ExportResult:
             "seconds": self.seconds,
         }
 
+    def summary(self) -> str:
+        """The one status line `toolkit export` prints."""
+        status = (
+            f"exported {self.output} (opset {self.opset}, {self.dtype}, {self.size_bytes:,} bytes)"
+        )
+        if self.parity is None:
+            return status
+        providers = self.parity.providers
+        worst_abs = max(p.max_abs_diff for p in providers)
+        worst_rel = max(p.max_rel_diff for p in providers)
+        return status + (
+            f"; parity passed on {', '.join(p.provider for p in providers)}: max abs diff "
+            f"{worst_abs:.2g}, max rel diff {worst_rel:.2g} (atol {self.parity.atol:g}, "
+            f"rtol {self.parity.rtol:g})"
+        )
+
 
 def export_model(
     checkpoint_path: str | Path = defaults.CHECKPOINT,
@@ -82,10 +94,6 @@ def export_model(
     providers: list[str] | None = None,
 ) -> ExportResult:
     """Export `checkpoint_path` to `output`; raise (writing nothing) if any check fails."""
-    import onnx
-
-    from toolkit.export import parity
-
     started = time.perf_counter()
     output = Path(output)
     check_opset(opset)
@@ -97,26 +105,17 @@ def export_model(
 
     proto = _export_proto(model, opset)
     _check_proto(proto, spec.n_features, spec.n_targets, spec.dtype)
-    card = model_card(payload, opset)
     report = None
+    parity_record: dict[str, Any] = {"skipped": True, "reason": "--no-validate"}
     if validate:
         # The gate runs the very graph and initializers that will be written; only the
         # model card (metadata) is added afterwards.
-        sample = payload["parity_sample"].numpy()
-        with tempfile.TemporaryDirectory() as folder:
-            candidate = Path(folder) / "candidate.onnx"
-            onnx.save_model(proto, candidate)
-            report = parity.check_parity(
-                model, candidate, sample, atol, rtol, INPUT_NAME, providers
-            )
-        if not report.passed:
-            raise ParityError(report.breach_message(output))
-        card["parity"] = json.dumps(report.to_dict(), sort_keys=True)
-    else:
-        card["parity"] = json.dumps({"skipped": True, "reason": "--no-validate"})
+        report = _gate(proto, model, payload, output, atol, rtol, providers)
+        parity_record = report.to_dict()
     # Stricter than any tolerance: a change too small for the gate still stops here.
     _check_weights(proto, model)
-    _set_card(proto, card, payload)
+    metadata = model_card(payload, opset, parity_record)
+    _set_card(proto, metadata, payload)
 
     data = proto.SerializeToString()
     with atomic_write(output) as handle:
@@ -127,7 +126,7 @@ def export_model(
         dtype=spec.dtype,
         size_bytes=len(data),
         parity=report,
-        metadata=card,
+        metadata=metadata,
         seconds=time.perf_counter() - started,
     )
 
@@ -176,8 +175,13 @@ def max_runtime_opset() -> int:
     return MIN_OPSET - 1
 
 
-def model_card(payload: dict[str, Any], opset: int) -> dict[str, str]:
-    """The metadata_props written into the file (all values strings; JSON where structured)."""
+def model_card(
+    payload: dict[str, Any], opset: int, parity: Mapping[str, Any] | None = None
+) -> dict[str, str]:
+    """The metadata_props written into the file (toolkit.card: strings, JSON where structured).
+
+    `parity` is the gate's report (ParityReport.to_dict()), or why it was skipped.
+    """
     import onnx
     import onnxruntime
     import torch
@@ -186,27 +190,52 @@ def model_card(payload: dict[str, Any], opset: int) -> dict[str, str]:
 
     spec = payload["spec"]
     training = payload["training"]
-    return {
-        "toolkit.model_card_version": "1",
-        "feature_names": json.dumps(spec["feature_names"]),
-        "target_names": json.dumps(spec["target_names"]),
-        "dtype": spec["dtype"],
-        "intercept": json.dumps(bool(spec["intercept"])),
-        "input_name": INPUT_NAME,
-        "output_name": OUTPUT_NAME,
-        "toolkit_version": toolkit.__version__,
-        "torch_version": str(torch.__version__),
-        "onnx_version": onnx.__version__,
-        "onnxruntime_version": onnxruntime.__version__,
-        "opset": str(opset),
-        "exporter": EXPORTER,
-        "solver": str(training["solver"]),
-        "seed": str(training["seed"]),
-        "training_data_sha256": str(payload["data"]["sha256"]),
-        "training_data_source": str(payload["data"]["source"]),
-        "training_metrics": json.dumps(payload["metrics"], sort_keys=True),
-        "parity": json.dumps({"pending": True}),
-    }
+    return card.encode(
+        {
+            card.FEATURE_NAMES: spec["feature_names"],
+            card.TARGET_NAMES: spec["target_names"],
+            card.DTYPE: spec["dtype"],
+            card.INTERCEPT: bool(spec["intercept"]),
+            card.INPUT_NAME: INPUT_NAME,
+            card.OUTPUT_NAME: OUTPUT_NAME,
+            card.TOOLKIT_VERSION: toolkit.__version__,
+            card.TORCH_VERSION: torch.__version__,
+            card.ONNX_VERSION: onnx.__version__,
+            card.ONNXRUNTIME_VERSION: onnxruntime.__version__,
+            card.OPSET: opset,
+            card.EXPORTER: EXPORTER,
+            card.SOLVER: training["solver"],
+            card.SEED: training["seed"],
+            card.TRAINING_DATA_SHA256: payload["data"]["sha256"],
+            card.TRAINING_DATA_SOURCE: payload["data"]["source"],
+            card.TRAINING_METRICS: payload["metrics"],
+            card.PARITY: {"pending": True} if parity is None else parity,
+        }
+    )
+
+
+def _gate(
+    proto: onnx.ModelProto,
+    model: torch.nn.Linear,
+    payload: dict[str, Any],
+    output: Path,
+    atol: float,
+    rtol: float,
+    providers: list[str] | None,
+) -> ParityReport:
+    """The parity gate on `proto` as it will be written; ParityError if it fails."""
+    import onnx
+
+    from toolkit.export import parity
+
+    sample = payload["parity_sample"].numpy()
+    with tempfile.TemporaryDirectory() as folder:
+        candidate = Path(folder) / "candidate.onnx"
+        onnx.save_model(proto, candidate)
+        report = parity.check_parity(model, candidate, sample, atol, rtol, INPUT_NAME, providers)
+    if not report.passed:
+        raise ParityError(report.breach_message(output))
+    return report
 
 
 def _export_proto(model: torch.nn.Linear, opset: int) -> onnx.ModelProto:
@@ -215,7 +244,7 @@ def _export_proto(model: torch.nn.Linear, opset: int) -> onnx.ModelProto:
     dtype = model.weight.dtype
     example = torch.zeros(TRACE_ROWS, model.in_features, dtype=dtype)
     batch = torch.export.Dim("batch", min=1)
-    with _quiet() as chatter, torch.no_grad():
+    with quiet() as chatter, torch.no_grad():
         try:
             program = torch.onnx.export(
                 model.eval(),
@@ -293,13 +322,13 @@ def _check_weights(proto: onnx.ModelProto, model: torch.nn.Linear) -> None:
             )
 
 
-def _set_card(proto: onnx.ModelProto, card: dict[str, str], payload: dict[str, Any]) -> None:
+def _set_card(proto: onnx.ModelProto, metadata: dict[str, str], payload: dict[str, Any]) -> None:
     import numpy as np
 
     from toolkit.training.model import ModelSpec, equations
 
     del proto.metadata_props[:]
-    for key, value in card.items():
+    for key, value in metadata.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     spec = ModelSpec.from_dict(payload["spec"])
@@ -316,47 +345,3 @@ def _set_card(proto: onnx.ModelProto, card: dict[str, str], payload: dict[str, A
 
 def _opset_of(proto: onnx.ModelProto) -> int:
     return next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), -1)
-
-
-class _Chatter:
-    def __init__(self, sink: Any) -> None:
-        self._sink = sink
-
-    def tail(self, lines: int = 20) -> str:
-        self._sink.flush()
-        self._sink.seek(0)
-        text = self._sink.read().decode(errors="replace")
-        return "\n".join(text.strip().splitlines()[-lines:])
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[_Chatter]:
-    """Capture everything the exporter prints (Python and C++, stdout and stderr, warnings
-    and torch's loggers), so the user sees toolkit's one-line status instead."""
-    loggers = [logging.getLogger(name) for name in ("torch.onnx", "torch.export", "onnxscript")]
-    levels = [logger.level for logger in loggers]
-    with tempfile.TemporaryFile() as sink, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for logger in loggers:
-            logger.setLevel(logging.ERROR)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        saved = os.dup(1), os.dup(2)
-        os.dup2(sink.fileno(), 1)
-        os.dup2(sink.fileno(), 2)
-        try:
-            with (
-                contextlib.redirect_stdout(sys.__stdout__),
-                contextlib.redirect_stderr(sys.__stderr__),
-            ):
-                yield _Chatter(sink)
-        finally:
-            with contextlib.suppress(Exception):
-                sys.__stdout__.flush()
-                sys.__stderr__.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
-            for logger, level in zip(loggers, levels, strict=True):
-                logger.setLevel(level)

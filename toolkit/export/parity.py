@@ -119,60 +119,103 @@ def check_parity(
     providers: list[str] | None = None,
 ) -> ParityReport:
     """Run every probe through `model` and through ONNX Runtime on each provider."""
-    import onnxruntime as ort
+    probes = _probes(model, sample)
+    reports = [
+        _check_provider(provider, onnx_path, input_name, probes, atol, rtol)
+        for provider in providers or available_providers()
+    ]
+    return ParityReport(atol=atol, rtol=rtol, providers=reports)
+
+
+@dataclass
+class _Probe:
+    name: str
+    rows: np.ndarray  # in the model's dtype
+    expected: np.ndarray  # PyTorch's output
+    scale: np.ndarray  # |x| @ |W|^T + |b| in float64: what rounding error is proportional to
+
+
+def _probes(model: torch.nn.Linear, sample: np.ndarray) -> list[_Probe]:
+    """Each probe batch with PyTorch's answer and the scale of the terms it sums."""
     import torch
 
-    dtype = model.weight.dtype
-    numpy_dtype = np.float64 if dtype == torch.float64 else np.float32
+    numpy_dtype = np.float64 if model.weight.dtype == torch.float64 else np.float32
     weight = model.weight.detach().double().cpu().numpy()
     bias = model.bias.detach().double().cpu().numpy() if model.bias is not None else 0.0
-    probes = {name: rows.astype(numpy_dtype) for name, rows in probe_batches(sample).items()}
-    with torch.no_grad():
-        expected = {name: model(torch.from_numpy(rows)).numpy() for name, rows in probes.items()}
-    scales = {
-        name: np.abs(rows.astype(np.float64)) @ np.abs(weight).T + np.abs(bias)
-        for name, rows in probes.items()
-    }
+    probes = []
+    for name, batch in probe_batches(sample).items():
+        rows = batch.astype(numpy_dtype)
+        with torch.no_grad():
+            expected = model(torch.from_numpy(rows)).numpy()
+        scale = np.abs(rows.astype(np.float64)) @ np.abs(weight).T + np.abs(bias)
+        probes.append(_Probe(name, rows, expected, scale))
+    return probes
 
-    reports = []
-    for provider in providers or available_providers():
-        options = ort.SessionOptions()
-        options.log_severity_level = 3  # errors only: warnings go to the report, not the terminal
-        chain = (
-            [provider] if provider == "CPUExecutionProvider" else [provider, "CPUExecutionProvider"]
+
+def _check_provider(
+    provider: str,
+    onnx_path: str | Path,
+    input_name: str,
+    probes: list[_Probe],
+    atol: float,
+    rtol: float,
+) -> ProviderReport:
+    """Shapes first, then values; every mismatch is gathered, not only the first."""
+    session = _session(onnx_path, provider)
+    report = ProviderReport(provider, 0.0, 0.0, 0.0, 0, True, used=session.get_providers()[0])
+    outputs = [session.run(None, {input_name: probe.rows})[0] for probe in probes]
+    # 1. Shapes and dtypes: a frozen batch axis or a wrong width shows up here.
+    shapes = [_shape_error(probe, got) for probe, got in zip(probes, outputs, strict=True)]
+    report.shape_errors = [error for error in shapes if error]
+    # 2. Values, on every probe whose shape matched.
+    worst: list[dict[str, Any]] = []
+    for probe, got, shape_error in zip(probes, outputs, shapes, strict=True):
+        if not shape_error:
+            worst += _compare_values(report, probe, got, atol, rtol)
+    report.passed = not report.shape_errors and report.max_scaled_diff <= 1.0
+    report.worst_rows = sorted(worst, key=lambda r: -r["scaled"])[:WORST_ROWS]
+    return report
+
+
+def _session(onnx_path: str | Path, provider: str) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only: warnings go to the report, not the terminal
+    chain = [provider] if provider == "CPUExecutionProvider" else [provider, "CPUExecutionProvider"]
+    return ort.InferenceSession(str(onnx_path), options, providers=chain)
+
+
+def _shape_error(probe: _Probe, got: np.ndarray) -> str:
+    want = probe.expected
+    if got.shape == want.shape and got.dtype == want.dtype:
+        return ""
+    return f"{probe.name}: expected {want.shape} {want.dtype}, got {got.shape} {got.dtype}"
+
+
+def _compare_values(
+    report: ProviderReport, probe: _Probe, got: np.ndarray, atol: float, rtol: float
+) -> list[dict[str, Any]]:
+    """Fold one probe's differences into `report`; return its worst rows."""
+    want = probe.expected.astype(np.float64)
+    diff = np.abs(got.astype(np.float64) - want)
+    scaled = diff / (atol + rtol * probe.scale)
+    relative = diff / np.maximum(np.abs(want), np.finfo(np.float64).tiny)
+    report.max_abs_diff = max(report.max_abs_diff, float(diff.max(initial=0.0)))
+    report.max_rel_diff = max(report.max_rel_diff, float(relative.max(initial=0.0)))
+    report.max_scaled_diff = max(report.max_scaled_diff, float(scaled.max(initial=0.0)))
+    report.rows_checked += len(probe.rows)
+    worst = []
+    for row in np.argsort(-scaled.max(axis=1))[:WORST_ROWS]:
+        column = int(np.argmax(scaled[row]))
+        worst.append(
+            {
+                "probe": probe.name,
+                "row": int(row),
+                "torch": float(probe.expected[row, column]),
+                "onnx": float(got[row, column]),
+                "diff": float(diff[row, column]),
+                "scaled": float(scaled[row, column]),
+            }
         )
-        session = ort.InferenceSession(str(onnx_path), options, providers=chain)
-        report = ProviderReport(provider, 0.0, 0.0, 0.0, 0, True, used=session.get_providers()[0])
-        worst: list[dict[str, Any]] = []
-        for name, rows in probes.items():
-            (got,) = session.run(None, {input_name: rows})
-            want = expected[name]
-            if got.shape != want.shape or got.dtype != want.dtype:
-                report.shape_errors.append(
-                    f"{name}: expected {want.shape} {want.dtype}, got {got.shape} {got.dtype}"
-                )
-                continue
-            diff = np.abs(got.astype(np.float64) - want.astype(np.float64))
-            allowed = atol + rtol * scales[name]
-            scaled = diff / allowed
-            report.max_abs_diff = max(report.max_abs_diff, float(diff.max(initial=0.0)))
-            relative = diff / np.maximum(np.abs(want.astype(np.float64)), np.finfo(np.float64).tiny)
-            report.max_rel_diff = max(report.max_rel_diff, float(relative.max(initial=0.0)))
-            report.max_scaled_diff = max(report.max_scaled_diff, float(scaled.max(initial=0.0)))
-            report.rows_checked += len(rows)
-            for row in np.argsort(-scaled.max(axis=1))[:WORST_ROWS]:
-                column = int(np.argmax(scaled[row]))
-                worst.append(
-                    {
-                        "probe": name,
-                        "row": int(row),
-                        "torch": float(want[row, column]),
-                        "onnx": float(got[row, column]),
-                        "diff": float(diff[row, column]),
-                        "scaled": float(scaled[row, column]),
-                    }
-                )
-        report.passed = not report.shape_errors and report.max_scaled_diff <= 1.0
-        report.worst_rows = sorted(worst, key=lambda r: -r["scaled"])[:WORST_ROWS]
-        reports.append(report)
-    return ParityReport(atol=atol, rtol=rtol, providers=reports)
+    return worst
