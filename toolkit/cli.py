@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from toolkit import __version__
+from toolkit import __version__, defaults
 from toolkit.errors import ToolkitError, UsageError
 
 
@@ -56,8 +56,7 @@ class _DeviceType(click.ParamType):
 # toolkit predict, info and serve open the model the same way.
 _providers_option = click.option(
     "--providers",
-    default="auto",
-    show_default=True,
+    default=defaults.PROVIDERS,
     help="auto, cpu, cuda, or an onnxruntime provider name (refused if it cannot run).",
 )
 
@@ -71,7 +70,11 @@ def _split_names(ctx: click.Context, param: click.Parameter, value: str | None) 
     return names
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+# Every option shows its default (toolkit.defaults) in --help, unless it has none.
+_CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100, "show_default": True}
+
+
+@click.group(context_settings=_CONTEXT)
 @click.version_option(__version__, prog_name="toolkit")
 def cli() -> None:
     """Train a linear regressor exactly, export it to ONNX, serve it."""
@@ -89,7 +92,8 @@ def cli() -> None:
     "targets",
     multiple=True,
     metavar="NAME",
-    help="Target column; repeat for a multi-output model.  [default: y, else the last column]",
+    help="Target column; repeat for a multi-output model.  "
+    f"[default: {defaults.DEFAULT_TARGET}, else the last column]",
 )
 @click.option(
     "--features",
@@ -101,15 +105,13 @@ def cli() -> None:
     "--val-fraction",
     type=click.FloatRange(0, 1, max_open=True),
     default=None,
-    help="Share of rows held out for validation, by a seeded hash of each row.  [default: "
-    "0.2, or 0 when "
-    "the data is too small to spare rows]",
+    help="Share of rows held out for validation, by a seeded hash of each row.  "
+    f"[default: {defaults.VAL_FRACTION:g}, or 0 when the data is too small to spare rows]",
 )
 @click.option(
     "--solver",
-    type=click.Choice(["exact", "sgd", "adam", "lbfgs"]),
-    default="exact",
-    show_default=True,
+    type=click.Choice(defaults.SOLVERS),
+    default=defaults.SOLVER,
     help="Closed-form least squares, or a PyTorch optimizer.",
 )
 @click.option("--epochs", type=click.IntRange(min=1), help="Iterative solvers: most epochs to run.")
@@ -127,47 +129,40 @@ def cli() -> None:
 @click.option(
     "--l2",
     type=click.FloatRange(min=0),
-    default=0.0,
-    show_default=True,
+    default=defaults.L2,
     help="Ridge penalty l2 * ||w||^2 (scikit-learn's Ridge alpha); the intercept is not penalised.",
 )
 @click.option("--no-intercept", is_flag=True, help="Fit y = w.x with no bias term.")
 @click.option(
     "--dtype",
-    type=click.Choice(["float32", "float64"]),
-    default="float32",
-    show_default=True,
+    type=click.Choice(defaults.DTYPES),
+    default=defaults.DTYPE,
     help="Precision of the model (and of its ONNX export).",
 )
 @click.option(
     "--device",
     type=_DeviceType(),
-    default="auto",
-    show_default=True,
+    default=defaults.DEVICE,
     help="Where to train; auto = CUDA when available.",
 )
 @click.option(
-    "--seed",
-    type=int,
-    default=0,
-    show_default=True,
-    help="Fixes the split, initialization and shuffling.",
+    "--seed", type=int, default=defaults.SEED, help="Fixes the split, initialization and shuffling."
 )
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("models/model.pt"),
-    show_default=True,
+    default=defaults.CHECKPOINT,
     help="Checkpoint to write (atomically).",
 )
 @click.option(
-    "--resume", is_flag=True, help="Continue the interrupted iterative run that wrote OUT.resume."
+    "--resume",
+    is_flag=True,
+    help=f"Continue the interrupted iterative run that wrote OUT{defaults.RESUME_SUFFIX}.",
 )
 @click.option(
     "--chunk-rows",
     type=click.IntRange(min=1),
-    default=65_536,
-    show_default=True,
+    default=defaults.CHUNK_ROWS,
     help="Rows per chunk read or re-read by every solver: memory stays bounded by this, "
     "not by the data size (parsed rows wait on disk in $TMPDIR).",
 )
@@ -200,40 +195,43 @@ def train(as_json: bool, quiet: bool, no_intercept: bool, **options: Any) -> Non
             click.echo(note, err=True)
         elif not quiet:
             click.echo(f"note: {note}", err=True)
-    if as_json:
-        click.echo(json.dumps(to_json(result), indent=2))
-    else:
-        click.echo(to_text(result))
+    click.echo(json.dumps(to_json(result), indent=2) if as_json else to_text(result))
+
+
+def _tolerances(which: int) -> str:
+    """The parity gate's default tolerance per dtype, as --help shows it (1e-5, not 1e-05)."""
+    return ", ".join(
+        f"{f'{pair[which]:g}'.replace('e-0', 'e-')} for {dtype}"
+        for dtype, pair in defaults.PARITY_TOLERANCES.items()
+    )
 
 
 @cli.command(cls=_Command, short_help="Export a checkpoint to ONNX behind the parity gate.")
 @click.argument(
-    "output", type=click.Path(dir_okay=False, path_type=Path), default=Path("models/model.onnx")
+    "output", type=click.Path(dir_okay=False, path_type=Path), default=defaults.ONNX_OUTPUT
 )
 @click.option(
     "--checkpoint",
     type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("models/model.pt"),
-    show_default=True,
+    default=defaults.CHECKPOINT,
     help="Checkpoint to export.",
 )
 @click.option(
     "--opset",
     type=int,
-    default=None,
-    help="ONNX opset to write; refused if the installed onnxruntime cannot run it.  [default: 18]",
+    default=defaults.OPSET,
+    help="ONNX opset to write; refused if the installed onnxruntime cannot run it.",
 )
 @click.option(
     "--atol",
     type=click.FloatRange(min=0),
-    default=None,
-    help="Parity gate absolute tolerance.  [default: 1e-5 for float32, 1e-12 for float64]",
+    help=f"Parity gate absolute tolerance.  [default: {_tolerances(0)}]",
 )
 @click.option(
     "--rtol",
     type=click.FloatRange(min=0),
-    default=None,
-    help="Parity gate relative tolerance (of the summed terms' magnitude).  [default: as --atol]",
+    help="Parity gate relative tolerance (of the summed terms' magnitude).  "
+    f"[default: {_tolerances(1)}]",
 )
 @click.option(
     "--no-validate",
@@ -246,39 +244,22 @@ def train(as_json: bool, quiet: bool, no_intercept: bool, **options: Any) -> Non
 def export(
     output: Path,
     checkpoint: Path,
-    opset: int | None,
+    opset: int,
     atol: float | None,
     rtol: float | None,
     no_validate: bool,
     as_json: bool,
 ) -> None:
     """Export a checkpoint to ONNX (OUTPUT: models/model.onnx), gated on parity with PyTorch."""
-    from toolkit.export import DEFAULT_OPSET, export_model
+    from toolkit.export import export_model
 
     if no_validate:
         click.echo(
             "warning: --no-validate: the parity gate is skipped; the model card records it.",
             err=True,
         )
-    result = export_model(
-        checkpoint, output, opset or DEFAULT_OPSET, atol, rtol, validate=not no_validate
-    )
-    if as_json:
-        click.echo(json.dumps(result.to_json(), indent=2))
-        return
-    status = (
-        f"exported {result.output} (opset {result.opset}, {result.dtype}, "
-        f"{result.size_bytes:,} bytes)"
-    )
-    if result.parity is not None:
-        worst_abs = max(p.max_abs_diff for p in result.parity.providers)
-        worst_rel = max(p.max_rel_diff for p in result.parity.providers)
-        names = ", ".join(p.provider for p in result.parity.providers)
-        status += (
-            f"; parity passed on {names}: max abs diff {worst_abs:.2g}, max rel diff "
-            f"{worst_rel:.2g} (atol {result.parity.atol:g}, rtol {result.parity.rtol:g})"
-        )
-    click.echo(status)
+    result = export_model(checkpoint, output, opset, atol, rtol, validate=not no_validate)
+    click.echo(json.dumps(result.to_json(), indent=2) if as_json else result.summary())
 
 
 @cli.command(cls=_Command, short_help="Predict a CSV/Parquet file or stdin with an ONNX model.")
@@ -286,16 +267,14 @@ def export(
 @click.option(
     "--input",
     "source",
-    default="-",
-    show_default=True,
+    default=defaults.STDIO,
     metavar="PATH|-",
     help="CSV or Parquet file with the model's feature columns; - reads CSV from stdin.",
 )
 @click.option(
     "--output",
     "destination",
-    default="-",
-    show_default=True,
+    default=defaults.STDIO,
     metavar="PATH|-",
     help="Where predictions go: CSV, or Parquet by suffix; - writes to stdout.",
 )
@@ -311,8 +290,7 @@ def export(
 @click.option(
     "--chunk-rows",
     type=click.IntRange(min=1),
-    default=65_536,
-    show_default=True,
+    default=defaults.CHUNK_ROWS,
     help="Rows per chunk: memory stays bounded by this, not by the file size.",
 )
 @_providers_option
@@ -333,7 +311,7 @@ def predict(
 
     predictor = Predictor(model, providers=providers, allow_non_finite=allow_non_finite)
     summary = predict_file(predictor, source, destination, id_column, chunk_rows, as_json)
-    if destination != "-":
+    if destination != defaults.STDIO:
         rows = f"{summary.rows:,} row{'s' if summary.rows != 1 else ''}"
         click.echo(f"predicted {rows} with {summary.provider} -> {summary.output}", err=True)
 
@@ -345,72 +323,41 @@ def predict(
 def info(model: Path, providers: str, as_json: bool) -> None:
     """Show an ONNX MODEL's signature, model card, opset, size and providers."""
     from toolkit.runtime import Predictor
-    from toolkit.runtime.info import describe
+    from toolkit.runtime.info import describe, to_lines
 
     details = describe(Predictor(model, providers=providers))
-    if as_json:
-        click.echo(json.dumps(details, indent=2))
-        return
-    signature = {key: details[key] for key in ("input", "output")}
-    opsets = ", ".join(
-        f"{domain or 'ai.onnx'} {version}" for domain, version in details["opsets"].items()
-    )
-    lines = [
-        f"model:      {details['path']} ({details['size_bytes']:,} bytes)",
-        *(f"{key + ':':<11} {v['name']} {v['type']} {v['shape']}" for key, v in signature.items()),
-        f"features:   {', '.join(details['feature_names'])}",
-        f"targets:    {', '.join(details['target_names'])}",
-        f"opset:      {opsets}",
-        f"providers:  using {details['provider']}; available "
-        + ", ".join(details["available_providers"]),
-    ]
-    click.echo("\n".join(lines))
-    card = details["metadata"]
-    if not card:
-        click.echo("model card: none (names default to x0..xn)")
-        return
-    click.echo("model card:")
-    width = max(len(key) for key in card)
-    for key, value in sorted(card.items()):
-        click.echo(f"  {key:<{width}}  {value}")
+    click.echo(json.dumps(details, indent=2) if as_json else "\n".join(to_lines(details)))
 
 
 @cli.command(cls=_Command, short_help="Serve an ONNX model over HTTP (uvicorn).")
 @click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
-    "--host",
-    default="127.0.0.1",
-    show_default=True,
-    help="Interface to bind (loopback by default).",
+    "--host", default=defaults.SERVE_HOST, help="Interface to bind (loopback by default)."
 )
-@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=defaults.SERVE_PORT)
 @click.option(
     "--workers",
     type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
+    default=defaults.SERVE_WORKERS,
     help="Worker processes, each with its own copy of the model.",
 )
 @_providers_option
 @click.option(
     "--max-body-bytes",
     type=click.IntRange(min=1),
-    default=8 << 20,
-    show_default=True,
+    default=defaults.SERVE_MAX_BODY_BYTES,
     help="Larger request bodies get 413 before they are read in full.",
 )
 @click.option(
     "--max-rows",
     type=click.IntRange(min=1),
-    default=100_000,
-    show_default=True,
+    default=defaults.SERVE_MAX_ROWS,
     help="Rows per request; more get 413.",
 )
 @click.option(
     "--body-timeout",
     type=click.FloatRange(min=0, min_open=True),
-    default=30.0,
-    show_default=True,
+    default=defaults.SERVE_BODY_TIMEOUT,
     help="Seconds a client may take to send its body; slower ones get 408.",
 )
 def serve(
