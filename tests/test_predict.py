@@ -114,6 +114,73 @@ def test_bad_rows_are_named_by_file_row(model, write_csv, content, message):
     assert not Path("out.csv").exists()  # no partial output
 
 
+# The same bad file read by training and by `toolkit predict` (features x1, x2): the
+# same file, row as seen in the file, column and value. Training's reader refuses NaN and
+# infinity itself and the Predictor does for predict, so only the remedy after ";" differs.
+SAME_WORDING_CSV = [
+    ("x1,x2,y\n1,2,3\n\n4,,6\n", "row 4, column 'x2': blank cell; expected a number."),
+    ("x1,x2,y\n1,2,3\n\n4,abc,6\n", "row 4, column 'x2': expected a number, got 'abc'."),
+    ('x1,x2,y\n"1\n",2,3\n4,5\n', "row 4: found 2 values, expected 3 (one per header column"),
+    ("x1,x2,y\n1,2,3\n\n\n4,inf,6\n", "row 5, column 'x2': expected a finite number, got inf"),
+]
+SAME_WORDING_PARQUET = [
+    (pa.array([1.0, None, 3.0]), "row 2, column 'x2': blank cell; expected a number."),
+    (pa.array([1.0, 2.0, float("nan")]), "row 3, column 'x2': expected a finite number, got nan"),
+    (pa.array(["1", "b", "c"]), "column 'x2': has type string; expected a numeric column"),
+]
+
+
+def _training_error(path: Path) -> str:
+    from toolkit.errors import DataError
+    from toolkit.io import open_source
+
+    with pytest.raises(DataError) as caught:
+        list(open_source(path).blocks())
+    return str(caught.value)
+
+
+def _predict_error(model: Path, path: Path) -> str:
+    result = invoke("predict", str(model), "--input", str(path), "--output", "out.csv")
+    assert result.exit_code == 1, result.output
+    (line,) = [line for line in result.output.splitlines() if line.startswith("Error: ")]
+    return line.removeprefix("Error: ")
+
+
+@pytest.mark.parametrize(("content", "message"), SAME_WORDING_CSV)
+def test_a_bad_csv_gets_the_same_words_from_training_and_predict(
+    model, write_csv, content, message
+):
+    path = write_csv("bad.csv", content)
+    training, predicting = _training_error(path), _predict_error(model, path)
+    assert training.startswith(f"{path}, {message}"), training
+    assert predicting.split(";")[0] == training.split(";")[0]
+
+
+@pytest.mark.parametrize(("column", "message"), SAME_WORDING_PARQUET)
+def test_a_bad_parquet_gets_the_same_words_from_training_and_predict(
+    model, tmp_path, column, message
+):
+    path = tmp_path / "bad.parquet"
+    pq.write_table(pa.table({"x1": [1.0, 2.0, 3.0], "x2": column, "y": [1.0, 2.0, 3.0]}), path)
+    training, predicting = _training_error(path), _predict_error(model, path)
+    assert training.startswith(f"{path}, {message}"), training
+    assert predicting.split(";")[0] == training.split(";")[0]
+
+
+def test_parquet_without_its_suffix_is_found_by_magic_bytes(model, tmp_path):
+    source = tmp_path / "features-export"  # no .parquet suffix
+    pq.write_table(pa.table({"x1": [1.0, 2.0], "x2": [1.0, 3.0]}), source)
+    result = invoke("predict", str(model), "--input", str(source))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.split() == ["y", "1", "4"]
+
+
+def test_stdin_errors_name_the_row_as_a_file_would(model):
+    result = invoke("predict", str(model), stdin="x1,x2\n1,2\n\n3,abc\n")
+    assert result.exit_code == 1
+    assert "Error: <stdin>, row 4, column 'x2': expected a number, got 'abc'." in result.output
+
+
 def test_failed_run_keeps_an_existing_output(model, write_csv):
     Path("out.csv").write_text("old\n")
     bad = write_csv("bad.csv", "x1,x2\n1,\n")

@@ -31,8 +31,8 @@ def to_block(batch: pa.RecordBatch) -> np.ndarray:
     Arrow's own row-major conversion (pyarrow >= 16): 5x faster than copying the columns
     one by one from Python (0.07 s against 0.36 s for 776 MB of CSV, 33 columns).
     """
-    if batch.num_rows == 0:
-        return np.empty((0, batch.num_columns), dtype=np.float64)
+    if batch.num_rows == 0 or batch.num_columns == 0:
+        return np.empty((batch.num_rows, batch.num_columns), dtype=np.float64)
     return np.asarray(batch.to_tensor(row_major=True))
 
 
