@@ -79,9 +79,13 @@ class EarlyStopping:
 
 
 class IterativeRun:
-    """One fit by sgd, adam or lbfgs: set up, then `fit` runs the epochs.
+    """One fit by sgd, adam or lbfgs, in named steps.
 
-    Epochs go over the spilled rows: chunks in a seeded order, rows shuffled in each chunk.
+    `__init__` sets up the scaling, the seeded model and the optimizer; `fit` restores the
+    saved state with --resume and runs `_epochs`. Each `_epoch` steps (`_full_batch_step`
+    or `_minibatch_epoch`: chunks in a seeded order, rows shuffled in each chunk), then
+    computes `_losses`, checks them (`_check_finite`) and updates the learning-rate
+    schedule and `EarlyStopping`; `_snapshot` is the resume state after it.
     """
 
     def __init__(
@@ -154,6 +158,7 @@ class IterativeRun:
         return weight, bias, details
 
     def _wrapped(self) -> Any:
+        """Under torchrun, the model in DistributedDataParallel (which averages gradients)."""
         if self.group.world == 1:
             return self.model
         from torch.nn.parallel import DistributedDataParallel
