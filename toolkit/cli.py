@@ -50,7 +50,7 @@ class _DeviceType(click.ParamType):
         try:
             return check_device_name(str(value))
         except UsageError as error:
-            self.fail(str(error), param, ctx)
+            raise click.BadParameter(str(error), ctx, param) from error
 
 
 # toolkit predict, info and serve open the model the same way.
