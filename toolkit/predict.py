@@ -48,7 +48,8 @@ def predict_file(
 ) -> PredictSummary:
     """Predict every row of `source` ("-" = stdin) into `destination` ("-" = stdout).
 
-    `id_column` is copied, as text, next to each row's prediction.
+    `id_column` is copied next to each row's prediction (from CSV as text, from Parquet
+    as stored).
     """
     if id_column in predictor.feature_names:
         raise UsageError(

@@ -112,3 +112,15 @@ def test_parquet_on_stdin_is_found_by_its_magic_bytes(monkeypatch):
     with open_input("-", ["x1"]) as table:
         assert table.shard.format == "parquet"
         assert [b.tolist() for b, _ in table.chunks(finite=True)] == [[[1.0], [2.0]]]
+
+
+def test_leaving_open_input_stops_a_reader_left_half_way(monkeypatch):
+    import threading
+
+    _stdin(monkeypatch, b"x\n" + b"1\n" * 10_000)
+    with open_input("-", ["x"]) as table:
+        chunks = table.chunks(1, finite=True)
+        assert next(chunks)[0].tolist() == [[1.0]]
+        copy = table.shard.path
+    assert not copy.exists()
+    assert not [t for t in threading.enumerate() if t.name == "toolkit-reader"]

@@ -76,7 +76,7 @@ class _Raised:
 _DONE = object()
 
 
-def prefetch(items: Iterator[Any], depth: int = PREFETCH_BLOCKS) -> Iterator[Any]:
+def prefetch(items: Iterator[Any], depth: int = PREFETCH_BLOCKS) -> Generator[Any, None, None]:
     """Yield `items`, produced by a background thread up to `depth` items ahead.
 
     pyarrow and numpy release the GIL while they parse and copy, so the producer's work

@@ -14,8 +14,8 @@ import contextlib
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Generator, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,12 +35,12 @@ STDIN_NAME = "<stdin>"
 
 @dataclass(frozen=True)
 class Batch:
-    """Consecutive rows of a piece: `floats` columns (float64, blank cells as nulls), then text."""
+    """Consecutive rows of a piece: float64 columns (blank cells as nulls), then text ones."""
 
     data: pa.RecordBatch
     piece: Piece
     offset: int  # the batch's first row within the piece, 0-based
-    floats: int  # how many of the columns, from the first, are the float64 ones
+    n_floats: int  # how many of the columns, from the first, are the float64 ones
 
     @property
     def name(self) -> str:
@@ -57,8 +57,8 @@ class Batch:
     def block(self, finite: bool = True) -> np.ndarray:
         """The float64 columns as one (rows, columns) block; see `blocks.float_block`."""
         data = self.data
-        if data.num_columns != self.floats:
-            data = data.select(range(self.floats))
+        if data.num_columns != self.n_floats:
+            data = data.select(range(self.n_floats))
         return float_block(data, self.name, self.row, finite)
 
     def column(self, name: str) -> Any:
@@ -92,13 +92,14 @@ def read_piece(
         ) from error
 
 
-@dataclass(frozen=True)
+@dataclass
 class Input:
     """One file (or stdin) whose `floats` and `text` columns are read in chunks."""
 
     shard: Shard
     floats: tuple[str, ...]
     text: tuple[str, ...]
+    _readers: list[Generator[Any, None, None]] = field(default_factory=list, repr=False)
 
     @property
     def name(self) -> str:
@@ -115,7 +116,15 @@ class Input:
             for batch in read_piece(Piece(self.shard), self.floats, rows, text=self.text):
                 yield batch.block(finite), batch
 
-        return prefetch(checked())
+        reader = prefetch(checked())
+        self._readers.append(reader)  # stopped by open_input on exit, before stdin's copy goes
+        return reader
+
+    def close(self) -> None:
+        """Stop every reading thread `chunks` started."""
+        for reader in self._readers:
+            reader.close()
+        self._readers.clear()
 
 
 @contextlib.contextmanager
@@ -138,7 +147,11 @@ def open_input(
                 f"{', '.join(repr(m) for m in missing)}; it has {', '.join(shard.columns)}."
             )
         FORMATS[shard.format].check(shard, floats)
-        yield Input(shard, tuple(floats), tuple(text))
+        table = Input(shard, tuple(floats), tuple(text))
+        try:
+            yield table
+        finally:
+            table.close()
 
 
 @contextlib.contextmanager
@@ -146,7 +159,7 @@ def _local(source: str | Path) -> Iterator[tuple[Path, str]]:
     """(a path to read, how errors name it); stdin is copied to a temporary file first."""
     if str(source) != STDIO:
         path = Path(source)
-        if not path.is_file():
+        if not path.exists() or path.is_dir():
             what = "is a folder; expected a file" if path.is_dir() else "does not exist"
             raise UsageError(f"input file {str(source)!r} {what}.")
         yield path, str(source)
