@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from io_files import write_mixed_shards
 
 from toolkit.errors import DataError
 from toolkit.io import load_dataset, open_source
+
+
+@pytest.fixture
+def mixed_shards(tmp_path):
+    return write_mixed_shards(tmp_path)
+
 
 BAD_CSV = [
     # (file content, expected message fragment)

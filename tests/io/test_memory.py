@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
+from io_files import write_mixed_shards
 
 from toolkit.io import SEED_NAME, load_dataset, open_source
+
+
+@pytest.fixture
+def mixed_shards(tmp_path):
+    return write_mixed_shards(tmp_path)
 
 
 def test_single_data_row_loads_as_2d(write_csv):

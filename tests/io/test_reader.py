@@ -10,9 +10,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from io_files import write_mixed_shards
 
 from toolkit.errors import DataError, UsageError
 from toolkit.io import open_input, open_source
+
+
+@pytest.fixture
+def mixed_shards(tmp_path):
+    return write_mixed_shards(tmp_path)
 
 
 def _stdin(monkeypatch, content: bytes) -> None:

@@ -4,9 +4,20 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from io_files import write_mixed_shards, write_shards
 
 from toolkit.errors import DataError, UsageError
 from toolkit.io import load_dataset, open_source
+
+
+@pytest.fixture
+def shards(tmp_path):
+    return write_shards(tmp_path)
+
+
+@pytest.fixture
+def mixed_shards(tmp_path):
+    return write_mixed_shards(tmp_path)
 
 
 def test_features_and_targets_selection(write_csv):

@@ -1,15 +1,16 @@
-"""Data files the io tests share: shards of one table, and shards cut into pieces."""
+"""Data files the io tests share (a helper module: a conftest.py here would shadow the
+top-level one that other tests import from)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 
 
-@pytest.fixture
-def shards(tmp_path):
+def write_shards(tmp_path: Path) -> tuple[Path, Path]:
     """One table split over three shards (two CSV, one Parquet), and the whole as one CSV."""
     rng = np.random.default_rng(3)
     x = rng.standard_normal((30, 2))
@@ -32,8 +33,7 @@ def shards(tmp_path):
     return whole, folder
 
 
-@pytest.fixture
-def mixed_shards(tmp_path):
+def write_mixed_shards(tmp_path: Path) -> tuple[Path, np.ndarray]:
     """Two CSV shards (one with blank lines and CRLF) and a Parquet shard of 7 row groups."""
     rng = np.random.default_rng(5)
     x = np.round(rng.standard_normal((400, 3)), 6)
