@@ -4,7 +4,7 @@ torchrun starts one process per slot (a GPU, or a share of the CPUs) and tells e
 RANK, WORLD_SIZE and the rendezvous address. `toolkit train` notices, joins the process
 group (gloo on CPU, nccl on CUDA) and:
 
-- reads only its piece of the data (`toolkit.io.data.DataSource.pieces`);
+- reads only its piece of the data (`toolkit.io.DataSource.pieces`);
 - `exact`: gathers every process's float64 moments and merges them in rank order, the
   same way on every process, so the model does not depend on how the rows were split
   beyond summation order;
