@@ -155,3 +155,36 @@ def test_float64_gate_at_1e_12(tmp_path):
         "features",
     )
     assert not bad.passed
+
+
+def test_infinite_weights_fail_the_gate_even_when_both_sides_agree(tmp_path):
+    """The issue's case: y = inf*a + inf in float32. Both runtimes give inf or NaN, the
+    differences are NaN, and max(old, nan) used to keep the old value: "max abs diff 0"."""
+    weight = np.array([[np.inf, 1.0]], dtype=np.float32)
+    bias = np.array([np.inf], dtype=np.float32)
+    linear_onnx(tmp_path / "m.onnx", weight, bias)
+    sample = np.arange(8.0).reshape(4, 2)
+    report = check_parity(
+        torch_linear(weight, bias), tmp_path / "m.onnx", sample, 1e-5, 1e-5, "features"
+    )
+    assert not report.passed
+    (provider,) = report.providers
+    assert any(p.startswith("training sample: onnx output is") for p in provider.non_finite)
+    assert any("torch output is" in p for p in provider.non_finite)
+    message = report.breach_message("out.onnx")
+    assert "CPUExecutionProvider" in message and "non-finite: training sample" in message
+    assert "rows (0, 1, 2, 3)" in message
+    assert report.to_dict()["providers"]["CPUExecutionProvider"]["non_finite"]
+
+
+def test_nan_on_the_onnx_side_alone_fails_the_gate_naming_the_rows(tmp_path, weights):
+    weight, bias = weights
+    linear_onnx(tmp_path / "m.onnx", weight, np.array([np.nan, 0.0], dtype=np.float32))
+    report = check_parity(
+        torch_linear(weight, bias), tmp_path / "m.onnx", np.ones((3, 5)), 1e-5, 1e-5, "features"
+    )
+    assert not report.passed
+    problems = report.providers[0].non_finite
+    assert "training sample: onnx output is nan for finite inputs in 3 rows (0, 1, 2)" in problems
+    assert not any("torch" in p for p in problems)
+    assert report.providers[0].max_abs_diff == np.inf  # never a NaN swallowed by max()

@@ -153,8 +153,8 @@ def test_merged_moments_equal_those_of_the_union():
     np.testing.assert_allclose(merged.mean.numpy(), rows.mean(axis=0).astype(float), rtol=1e-15)
     # Rounding relative to the matrix's scale, as for one pass over all rows (1e-15 here).
     scale = np.abs(reference).max()
-    assert np.abs(merged.scatter.numpy() - reference).max() <= 1e-13 * scale
-    whole = exact.accumulate([(x, y)]).scatter.numpy()
+    assert np.abs(merged.raw_scatter().numpy() - reference).max() <= 1e-13 * scale
+    whole = exact.accumulate([(x, y)]).raw_scatter().numpy()
     assert np.abs(whole - reference).max() <= 1e-13 * scale
     assert exact.merge([None, None]) is None
 

@@ -38,6 +38,7 @@ class ProviderReport:
     shape_errors: list[str] = field(default_factory=list)
     worst_rows: list[dict[str, Any]] = field(default_factory=list)
     used: str = ""  # what onnxruntime really ran; differs when it fell back to CPU
+    non_finite: list[str] = field(default_factory=list)  # NaN/inf outputs of finite inputs
 
 
 @dataclass
@@ -63,6 +64,7 @@ class ParityReport:
                     "max_rel_diff": p.max_rel_diff,
                     "rows_checked": p.rows_checked,
                     **({"shape_errors": p.shape_errors} if p.shape_errors else {}),
+                    **({"non_finite": p.non_finite} if p.non_finite else {}),
                 }
                 for p in self.providers
             },
@@ -80,6 +82,7 @@ class ParityReport:
                 f"{report.max_rel_diff:.3g} (atol {self.atol:g}, rtol {self.rtol:g})"
             )
             lines += [f"    shape: {error}" for error in report.shape_errors]
+            lines += [f"    non-finite: {problem}" for problem in report.non_finite]
             for row in report.worst_rows:
                 lines.append(
                     f"    {row['probe']} row {row['row']}: torch {row['torch']:.9g}, "
@@ -172,7 +175,9 @@ def _check_provider(
     for probe, got, shape_error in zip(probes, outputs, shapes, strict=True):
         if not shape_error:
             worst += _compare_values(report, probe, got, atol, rtol)
-    report.passed = not report.shape_errors and report.max_scaled_diff <= 1.0
+    report.passed = (
+        not report.shape_errors and not report.non_finite and report.max_scaled_diff <= 1.0
+    )
     report.worst_rows = sorted(worst, key=lambda r: -r["scaled"])[:WORST_ROWS]
     return report
 
@@ -196,11 +201,18 @@ def _shape_error(probe: _Probe, got: np.ndarray) -> str:
 def _compare_values(
     report: ProviderReport, probe: _Probe, got: np.ndarray, atol: float, rtol: float
 ) -> list[dict[str, Any]]:
-    """Fold one probe's differences into `report`; return its worst rows."""
+    """Fold one probe's differences into `report`; return its worst rows.
+
+    The probes' inputs are finite, so a NaN or infinity in either output is a failure of
+    its own (a NaN would otherwise slip through every comparison and maximum).
+    """
     want = probe.expected.astype(np.float64)
-    diff = np.abs(got.astype(np.float64) - want)
-    scaled = diff / (atol + rtol * probe.scale)
-    relative = diff / np.maximum(np.abs(want), np.finfo(np.float64).tiny)
+    _check_finite(report, probe, got)
+    with np.errstate(invalid="ignore", over="ignore"):  # non-finite values become inf here
+        diff = np.abs(got.astype(np.float64) - want)
+        diff = np.where(np.isfinite(diff), diff, np.inf)
+        scaled = diff / (atol + rtol * probe.scale)
+        relative = diff / np.maximum(np.abs(want), np.finfo(np.float64).tiny)
     report.max_abs_diff = max(report.max_abs_diff, float(diff.max(initial=0.0)))
     report.max_rel_diff = max(report.max_rel_diff, float(relative.max(initial=0.0)))
     report.max_scaled_diff = max(report.max_scaled_diff, float(scaled.max(initial=0.0)))
@@ -219,3 +231,15 @@ def _compare_values(
             }
         )
     return worst
+
+
+def _check_finite(report: ProviderReport, probe: _Probe, got: np.ndarray) -> None:
+    for side, values in (("onnx", got), ("torch", probe.expected)):
+        bad = np.flatnonzero(~np.isfinite(values).all(axis=1))
+        if len(bad):
+            rows = ", ".join(str(int(r)) for r in bad[:5]) + (" ..." if len(bad) > 5 else "")
+            first = values[bad[0]][~np.isfinite(values[bad[0]])][0]
+            report.non_finite.append(
+                f"{probe.name}: {side} output is {float(first)} for finite inputs in "
+                f"{len(bad)} row{'s' if len(bad) > 1 else ''} ({rows})"
+            )

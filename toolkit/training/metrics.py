@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -19,7 +19,9 @@ class MetricSums:
     """Per-target sums over rows: squared and absolute residuals, and targets minus `shift`.
 
     Sums of (y - shift) with a shift near the mean avoid the cancellation of
-    sum(y^2) - n * mean^2; parts to be added must share the shift.
+    sum(y^2) - n * mean^2; parts to be added must share the shift. Every sum is in the
+    target's `unit` (a power of two, so dividing by it is exact): targets near 1e300
+    square without overflow.
     """
 
     n: int
@@ -28,10 +30,11 @@ class MetricSums:
     sae: np.ndarray
     shifted_sum: np.ndarray
     shifted_squares: np.ndarray
+    unit: np.ndarray = field(default_factory=lambda: np.ones(1))
 
     def __add__(self, other: MetricSums) -> MetricSums:
-        if not np.array_equal(self.shift, other.shift):
-            raise ValueError("MetricSums with different shifts do not add up")
+        if not (np.array_equal(self.shift, other.shift) and np.array_equal(self.unit, other.unit)):
+            raise ValueError("MetricSums with different shifts or units do not add up")
         return MetricSums(
             self.n + other.n,
             self.shift,
@@ -39,6 +42,7 @@ class MetricSums:
             self.sae + other.sae,
             self.shifted_sum + other.shifted_sum,
             self.shifted_squares + other.shifted_squares,
+            self.unit,
         )
 
 
@@ -47,31 +51,51 @@ def metric_sums(
     weight: np.ndarray,
     bias: np.ndarray,
     shift: np.ndarray | None = None,
+    dtype: str = "float64",
+    unit: np.ndarray | None = None,
 ) -> MetricSums:
     """The sums for the model `X @ weight.T + bias` on the rows of `chunks`.
 
-    `shift` (one value per target) defaults to the first row's targets.
+    The predictions are computed in `dtype`, as the saved (and exported) model computes
+    them: a float32 model's metrics include float32's rounding. `shift` (one value per
+    target) defaults to the first row's targets; `unit` (powers of two, one per target)
+    to 1.
     """
     t = weight.shape[0]
-    sums = MetricSums(0, np.zeros(t), *(np.zeros(t) for _ in range(4)))
+    ones = np.ones(t)
+    sums = MetricSums(0, np.zeros(t), *(np.zeros(t) for _ in range(4)), unit=ones)
+    if unit is not None:
+        sums.unit = np.asarray(unit, dtype=np.float64).reshape(t)
     if shift is not None:
         sums.shift = np.asarray(shift, dtype=np.float64).reshape(t)
     first = shift is None
+    model = _in_dtype(weight, bias, dtype)
     for features, targets in chunks:
-        features = np.asarray(features, dtype=np.float64)
         targets = np.asarray(targets, dtype=np.float64).reshape(len(features), -1)
         if not len(features):
             continue
         if first:
             sums.shift, first = targets[0].copy(), False
-        residual = targets - (features @ weight.T + bias)
+        residual = (targets - predict(features, *model)) / sums.unit
         sums.sse += np.einsum("ij,ij->j", residual, residual)
         sums.sae += np.abs(residual).sum(axis=0)
-        centred = targets - sums.shift
+        centred = (targets - sums.shift) / sums.unit
         sums.shifted_sum += centred.sum(axis=0)
         sums.shifted_squares += np.einsum("ij,ij->j", centred, centred)
         sums.n += len(features)
     return sums
+
+
+def _in_dtype(weight: np.ndarray, bias: np.ndarray, dtype: str) -> tuple[Any, Any, Any]:
+    kind = np.dtype(dtype)
+    return np.asarray(weight, dtype=kind).T, np.asarray(bias, dtype=kind), kind
+
+
+def predict(features: Any, weight_t: np.ndarray, bias: np.ndarray, kind: Any) -> np.ndarray:
+    """`features @ weight_t + bias` computed in `kind`, returned as float64."""
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow shows in the metrics
+        result = np.asarray(features, dtype=kind) @ weight_t + bias
+    return result.astype(np.float64, copy=False)
 
 
 def summarize(sums: MetricSums, target_names: Sequence[str]) -> dict[str, Any] | None:
@@ -85,13 +109,16 @@ def summarize(sums: MetricSums, target_names: Sequence[str]) -> dict[str, Any] |
     if not n:
         return None
     total = np.maximum(sums.shifted_squares - sums.shifted_sum**2 / n, 0.0)
+    unit = sums.unit
+    with np.errstate(over="ignore"):  # an MSE beyond float64 (targets near 1e300) is inf
+        mse, mae = sums.sse / n * unit * unit, sums.sae / n * unit
     per_target = {}
     for t, name in enumerate(target_names):
-        per_target[name] = _summary(sums.sse[t] / n, sums.sae[t] / n, _r2(sums.sse[t], total[t]))
+        per_target[name] = _summary(mse[t], mae[t], _r2(sums.sse[t], total[t]))
     r2_values = [m["r2"] for m in per_target.values() if m["r2"] is not None]
     result = _summary(
-        float(sums.sse.sum() / (n * len(sums.sse))),
-        float(sums.sae.sum() / (n * len(sums.sae))),
+        float(mse.mean()),
+        float(mae.mean()),
         float(np.mean(r2_values)) if r2_values else None,
     )
     result["rows"] = n

@@ -24,7 +24,7 @@ from toolkit.training.spill import RowSpill
 if TYPE_CHECKING:
     from toolkit.training.config import TrainConfig
 
-PlainMoments = tuple[int, np.ndarray, np.ndarray]  # (n, mean, scatter) as numpy arrays
+PlainMoments = dict[str, Any]  # exact.Moments.to_plain(): numpy arrays and the count
 
 
 @dataclass
@@ -33,7 +33,7 @@ class PassSummary:
 
     n_train: int
     n_val: int
-    train: PlainMoments | None  # moments as (n, mean, scatter)
+    train: PlainMoments | None
     val: PlainMoments | None
     target_min: np.ndarray | None
     target_max: np.ndarray | None
@@ -112,21 +112,12 @@ def consume(
 
 
 def _plain_moments(moments: exact.Moments | None) -> PlainMoments | None:
-    if moments is None:
-        return None
-    return moments.n, moments.mean.cpu().numpy(), moments.scatter.cpu().numpy()
+    return None if moments is None else moments.to_plain()
 
 
 def to_moments(plain: PlainMoments | None, device: Any) -> exact.Moments | None:
     """A process's plain moments back as tensors on `device`."""
-    import torch
-
-    if plain is None:
-        return None
-    n, mean, scatter = plain
-    return exact.Moments(
-        n, torch.as_tensor(mean, device=device), torch.as_tensor(scatter, device=device)
-    )
+    return None if plain is None else exact.Moments.from_plain(plain, device)
 
 
 # ---------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from toolkit.errors import CollinearityError
 from toolkit.training import checkpoint, exact
 from toolkit.training.metrics import summarize
 from toolkit.training.model import ModelSpec, build_model, equations
-from toolkit.training.rows import Split, combine_r, group_metric_sums
+from toolkit.training.rows import Split, combine_r, combine_sums, group_metric_sums
 
 if TYPE_CHECKING:
     from toolkit.training.distributed import Group
@@ -92,8 +92,8 @@ def to_text(result: TrainResult) -> str:
     details = result.details
     if result.solver == "exact":
         lines.append(
-            f"  solved by {details['method']}; condition number of the scaled Gram matrix: "
-            f"{details['condition_number']:.3g}"
+            f"  solved by {details['method']}{_refined(details)}; condition number of the "
+            f"scaled Gram matrix: {details['condition_number']:.3g}"
         )
     else:
         stop = (
@@ -158,11 +158,13 @@ def optimality_gap(
             l2,
             rows.pairs,
             combine_r(group),
+            combine_sums(group),
         )
     except CollinearityError as error:
         notes.append(f"no optimality gap: the exact solution is not unique ({error})")
         return None
-    sums = group_metric_sums(group, rows, fit.weight, fit.bias, split.train_shift)
+    unit = split.moments.unit[spec.n_features :].cpu().numpy()
+    sums = group_metric_sums(group, rows, fit.weight, fit.bias, split.train_shift, unit=unit)
     best = summarize(sums, spec.target_names)
     assert best is not None  # the same rows the model's own metrics came from
     model_metrics = metrics["train"]
@@ -213,3 +215,8 @@ def checkpoint_payload(result: TrainResult, seed: int, sample: np.ndarray) -> di
         },
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+
+
+def _refined(details: dict[str, Any]) -> str:
+    passes = details.get("refinement_passes") or 0
+    return f", refined in {passes} pass{'es' if passes > 1 else ''}" if passes else ""

@@ -72,10 +72,16 @@ class Split:
 
 
 def group_metric_sums(
-    group: Group, rows: Rows, weight: np.ndarray, bias: np.ndarray, shift: np.ndarray
+    group: Group,
+    rows: Rows,
+    weight: np.ndarray,
+    bias: np.ndarray,
+    shift: np.ndarray,
+    dtype: str = "float64",
+    unit: np.ndarray | None = None,
 ) -> MetricSums:
-    """The metric sums over every process's rows (added in rank order)."""
-    parts = group.gather(metric_sums(rows.pairs(), weight, bias, shift))
+    """The metric sums over every process's rows (added in rank order), predicted in `dtype`."""
+    parts = group.gather(metric_sums(rows.pairs(), weight, bias, shift, dtype, unit))
     total = parts[0]
     for part in parts[1:]:
         total = total + part
@@ -92,6 +98,20 @@ def combine_r(group: Group) -> Callable[[Any], Any] | None:
 
         stacked = np.concatenate(group.gather(r.cpu().numpy()))
         return torch.linalg.qr(torch.as_tensor(stacked, device=r.device), mode="r").R
+
+    return combine
+
+
+def combine_sums(group: Group) -> Callable[[list[Any]], list[Any]] | None:
+    """For refinement: double-double (hi, lo) sums added over processes, in rank order."""
+    if group.world == 1:
+        return None
+
+    def combine(sums: list[Any]) -> list[Any]:
+        from toolkit.training.refine import dd_sum
+
+        everyone = group.gather(sums)
+        return [dd_sum([part[k] for part in everyone]) for k in range(len(sums))]
 
     return combine
 

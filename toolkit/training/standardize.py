@@ -21,7 +21,8 @@ class Standardizer:
     def __init__(self, moments: exact.Moments, spec: ModelSpec) -> None:
         d = spec.n_features
         mean = moments.mean.cpu().numpy()
-        variance = np.diagonal(moments.scatter.cpu().numpy()) / moments.n
+        unit = moments.unit.cpu().numpy()  # the scatter is in powers of two of the data's units
+        variance = np.diagonal(moments.scatter.cpu().numpy()) / moments.n * unit**2
         if spec.intercept:
             self.x_mean, self.y_mean = mean[:d], mean[d:]
             scale = np.sqrt(np.maximum(variance, 0.0))

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from toolkit.defaults import VAL_FRACTION
+from toolkit.errors import DataError, TrainingError
 from toolkit.io import DataSource, open_source
 from toolkit.training import checkpoint, exact, resume
 from toolkit.training.config import TrainConfig
@@ -37,7 +38,14 @@ from toolkit.training.readpass import (
     to_moments,
 )
 from toolkit.training.report import TrainResult, checkpoint_payload, optimality_gap
-from toolkit.training.rows import Rows, Split, combine_r, group_metric_sums, parity_sample
+from toolkit.training.rows import (
+    Rows,
+    Split,
+    combine_r,
+    combine_sums,
+    group_metric_sums,
+    parity_sample,
+)
 from toolkit.training.spill import RowSpill
 
 if TYPE_CHECKING:
@@ -48,6 +56,9 @@ __all__ = ["EpochCallback", "TrainConfig", "TrainResult", "train"]
 # The default split is skipped unless it leaves this many validation rows (fewer give
 # too noisy a signal for early stopping) and two training rows per parameter.
 MIN_DEFAULT_VAL_ROWS = 10
+# A float32 model whose training R^2 trails the float64 solution's by more than this gets
+# a warning: rounding, not the data, is costing accuracy.
+ROUNDING_COST_R2 = 1e-6
 
 
 def train(config: TrainConfig, on_epoch_end: EpochCallback | None = None) -> TrainResult:
@@ -110,10 +121,11 @@ def _train(
         sha256 = ""
         if group.is_main:
             sha256 = digest.result() if digest is not None else source.sha256()
-        weight, bias, details = _solve(job, split, sha256, on_epoch_end)
-        weight = round_to_dtype(weight, spec.dtype)
-        bias = round_to_dtype(bias, spec.dtype)
+        solved_weight, solved_bias, details = _solve(job, split, sha256, on_epoch_end)
+        weight, bias = _as_saved(spec, solved_weight, solved_bias)
         metrics, gap = _evaluate(job, split, weight, bias)
+        if spec.dtype != "float64":
+            job.notes.extend(_rounding_cost(job, split, metrics, solved_weight, solved_bias))
 
     data_info = {
         "source": source.name,
@@ -202,6 +214,7 @@ def _choose_split(
         train_moments = exact.merge([train_moments, val_moments])
         train_rows = Rows([train_spill, val_spill], chunk_rows, spec.n_features)
     check_enough_rows(name, spec, n_train)
+    check_dtype_range(spec, [train_moments, val_moments])
     assert train_moments is not None  # at least n_parameters rows, checked above
     train_shift = next(p.first_target for p in local if p.first_target is not None)
     val_shift = None
@@ -248,6 +261,7 @@ def _solve(
         config.l2,
         split.train.pairs,
         combine_r(group),
+        combine_sums(group),
     )
     if fit.method == "qr":
         job.notes.append(
@@ -255,24 +269,88 @@ def _solve(
             f"{fit.condition_number:.3g}); solved by QR of the data instead of the "
             "normal equations to keep the digits."
         )
-    return fit.weight, fit.bias, {"method": fit.method, "condition_number": fit.condition_number}
+    details = {
+        "method": fit.method,
+        "condition_number": fit.condition_number,
+        "refinement_passes": fit.refinement_passes,
+    }
+    return fit.weight, fit.bias, details
+
+
+def _as_saved(spec: ModelSpec, weight: np.ndarray, bias: np.ndarray) -> tuple[Any, Any]:
+    """The weights rounded to the model's dtype, as the checkpoint holds them; never inf."""
+    saved_weight, saved_bias = round_to_dtype(weight, spec.dtype), round_to_dtype(bias, spec.dtype)
+    if np.isfinite(saved_weight).all() and np.isfinite(saved_bias).all():
+        return saved_weight, saved_bias
+    largest = float(np.nanmax(np.abs(np.concatenate([weight.ravel(), bias.ravel()]))))
+    remedy = "train with --dtype float64" if spec.dtype == "float32" else "rescale the data"
+    raise TrainingError(
+        f"the fitted weights do not fit in a {spec.dtype} model (largest magnitude "
+        f"{largest:.3g}, beyond {float(np.finfo(spec.dtype).max):.3g}); {remedy}. "
+        "Nothing was saved."
+    )
 
 
 def _evaluate(
     job: _Job, split: Split, weight: np.ndarray, bias: np.ndarray
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """Step 5: metrics of the saved weights on each split, and the gap to the exact fit."""
-    group, names = job.group, job.spec.target_names
-    train_sums = group_metric_sums(group, split.train, weight, bias, split.train_shift)
-    metrics = {"train": summarize(train_sums, names), "val": None}
+    """Step 5: metrics of the weights as saved, predicted in the model's dtype as the
+    exported model predicts; the gap to the exact fit; the cost of float32 rounding."""
+    group, spec = job.group, job.spec
+    unit = split.moments.unit[spec.n_features :].cpu().numpy()
+
+    def sums(rows: Rows, shift: np.ndarray, w: Any, b: Any, dtype: str) -> Any:
+        return group_metric_sums(group, rows, w, b, shift, dtype, unit)
+
+    train_sums = sums(split.train, split.train_shift, weight, bias, spec.dtype)
+    metrics = {"train": summarize(train_sums, spec.target_names), "val": None}
     if split.val is not None:
         assert split.val_shift is not None  # set whenever there are validation rows
-        val_sums = group_metric_sums(group, split.val, weight, bias, split.val_shift)
-        metrics["val"] = summarize(val_sums, names)
+        val_sums = sums(split.val, split.val_shift, weight, bias, spec.dtype)
+        metrics["val"] = summarize(val_sums, spec.target_names)
     gap = None
     if job.config.solver != "exact":
-        gap = optimality_gap(group, split, job.spec, job.config.l2, metrics, job.notes)
+        gap = optimality_gap(group, split, spec, job.config.l2, metrics, job.notes)
     return metrics, gap
+
+
+def _rounding_cost(
+    job: _Job, split: Split, metrics: dict[str, Any], weight: np.ndarray, bias: np.ndarray
+) -> list[str]:
+    """A warning when the model's dtype costs accuracy against float64 (large offsets)."""
+    unit = split.moments.unit[job.spec.n_features :].cpu().numpy()
+    sums = group_metric_sums(job.group, split.train, weight, bias, split.train_shift, unit=unit)
+    wide = summarize(sums, job.spec.target_names)
+    saved = metrics["train"]
+    if wide is None or wide["r2"] is None or saved["r2"] is None:
+        return []
+    if wide["r2"] - saved["r2"] <= ROUNDING_COST_R2:
+        return []
+    return [
+        f"warning: {job.spec.dtype} costs accuracy here: the saved model's training R^2 is "
+        f"{saved['r2']:.9g} (MSE {saved['mse']:.6g}) against {wide['r2']:.9g} (MSE "
+        f"{wide['mse']:.6g}) with float64 weights and arithmetic; large offsets or scales "
+        "lose digits in float32. Train with --dtype float64 to keep them."
+    ]
+
+
+def check_dtype_range(spec: ModelSpec, moments: list[Any]) -> None:
+    """Refuse data that a model of `spec.dtype` cannot take in or give back (float32: 3.4e38)."""
+    if spec.dtype == "float64":
+        return
+    largest = float(np.finfo(spec.dtype).max)
+    names = list(spec.feature_names) + list(spec.target_names)
+    for part in moments:
+        if part is None:
+            continue
+        extreme = np.maximum(np.abs(part.low.cpu().numpy()), np.abs(part.high.cpu().numpy()))
+        beyond = np.flatnonzero(extreme > largest)
+        if len(beyond):
+            j = int(beyond[0])
+            raise DataError(
+                f"column {names[j]!r} holds {float(extreme[j]):.6g}, beyond the range of a "
+                f"{spec.dtype} model (about {largest:.3g}); train with --dtype float64."
+            )
 
 
 def _write(job: _Job, result: TrainResult, sample: np.ndarray) -> None:
