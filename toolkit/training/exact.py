@@ -170,6 +170,24 @@ def _scaled(
     return _Scaled(moments, d, intercept, l2, centre, scale, gram, rhs)
 
 
+def check_unique(
+    moments: Moments, d: int, feature_names: Sequence[str], intercept: bool, l2: float
+) -> None:
+    """Raise the exact solver's error for a constant feature (the iterative solvers share it)."""
+    _scaled(moments, d, feature_names, intercept, l2)
+
+
+def raise_collinear(
+    moments: Moments, d: int, feature_names: Sequence[str], intercept: bool, l2: float
+) -> None:
+    """Raise the collinearity error naming the features along the Gram matrix's null direction."""
+    import torch
+
+    problem = _scaled(moments, d, feature_names, intercept, l2)
+    _, vectors = torch.linalg.eigh(problem.gram)
+    raise collinear_error(vectors[:, 0], problem.scale, problem.unit[:d], feature_names)
+
+
 def _condition_number(gram: torch.Tensor) -> float:
     import torch
 

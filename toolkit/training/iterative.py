@@ -4,12 +4,18 @@
     adam    torch.optim.Adam + MSELoss.
     lbfgs   torch.optim.LBFGS with a strong-Wolfe line search, full batch.
 
-They train on standardized features and targets (`toolkit.training.standardize`) and
-fold the scaling back into the final weights. sgd and adam cut the learning rate 10x
-whenever the training loss plateaus. Every run stops early once the validation loss (the
-training loss when there is no split) has not improved for --patience epochs, and keeps
-the last weights: for a convex loss they are the converged ones, while "the best epoch
-by validation loss" tends to be a lucky noisy iterate far from the optimum.
+They train on whitened features and standardized targets (`toolkit.training.standardize`),
+where the objective's Hessian is the identity, and fold the scaling back into the final
+weights. The schedule (`toolkit.training.optimizers.Schedule`) follows progress: on a
+plateau of the training objective mini-batch runs double their batch until they take
+the full batch, and adam then cuts its learning rate. Once nothing is left to change, a
+run stops after --patience epochs without a relative improvement of the training
+objective, and keeps the last weights: the objective is convex, so they are the
+converged ones. The validation loss is reported, not used to stop: the goal is the
+least-squares optimum on the training rows, which the exact solver defines.
+
+A run whose objective becomes non-finite, or rises well above its starting value,
+diverged: an error that names the epoch, and nothing is saved.
 
 Under torchrun the model is wrapped in DistributedDataParallel; each process steps on
 batches of its own rows (--batch-size / processes of them), and every loss that decides
@@ -31,7 +37,7 @@ import numpy as np
 from toolkit.errors import TrainingError
 from toolkit.training import resume
 from toolkit.training.model import ModelSpec, build_model
-from toolkit.training.optimizers import make_optimizer
+from toolkit.training.optimizers import Schedule, make_optimizer
 from toolkit.training.rows import Rows, Split
 from toolkit.training.standardize import Standardizer
 
@@ -44,7 +50,9 @@ if TYPE_CHECKING:
 EpochCallback = Callable[[int, dict[str, float]], None]
 
 # An improvement smaller than this fraction of the best loss does not reset patience.
-MIN_RELATIVE_IMPROVEMENT = 1e-7
+MIN_RELATIVE_IMPROVEMENT = 1e-9
+# A training objective above this multiple of its starting value means the run diverged.
+DIVERGENCE_FACTOR = 10.0
 
 
 @dataclass
@@ -56,10 +64,12 @@ class EarlyStopping:
     best_epoch: int = 0
     bad_epochs: int = 0
 
-    def update(self, epoch: int, loss: float) -> None:
+    def update(self, epoch: int, loss: float, counting: bool = True) -> None:
+        """Record the epoch's loss; without `counting` (the schedule is still changing
+        things) an epoch without improvement does not use up patience."""
         if loss < self.best_loss * (1 - MIN_RELATIVE_IMPROVEMENT):
             self.best_loss, self.best_epoch, self.bad_epochs = loss, epoch, 0
-        else:
+        elif counting:
             self.bad_epochs += 1
 
     @property
@@ -104,22 +114,22 @@ class IterativeRun:
         self.train_rows: Rows = split.train
         self.val_rows: Rows | None = split.val
         self.n_train, self.n_val = split.n_train, split.n_val
-        self.scaling = Standardizer(split.moments, spec)
+        self.scaling = Standardizer(split.moments, spec, hyper["l2"])
         self.dtype = getattr(torch, spec.dtype)
         self.n_cells = self.n_train * spec.n_targets  # values per epoch: the losses' divisor
-        batch_size = hyper["batch_size"]
-        self.full_batch = batch_size == 0 or batch_size >= self.n_train
-        self.batch = max(1, -(-batch_size // group.world)) if not self.full_batch else 0
         # The ridge objective ||y - Xw - b||^2 + l2 ||w||^2, divided by n * t * sy^2 to be in
-        # the units of MSELoss on standardized data, penalises l2 * sum((w_std / sx)^2) / (n * t).
-        self.penalty_scale = torch.as_tensor(
-            1.0 / self.scaling.x_scale, dtype=self.dtype, device=device
+        # the units of MSELoss on the scaled targets, penalises l2 ||c M^T||^2 / (n * t)
+        # for whitened coefficients c (M: the scaling's penalty matrix).
+        self.penalty_matrix = torch.as_tensor(
+            self.scaling.penalty_matrix.T, dtype=self.dtype, device=device
         )
         self.model, self.generator = self._initial_model()
-        self.optimizer, self.scheduler = make_optimizer(config.solver, self.model, hyper)
+        self.optimizer = make_optimizer(config.solver, self.model, hyper)
+        self.schedule = Schedule.start(config.solver, hyper, self.n_train)
         self.net: Any = self.model  # wrapped for DistributedDataParallel by `fit`
         self.stopping = EarlyStopping(hyper["patience"])
         self.start = 0
+        self.start_loss = math.nan  # the training objective before the first step
 
     def _initial_model(self) -> tuple[torch.nn.Linear, torch.Generator]:
         """nn.Linear's own initialisation, but drawn from the seeded generator."""
@@ -141,9 +151,13 @@ class IterativeRun:
         if self.config.resume:
             saved = resume.agreed_state(self.group, self.config.out, fingerprint)
             self.start = resume.restore(
-                saved, self.model, self.optimizer, self.scheduler, self.generator, self.group.rank
+                saved, self.model, self.optimizer, None, self.generator, self.group.rank
             )
             self.stopping.load_state(saved)
+            self.schedule.load_state(saved["schedule"])
+            self.start_loss = saved["start_loss"]
+        else:
+            self.start_loss = self._losses()["train"]
         self.net = self._wrapped()
         epoch, stopped_early = self._epochs(fingerprint, on_epoch_end)
         weight, bias = self.scaling.unscale(self.model)
@@ -153,7 +167,9 @@ class IterativeRun:
             "stopped_early": stopped_early,
             "resumed_from_epoch": self.start if self.config.resume else None,
             "best_loss_standardized": self.stopping.best_loss,
-            "monitored": "val" if self.val_rows is not None else "train",
+            "monitored": "train",
+            "final_batch": self.schedule.batch or "full",
+            "final_lr": self.schedule.lr,
         }
         return weight, bias, details
 
@@ -203,7 +219,7 @@ class IterativeRun:
         self.model.train()
         if self.config.solver == "lbfgs":
             self.optimizer.step(self._full_batch_step)
-        elif self.full_batch:
+        elif self.schedule.full_batch:
             self._full_batch_step()
             self.optimizer.step()
         else:
@@ -211,10 +227,10 @@ class IterativeRun:
         self.model.eval()
         current = self._losses()
         self._check_finite(epoch, current)
-        monitored = current.get("val", current["train"])
-        if self.scheduler is not None:
-            self.scheduler.step(current["train"])
-        self.stopping.update(epoch, monitored)
+        self._check_not_diverging(epoch, current["train"])
+        counting = self.schedule.final  # patience runs once the schedule has done its part
+        self.schedule.update(current["train"], self.optimizer)
+        self.stopping.update(epoch, current["train"], counting)
         return current
 
     def _penalty(self) -> torch.Tensor:
@@ -222,8 +238,8 @@ class IterativeRun:
 
         if not self.hyper["l2"]:
             return torch.zeros((), dtype=self.dtype, device=self.device)
-        scaled = (self.model.weight * self.penalty_scale) ** 2
-        return self.hyper["l2"] * scaled.sum() / self.n_cells
+        raw = self.model.weight @ self.penalty_matrix
+        return self.hyper["l2"] * (raw**2).sum() / self.n_cells
 
     def _tensors(self, block: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         return self.scaling.tensors(block, self.dtype, self.device)
@@ -263,8 +279,9 @@ class IterativeRun:
             from torch.distributed.algorithms.join import Join
 
             join = Join([net])
+        batch = max(1, -(-self.schedule.batch // self.group.world))  # each process's share
         batches = shuffled_batches(
-            self.train_rows, self._tensors, self.batch, self.generator, self.device
+            self.train_rows, self._tensors, batch, self.generator, self.device
         )
         with join:
             for xb, yb in batches:
@@ -309,16 +326,29 @@ class IterativeRun:
             )
         )
 
+    def _check_not_diverging(self, epoch: int, loss: float) -> None:
+        """A finite objective far above where it started: the steps overshoot."""
+        if not loss > DIVERGENCE_FACTOR * self.start_loss:
+            return
+        lr = self.hyper["lr"]
+        raise self.group.printed_by_rank_0(
+            TrainingError(
+                f"training diverged at epoch {epoch}: the training loss rose from "
+                f"{self.start_loss:.4g} to {loss:.4g} (more than {DIVERGENCE_FACTOR:g}x its "
+                f"starting value). The learning rate is too large for this data; try a "
+                f"smaller --lr (now {lr:g}, e.g. --lr {lr / 10:g}). Nothing was saved."
+            )
+        )
+
     def _snapshot(self, epoch: int, fingerprint: dict[str, Any]) -> dict[str, Any]:
         generators = self.group.gather(self.generator.get_state())
+        progress = {
+            **self.stopping.state(),
+            "schedule": self.schedule.state(),
+            "start_loss": self.start_loss,
+        }
         return resume.snapshot(
-            fingerprint,
-            epoch,
-            self.model,
-            self.optimizer,
-            self.scheduler,
-            generators,
-            self.stopping.state(),
+            fingerprint, epoch, self.model, self.optimizer, None, generators, progress
         )
 
 

@@ -74,7 +74,8 @@ def build_model(
 
 def round_to_dtype(values: np.ndarray, dtype: str) -> np.ndarray:
     """The float64 values the saved model really holds once stored in `dtype`."""
-    return np.asarray(values, dtype=np.float64).astype(dtype).astype(np.float64)
+    with np.errstate(over="ignore"):  # values beyond the dtype become inf; callers check
+        return np.asarray(values, dtype=np.float64).astype(dtype).astype(np.float64)
 
 
 def equations(

@@ -1,12 +1,20 @@
-"""Feature and target scaling for the iterative solvers, and its inverse.
+"""Feature whitening and target scaling for the iterative solvers, and the way back.
 
-The iterative solvers train on standardized features and targets, so that one learning
-rate suits data of any scale, and fold the scaling back into the final weights, so that
-the saved model takes raw features. The scaling comes from the one pass's moments.
+The iterative solvers train on whitened features z = ((x - mean) / unit) T, where T is
+the inverse transpose of the Cholesky factor of the features' covariance (in the
+moments' power-of-two units) plus the ridge term, and on standardized targets. In those
+coordinates the objective, ridge included, has the identity as its Hessian: correlated
+features and scales from 1e-3 to 1e3 no longer slow gradient descent down, and one
+learning rate suits every table. The scaling comes from the one pass's moments and is
+folded back into the final weights, so the saved model takes raw features.
+
+Features whose weight is not unique (constant, or collinear) get the same error as from
+the exact solver.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -16,35 +24,69 @@ from toolkit.training.model import ModelSpec
 
 
 class Standardizer:
-    """Feature and target scaling for the iterative solvers (from the moments), and its inverse."""
+    """Whitening of the features and scaling of the targets, from the moments, and its inverse."""
 
-    def __init__(self, moments: exact.Moments, spec: ModelSpec) -> None:
-        d = spec.n_features
+    def __init__(
+        self,
+        moments: exact.Moments,
+        spec: ModelSpec,
+        l2: float = 0.0,
+        feature_names: Sequence[str] = (),
+    ) -> None:
+        d, n = spec.n_features, moments.n
+        names = list(feature_names) or list(spec.feature_names)
+        exact.check_unique(moments, d, names, spec.intercept, l2)
         mean = moments.mean.cpu().numpy()
-        unit = moments.unit.cpu().numpy()  # the scatter is in powers of two of the data's units
-        variance = np.diagonal(moments.scatter.cpu().numpy()) / moments.n * unit**2
+        unit = moments.unit.cpu().numpy()
+        scatter = moments.scatter.cpu().numpy()
         if spec.intercept:
             self.x_mean, self.y_mean = mean[:d], mean[d:]
-            scale = np.sqrt(np.maximum(variance, 0.0))
+            second = scatter
         else:  # no centring: a centred model would need the intercept it does not have
             self.x_mean, self.y_mean = np.zeros(d), np.zeros(len(mean) - d)
-            scale = np.sqrt(np.maximum(variance, 0.0) + mean**2)
-        scale = np.where(scale > 0, scale, 1.0)
-        self.x_scale, self.y_scale = scale[:d], scale[d:]
-        self._shift, self._scale = np.concatenate([self.x_mean, self.y_mean]), scale
+            second = scatter + n * np.outer(mean / unit, mean / unit)
+        covariance = second / n  # in units
+        y_scale = np.sqrt(np.maximum(np.diagonal(covariance)[d:], 0.0)) * unit[d:]
+        self.y_scale = np.where(y_scale > 0, y_scale, 1.0)
+        self.x_unit = unit[:d]
+        gram = covariance[:d, :d] + np.diag(l2 / n / self.x_unit**2)
+        factor = _cholesky(gram, moments, names, spec.intercept, l2)
+        self.transform = np.linalg.inv(factor).T  # z = x_units @ transform
+        # Raw weights are y_scale * (transform @ c) / x_unit: the ridge penalises these.
+        self.penalty_matrix = self.transform / self.x_unit[:, None]
         self._d = d
 
     def tensors(self, block: np.ndarray, dtype: Any, device: Any) -> tuple[Any, Any]:
+        """A block of raw [features | targets] rows as whitened features and scaled targets."""
         import torch
 
-        scaled = torch.as_tensor((block - self._shift) / self._scale, dtype=dtype, device=device)
-        return scaled[:, : self._d], scaled[:, self._d :]
+        d = self._d
+        z = ((block[:, :d] - self.x_mean) / self.x_unit) @ self.transform
+        y = (block[:, d:] - self.y_mean) / self.y_scale
+        return (
+            torch.as_tensor(z, dtype=dtype, device=device),
+            torch.as_tensor(y, dtype=dtype, device=device),
+        )
 
     def unscale(self, model: Any) -> tuple[np.ndarray, np.ndarray]:
-        """Fold the scaling into raw-unit weights: w = w_s * sy / sx, b = my + sy * b_s - w . mx."""
-        w_std = model.weight.detach().cpu().double().numpy()
-        weight = w_std * self.y_scale[:, None] / self.x_scale[None, :]
+        """Raw-unit weights and biases: w = sy * (T c) / unit, b = my + sy * b_z - w . mx."""
+        coefficients = model.weight.detach().cpu().double().numpy()  # (t, d)
+        weight = self.y_scale[:, None] * (coefficients @ self.penalty_matrix.T)
         if model.bias is None:
             return weight, np.zeros(weight.shape[0])
         b_std = model.bias.detach().cpu().double().numpy()
         return weight, self.y_mean + self.y_scale * b_std - weight @ self.x_mean
+
+
+def _cholesky(
+    gram: np.ndarray, moments: exact.Moments, names: list[str], intercept: bool, l2: float
+) -> np.ndarray:
+    """The lower Cholesky factor of the features' covariance; collinear features are an error."""
+    # Factor the correlation form (unit diagonal), as the exact solver does, then undo it.
+    scale = np.sqrt(np.diagonal(gram))
+    try:
+        factor = np.linalg.cholesky(gram / np.outer(scale, scale))
+    except np.linalg.LinAlgError:
+        exact.raise_collinear(moments, len(names), names, intercept, l2)
+        raise  # raise_collinear always raises; this keeps type checkers content
+    return factor * scale[:, None]
