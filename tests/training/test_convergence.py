@@ -180,3 +180,13 @@ def test_moments_units_make_squares_safe():
     moments = exact.accumulate([(x, rng.standard_normal(1000))])
     assert np.isfinite(moments.scatter.numpy()).all()
     assert (moments.low.numpy()[:2] == x.min(axis=0)).all()
+
+
+def test_a_run_stopped_short_of_the_optimum_says_so_loudly(tmp_path):
+    path = write_table_csv(tmp_path / "t.csv", correlated_table(5000, 10, 1e4, 3))
+    result = fit(path, tmp_path, solver="sgd", epochs=1, targets=("y0",))
+    assert abs(result.optimality_gap["r2_gap"]) > 1e-5
+    warning = next(n for n in result.notes if "short of the least-squares optimum" in n)
+    assert warning.startswith("warning: ") and "--solver exact" in warning
+    converged = fit(path, tmp_path, solver="sgd", targets=("y0",))
+    assert not any("short of" in n for n in converged.notes)

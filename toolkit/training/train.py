@@ -59,6 +59,9 @@ MIN_DEFAULT_VAL_ROWS = 10
 # A float32 model whose training R^2 trails the float64 solution's by more than this gets
 # a warning: rounding, not the data, is costing accuracy.
 ROUNDING_COST_R2 = 1e-6
+# The iterative solvers' promise (README, tests/training/test_convergence.py): their
+# training R^2 ends within this of the exact fit's; further is a warning.
+OPTIMALITY_TOLERANCE_R2 = 1e-5
 
 
 def train(config: TrainConfig, on_epoch_end: EpochCallback | None = None) -> TrainResult:
@@ -126,6 +129,7 @@ def _train(
         metrics, gap = _evaluate(job, split, weight, bias)
         if spec.dtype != "float64":
             job.notes.extend(_rounding_cost(job, split, metrics, solved_weight, solved_bias))
+        job.notes.extend(_far_from_optimum(gap, job.notes))
 
     data_info = {
         "source": source.name,
@@ -331,6 +335,20 @@ def _rounding_cost(
         f"{saved['r2']:.9g} (MSE {saved['mse']:.6g}) against {wide['r2']:.9g} (MSE "
         f"{wide['mse']:.6g}) with float64 weights and arithmetic; large offsets or scales "
         "lose digits in float32. Train with --dtype float64 to keep them."
+    ]
+
+
+def _far_from_optimum(gap: dict[str, Any] | None, notes: list[str]) -> list[str]:
+    """A loud warning when an iterative run stopped short of the exact optimum."""
+    if gap is None or gap["r2_gap"] is None or abs(gap["r2_gap"]) <= OPTIMALITY_TOLERANCE_R2:
+        return []
+    if any("costs accuracy here" in note for note in notes):
+        return []  # the dtype's rounding, already explained, is what costs the accuracy
+    return [
+        f"warning: the model is short of the least-squares optimum: training R^2 "
+        f"{gap['r2']:.9g} against the exact solution's {gap['r2_exact']:.9g} (gap "
+        f"{gap['r2_gap']:.2e}, more than {OPTIMALITY_TOLERANCE_R2:g}). Allow more --epochs or "
+        "--patience, or use --solver exact."
     ]
 
 
