@@ -168,3 +168,20 @@ def test_residuals_and_gradient_are_nearly_exact():
         )
         got = mpmath.mpf(float(g_hi[j, 0])) + mpmath.mpf(float(g_lo[j, 0]))
         assert got == pytest.approx(exact_g, rel=1e-25)
+
+
+def test_train_refines_through_the_spilled_rows(tmp_path):
+    """End to end: CSV -> one pass -> QR -> refinement passes over the spill -> checkpoint."""
+    from conftest import write_table_csv
+
+    from toolkit.training import TrainConfig, train
+
+    x, y = polynomial(8, 1, 3)(np.random.default_rng(8))
+    columns = {**{f"x{i}": x[:, i] for i in range(8)}, "y": y[:, 0]}
+    path = write_table_csv(tmp_path / "poly.csv", columns)
+    config = TrainConfig(data=path, dtype="float64", val_fraction=0, chunk_rows=50)
+    result = train(config)
+    assert result.details["method"] == "qr" and result.details["refinement_passes"] >= 1
+    (solution,) = reference(x, y, True)
+    ours = [*result.weight[0], result.bias[0]]
+    assert min(digits(v, e) for v, e in zip(ours, solution, strict=True)) >= 14
