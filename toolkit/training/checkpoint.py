@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from toolkit.defaults import RESUME_SUFFIX
 from toolkit.errors import CheckpointError
 from toolkit.files import atomic_write
+from toolkit.training import schema
 from toolkit.training.model import ModelSpec, build_model
 
 if TYPE_CHECKING:
@@ -100,11 +101,14 @@ def load(path: str | Path, expected_format: str = FORMAT) -> dict[str, Any]:
         raise CheckpointError(
             f"{str(path)!r} is not a toolkit file of format {expected_format!r} (found {found!r})."
         )
-    if payload.get("format_version", 0) > FORMAT_VERSION:
+    version = payload.get("format_version", 0)
+    if type(version) is not int or version > FORMAT_VERSION:
         raise CheckpointError(
-            f"{str(path)!r} has format version {payload['format_version']}; this toolkit reads "
+            f"{str(path)!r} has format version {version!r}; this toolkit reads "
             f"up to {FORMAT_VERSION}. Upgrade toolkit."
         )
+    if expected_format == FORMAT:
+        schema.validate(payload, str(path))
     return payload
 
 
