@@ -139,7 +139,7 @@ def test_data_beyond_float32_is_refused_for_a_float32_model(tmp_path):
     path = write_table_csv(tmp_path / "t.csv", {"x": x, "y": np.linspace(0, 1, 40)})
     with pytest.raises(
         DataError,
-        match=r"column 'x' holds 1\.\d+e\+300, beyond the range of a "
+        match=r"column 'x' holds 2e\+300, beyond the range of a "
         r"float32 model \(about 3.4e\+38\); train with --dtype float64",
     ):
         train(TrainConfig(data=path, out=tmp_path / "m.pt"))
@@ -179,7 +179,8 @@ def test_moments_units_make_squares_safe():
     x = rng.standard_normal((1000, 2)) * [1e300, 1e-300]
     moments = exact.accumulate([(x, rng.standard_normal(1000))])
     assert np.isfinite(moments.scatter.numpy()).all()
-    assert (moments.low.numpy()[:2] == x.min(axis=0)).all()
+    assert (moments.peak.numpy()[:2] >= np.abs(x).max(axis=0)).all()
+    assert not moments.constant.numpy().any()
 
 
 def test_a_run_stopped_short_of_the_optimum_says_so_loudly(tmp_path):

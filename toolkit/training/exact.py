@@ -157,7 +157,7 @@ def _scaled(
         mean_u = moments.mean / unit
         second = moments.scatter + moments.n * torch.outer(mean_u, mean_u)
     scale = torch.sqrt(torch.diagonal(second)[:d])
-    flat = (moments.low[:d] == moments.high[:d]) & (intercept or (moments.low[:d] == 0))
+    flat = moments.constant[:d] & (intercept or (moments.mean[:d] == 0))
     flat = flat | ~(scale > 0)
     if bool(flat.any()):
         if l2 == 0.0:
@@ -234,7 +234,7 @@ def _qr_factor(
     r = torch.zeros(0, width, dtype=torch.float64, device=centre.device)
     shifter = Shifter(centre.device, shift=centre)
     for features, targets in chunks:
-        for block, _low, _high in shifter.blocks(features, targets):
+        for block in shifter.blocks(features, targets):
             block /= unit
             block[:, :d] /= scale
             r = torch.linalg.qr(torch.cat([r, block]), mode="r").R

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from toolkit.defaults import DTYPES as DTYPES  # re-exported: the model's dtypes
+from toolkit.equations import equations as format_equations
 
 if TYPE_CHECKING:
     import torch
@@ -82,25 +83,6 @@ def equations(
     spec: ModelSpec, weight: np.ndarray, bias: np.ndarray, max_terms: int = 12
 ) -> list[str]:
     """One human-readable line per target: `y = 1.0000*x1 + 1.0000*x2 - 1.0000`."""
-    lines = []
-    for t, target in enumerate(spec.target_names):
-        terms = [(float(w), name) for w, name in zip(weight[t], spec.feature_names, strict=True)]
-        shown = terms if len(terms) <= max_terms else terms[: max_terms - 1]
-        text = f"{target} ="
-        for i, (w, name) in enumerate(shown):
-            sign = ("-" if w < 0 else "") if i == 0 else (" - " if w < 0 else " + ")
-            text += f"{' ' if i == 0 else ''}{sign}{_number(abs(w))}*{name}"
-        if len(shown) < len(terms):
-            text += f" + ... ({len(terms) - len(shown)} more terms; see --json)"
-        if spec.intercept:
-            b = float(bias[t])
-            text += f" {'-' if b < 0 else '+'} {_number(abs(b))}"
-        lines.append(text)
-    return lines
-
-
-def _number(value: float) -> str:
-    # Four decimals read best; tiny or huge values need an exponent to keep their digits.
-    if value == 0 or 1e-3 <= value < 1e7:
-        return f"{value:.4f}"
-    return f"{value:.4e}"
+    return format_equations(
+        spec.feature_names, spec.target_names, weight, bias if spec.intercept else None, max_terms
+    )

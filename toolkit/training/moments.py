@@ -5,11 +5,12 @@ iterative solvers take their scaling from them. Three precautions keep every dig
 
 1. Each block is shifted by a pilot mean (that of the first rows) before it is squared,
    so the sums are of nearly centred values and do not cancel.
-2. Each column is divided by a power of two (`unit`, exact) near its spread before it is
-   squared, so values from 1e-300 to 1e300 neither overflow nor underflow; a column whose
-   spread grows past its unit gets a bigger one and its sums are rescaled (also exact).
-3. The exact minimum and maximum of each column are kept, so a column is called constant
-   only when every value is the same, never because its spread is small.
+2. A column whose values are too small or too large to square is divided by a power of
+   two near them (`unit`, exact), so values from 1e-300 to 1e300 neither overflow nor
+   underflow; the sums so far are rescaled with it (also exact). Ordinary data keeps
+   unit 1 and pays nothing for this.
+3. A column is constant only when every deviation from the shift is exactly zero (x - s
+   is zero only for x == s), never because its spread is small.
 
 Statistics of disjoint parts (chunks, shards, processes) merge with Chan, Golub and
 LeVeque's pairwise update, without forming raw sums of squares.
@@ -31,9 +32,11 @@ Chunks = Iterable[tuple[Any, Any]]
 # A GPU wants big blocks to amortise kernel launches.
 CPU_BLOCK_ROWS = 4096
 GPU_BLOCK_ROWS = 262_144
-# A block whose values exceed a column's unit by this factor raises the unit: squares of
-# values up to 2**32 units, summed over any number of rows, stay far from overflow.
-UNIT_HEADROOM = 2.0**32
+# A block's sum of squares (in units) outside (TINY_SQUARE, HUGE_SQUARE) is zero, on the
+# way to underflow or overflow: its column gets a unit near its values and the block is
+# summed again. Inside, squares keep full precision and sums cannot overflow.
+TINY_SQUARE = 2.0**-600
+HUGE_SQUARE = 2.0**600
 
 
 @dataclass
@@ -47,8 +50,8 @@ class Moments:
     mean: torch.Tensor  # (d + t,) in the data's units
     scatter: torch.Tensor  # (d + t, d + t), scaled by `unit` as above
     unit: torch.Tensor  # (d + t,) powers of two
-    low: torch.Tensor  # (d + t,) each column's exact minimum
-    high: torch.Tensor  # (d + t,) and maximum
+    constant: torch.Tensor  # (d + t,) bool: every value of the column is the same
+    peak: torch.Tensor  # (d + t,) an upper bound of each column's largest magnitude
 
     def raw_scatter(self) -> torch.Tensor:
         """The scatter matrix in the data's own units (may overflow for extreme data)."""
@@ -58,81 +61,105 @@ class Moments:
 
     def to_plain(self) -> dict[str, Any]:
         """Numpy arrays and an int: what crosses the network between processes."""
-        arrays = {
-            k: getattr(self, k).cpu().numpy() for k in ("mean", "scatter", "unit", "low", "high")
-        }
+        arrays = {k: getattr(self, k).cpu().numpy() for k in _TENSORS}
         return {"n": self.n, **arrays}
 
     @classmethod
     def from_plain(cls, plain: dict[str, Any], device: Any) -> Moments:
         import torch
 
-        tensors = {k: torch.as_tensor(v, device=device) for k, v in plain.items() if k != "n"}
+        tensors = {k: torch.as_tensor(plain[k], device=device) for k in _TENSORS}
         return cls(n=plain["n"], **tensors)
 
 
+_TENSORS = ("mean", "scatter", "unit", "constant", "peak")
+
+
 class Accumulator:
-    """Sufficient statistics gathered block by block: `add` rows, then read `moments()`."""
+    """Sufficient statistics gathered block by block: `add` rows, then read `moments()`.
+
+    The common case costs one matrix product per block: each block's own Gram matrix is
+    formed, and only columns whose diagonal entry is zero, tiny or not finite (a constant
+    stretch, or values too small or too large to square) get a closer look, which sets
+    their unit and redoes the block.
+    """
 
     def __init__(self, device: torch.device | str = "cpu") -> None:
         self._shifter = Shifter(device)
         self._device = device
         self.n = 0
-        self._total: torch.Tensor | None = None
-        self._scatter: torch.Tensor | None = None
-        self._unit: torch.Tensor | None = None  # 0 until a column has shown any spread
-        self._low: torch.Tensor | None = None
-        self._high: torch.Tensor | None = None
+        self._sums: dict[str, torch.Tensor] = {}  # total, scatter, unit, varied, largest
 
     def add(self, features: Any, targets: Any) -> None:
         """Add rows: numpy arrays or tensors of any float dtype, (k, d) and (k, t) or (k,)."""
         import torch
 
-        for block, low, high in self._shifter.blocks(features, targets):
-            if self._scatter is None:
-                width = block.shape[1]
-                zeros = {"dtype": torch.float64, "device": self._device}
-                self._total = torch.zeros(width, **zeros)
-                self._scatter = torch.zeros(width, width, **zeros)
-                self._unit = torch.zeros(width, **zeros)
-                self._low, self._high = low, high
-            else:
-                self._low = torch.minimum(self._low, low)
-                self._high = torch.maximum(self._high, high)
-            self._fit_units(low, high)
-            block.mul_(1.0 / torch.where(self._unit > 0, self._unit, 1.0))
-            self._scatter.addmm_(block.T, block)
-            self._total += block.sum(dim=0)
+        for block in self._shifter.blocks(features, targets):
+            if not self._sums:
+                self._start(block.shape[1])
+            sums = self._sums
+            if sums["scaled"]:
+                block.mul_(1.0 / sums["unit"])
+            gram = block.T @ block
+            diagonal = torch.diagonal(gram)
+            odd = ~((diagonal > TINY_SQUARE) & (diagonal < HUGE_SQUARE))
+            if bool(odd.any()):
+                gram, diagonal = self._rescale(block, odd)
+            sums["scatter"] += gram
+            sums["total"] += block.sum(dim=0)
+            sums["varied"] |= diagonal > 0
+            sums["largest"] = torch.maximum(sums["largest"], diagonal)
             self.n += block.shape[0]
 
-    def _fit_units(self, low: torch.Tensor, high: torch.Tensor) -> None:
-        """Give columns without a unit one, and raise units that this block outgrows."""
+    def _start(self, width: int) -> None:
         import torch
 
-        assert self._unit is not None and self._scatter is not None and self._total is not None
-        shift = self._shifter.shift
-        spread = torch.maximum((high - shift).abs(), (low - shift).abs())
-        wanted = power_of_two_above(spread)
-        grow = (self._unit > 0) & (spread > self._unit * UNIT_HEADROOM)
-        new = torch.where((self._unit == 0) | grow, wanted, self._unit)
-        if bool(grow.any()):
-            ratio = torch.where(new > 0, self._unit / torch.where(new > 0, new, 1.0), 1.0)
-            self._scatter *= torch.outer(ratio, ratio)
-            self._total *= ratio
-        self._unit = new
+        like = {"dtype": torch.float64, "device": self._device}
+        self._sums = {
+            "total": torch.zeros(width, **like),
+            "scatter": torch.zeros(width, width, **like),
+            "unit": torch.ones(width, **like),
+            "varied": torch.zeros(width, dtype=torch.bool, device=self._device),
+            "largest": torch.zeros(width, **like),  # the largest block sum of squares
+            "scaled": False,  # whether any unit differs from 1
+        }
+
+    def _rescale(self, block: torch.Tensor, odd: torch.Tensor) -> tuple[Any, Any]:
+        """Give the odd columns a unit near their largest value; rescale what is summed."""
+        import torch
+
+        sums = self._sums
+        largest = block[:, odd].abs().amax(dim=0)  # in the current units
+        wanted = power_of_two_above(largest) * sums["unit"][odd]
+        moving = largest > 0  # all-zero deviations: nothing to rescale
+        columns = odd.nonzero().flatten()[moving]
+        if len(columns):
+            ratio = torch.ones_like(sums["unit"])
+            ratio[columns] = sums["unit"][columns] / wanted[moving]
+            # Row then column (not ratio**2, which can overflow for a huge ratio times 0).
+            sums["scatter"] *= ratio[:, None]
+            sums["scatter"] *= ratio[None, :]
+            sums["total"] *= ratio
+            sums["largest"] *= ratio
+            sums["largest"] *= ratio
+            sums["unit"][columns] = wanted[moving]
+            block.mul_(ratio)
+            sums["scaled"] = True
+        gram = block.T @ block
+        return gram, torch.diagonal(gram)
 
     def moments(self) -> Moments | None:
         """The moments of every row added so far; None before any row."""
         import torch
 
-        if self._scatter is None or self._total is None or self._shifter.shift is None:
+        if not self._sums or self._shifter.shift is None:
             return None
-        assert self._unit is not None and self._low is not None and self._high is not None
-        unit = torch.where(self._unit > 0, self._unit, torch.ones_like(self._unit))
-        offset = self._total / self.n
-        scatter = self._scatter - self.n * torch.outer(offset, offset)
-        mean = self._shifter.shift + offset * unit
-        return Moments(self.n, mean, scatter, unit, self._low.clone(), self._high.clone())
+        sums = self._sums
+        unit, shift = sums["unit"], self._shifter.shift
+        offset = sums["total"] / self.n
+        scatter = sums["scatter"] - self.n * torch.outer(offset, offset)
+        peak = shift.abs() + torch.sqrt(sums["largest"]) * unit
+        return Moments(self.n, shift + offset * unit, scatter, unit.clone(), ~sums["varied"], peak)
 
 
 def accumulate(chunks: Chunks, device: torch.device | str = "cpu") -> Moments:
@@ -170,13 +197,14 @@ def _merge_two(a: Moments, b: Moments) -> Moments:
         + b.scatter.to(device) * torch.outer(rb, rb)
         + torch.outer(delta, delta) * (a.n * b.n / n)
     )
+    same = a.mean == b_mean  # constant in both parts, with the same value
     return Moments(
         n=n,
         mean=a.mean + (b_mean - a.mean) * (b.n / n),
         scatter=scatter,
         unit=unit,
-        low=torch.minimum(a.low, b.low.to(device)),
-        high=torch.maximum(a.high, b.high.to(device)),
+        constant=a.constant & b.constant.to(device) & same,
+        peak=torch.maximum(a.peak, b.peak.to(device)),
     )
 
 
@@ -196,8 +224,7 @@ class Shifter:
 
     Conversion and shift happen in one pass (measured 15% faster than converting then
     shifting). Without a `shift`, the first block's mean becomes the shift. Each block is
-    only valid until the next one is made. Blocks come with each column's exact minimum
-    and maximum (before the shift).
+    only valid until the next one is made.
     """
 
     def __init__(self, device: torch.device | str, shift: torch.Tensor | None = None) -> None:
@@ -208,9 +235,7 @@ class Shifter:
         self.rows = GPU_BLOCK_ROWS if torch.device(device).type == "cuda" else CPU_BLOCK_ROWS
         self._buffer: torch.Tensor | None = None
 
-    def blocks(
-        self, features: Any, targets: Any
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    def blocks(self, features: Any, targets: Any) -> Iterator[torch.Tensor]:
         import torch
 
         x, y = torch.as_tensor(features), torch.as_tensor(targets)
@@ -225,9 +250,9 @@ class Shifter:
                     self.rows, d + y.shape[1], dtype=torch.float64, device=self.device
                 )
             block = self._buffer[: xb.shape[0]]
-            block[:, :d], block[:, d:] = xb, yb
-            low, high = torch.aminmax(block, dim=0)
             if self.shift is None:
+                block[:, :d], block[:, d:] = xb, yb
                 self.shift = block.mean(dim=0)
-            block.sub_(self.shift)
-            yield block, low, high
+            torch.sub(xb, self.shift[:d], out=block[:, :d])
+            torch.sub(yb, self.shift[d:], out=block[:, d:])
+            yield block

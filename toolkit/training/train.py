@@ -218,7 +218,7 @@ def _choose_split(
         train_moments = exact.merge([train_moments, val_moments])
         train_rows = Rows([train_spill, val_spill], chunk_rows, spec.n_features)
     check_enough_rows(name, spec, n_train)
-    check_dtype_range(spec, [train_moments, val_moments])
+    check_dtype_range(spec, [train_moments, val_moments], [train_rows, val_rows], job.group)
     assert train_moments is not None  # at least n_parameters rows, checked above
     train_shift = next(p.first_target for p in local if p.first_target is not None)
     val_shift = None
@@ -352,23 +352,33 @@ def _far_from_optimum(gap: dict[str, Any] | None, notes: list[str]) -> list[str]
     ]
 
 
-def check_dtype_range(spec: ModelSpec, moments: list[Any]) -> None:
-    """Refuse data that a model of `spec.dtype` cannot take in or give back (float32: 3.4e38)."""
+def check_dtype_range(
+    spec: ModelSpec, moments: list[Any], rows: list[Rows | None], group: Group
+) -> None:
+    """Refuse data that a model of `spec.dtype` cannot take in or give back (float32: 3.4e38).
+
+    The moments bound each column's magnitude from above; only when that bound is past
+    the dtype's range are the rows read again for the exact largest value.
+    """
     if spec.dtype == "float64":
         return
     largest = float(np.finfo(spec.dtype).max)
-    names = list(spec.feature_names) + list(spec.target_names)
-    for part in moments:
-        if part is None:
-            continue
-        extreme = np.maximum(np.abs(part.low.cpu().numpy()), np.abs(part.high.cpu().numpy()))
-        beyond = np.flatnonzero(extreme > largest)
-        if len(beyond):
-            j = int(beyond[0])
-            raise DataError(
-                f"column {names[j]!r} holds {float(extreme[j]):.6g}, beyond the range of a "
-                f"{spec.dtype} model (about {largest:.3g}); train with --dtype float64."
-            )
+    bounds = [part.peak.cpu().numpy() for part in moments if part is not None]
+    if not bounds or (np.max(bounds, axis=0) <= largest).all():
+        return
+    local = np.zeros(len(bounds[0]))
+    for part in rows:
+        for block in part.blocks() if part is not None else ():
+            local = np.maximum(local, np.abs(block).max(axis=0, initial=0.0))
+    extreme = np.max(group.gather(local), axis=0)
+    beyond = np.flatnonzero(extreme > largest)
+    if len(beyond):
+        j = int(beyond[0])
+        names = list(spec.feature_names) + list(spec.target_names)
+        raise DataError(
+            f"column {names[j]!r} holds {float(extreme[j]):.6g}, beyond the range of a "
+            f"{spec.dtype} model (about {largest:.3g}); train with --dtype float64."
+        )
 
 
 def _write(job: _Job, result: TrainResult, sample: np.ndarray) -> None:
