@@ -32,7 +32,20 @@ BAD_CSV = [
     ("x1,x1,y\n1,2,3\n", "row 1: column name 'x1' appears more than once"),
     ("x1,,y\n1,2,3\n", "row 1: header cell 2 is blank"),
     ("y\n1\n2\n", "found 1 column ('y'); expected at least 2"),
-    (b"x1,x2,y\n1,\xff,3\n", "is not UTF-8 text"),
+    (
+        b"x1,x2,y\n1,2,3\n1,\xff,3\n",
+        "row 3, column 'x2': is not UTF-8 text (b'\\xff'); save the file as UTF-8.",
+    ),
+    (
+        b"x1,caf\xe9,y\n1,2,3\n",
+        "row 1, header cell 2: is not UTF-8 text (b'caf\\xe9'); save the file as UTF-8.",
+    ),
+    ("x1,x2,y\n1,2,3\n".encode("utf-16"), "is UTF-16 text, not UTF-8; save the file as UTF-8."),
+    (
+        'x1,x2,y\n1,2,3\n2,3,4\n"4,5,6\n7,8,9\n1,1,1\n2,2,2\n',
+        "row 4: found 1 value, expected 3 (one per header column: x1, x2, y). A quoted cell "
+        "that starts on row 4 runs over 4 lines, to row 7; is its closing quote missing?",
+    ),
 ]
 
 
@@ -125,3 +138,35 @@ def test_a_ragged_row_in_a_later_piece_names_its_row(mixed_shards):
     source = open_source(folder / "p0.csv")
     with pytest.raises(DataError, match=r"p0\.csv, row 131: found 2 values, expected 3"):
         list(source.blocks(source.pieces(1, 2)))
+
+
+def test_a_header_with_spaces_after_the_commas_is_read_by_its_stripped_names(write_csv):
+    path = write_csv("spaced.csv", "x1, x2,  y \n1,2,3\n2,3,5\n4,1,5\n")
+    dataset = load_dataset(path)
+    assert (dataset.feature_names, dataset.target_names) == (["x1", "x2"], ["y"])
+    features, targets = dataset.arrays()
+    np.testing.assert_array_equal(features, [[1, 2], [2, 3], [4, 1]])
+    np.testing.assert_array_equal(targets[:, 0], [3, 5, 5])
+    picked = load_dataset(path, targets=["x2"], features=["y"])
+    np.testing.assert_array_equal(picked.arrays()[0][:, 0], [3, 5, 5])
+
+
+def test_a_bad_cell_under_a_spaced_header_is_named_by_the_stripped_name(write_csv):
+    path = write_csv("spaced.csv", "x1, x2, y\n1,2,3\n4,oops,6\n")
+    with pytest.raises(DataError, match=r"row 3, column 'x2': expected a number, got 'oops'"):
+        load_dataset(path)
+
+
+def test_a_non_utf8_cell_far_into_the_file_is_named_by_row_and_column(write_csv):
+    rows = "".join(f"{i},{i},{i}\n" for i in range(5000))  # well past any decoder's buffer
+    path = write_csv("late.csv", ("x1,x2,y\n" + rows).encode() + b"7,8,9\xe9\n")
+    with pytest.raises(DataError) as caught:
+        load_dataset(path)
+    assert str(caught.value) == (
+        f"{path}, row 5002, column 'y': is not UTF-8 text (b'9\\xe9'); save the file as UTF-8."
+    )
+
+
+def test_a_non_utf8_cell_in_an_unused_column_is_not_read(write_csv):
+    path = write_csv("notes.csv", b"x1,note,y\n1,caf\xe9,2\n2,ok,4\n3,x,6\n")
+    assert load_dataset(path, features=["x1"]).arrays()[1][:, 0].tolist() == [2, 4, 6]

@@ -47,6 +47,11 @@ def test_default_target_is_last_column_when_no_y_with_a_note(write_csv):
         ),
         ([], ["x1", "y"], "column 'y' is both a feature and a target; pick one."),
         (["y", "y"], [], "--target names 'y' more than once."),
+        (
+            ["Y"],
+            [],
+            "unknown column 'Y' in --target; {path} has columns x1, x2, y. Did you mean 'y'?",
+        ),
     ],
 )
 def test_column_selection_errors_are_usage_errors(write_csv, targets, features, message):

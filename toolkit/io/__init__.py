@@ -6,11 +6,14 @@ chunking and the wording of errors (file, row, column, value) are the same every
 Modules, by concern:
     shards    Shard (one file) and Piece (the part of it one process reads)
     formats   the registry: format name -> reader module; detection by suffix or magic
-    csv       CSV through pyarrow's streaming reader, with exact rows for errors
+    csv       CSV through pyarrow's streaming reader
+    csvrows   CSV as Python's csv module reads it: the header, rows as numbered in the
+              file, and the explanation of a bad row (row, column, value)
     parquet   Parquet row batches
     blocks    float64 blocks from Arrow batches, their checks, the prefetch thread
     reader    the one reader (`read_piece`) and predict's input (`open_input`)
     sources   training data: shards, column selection, pieces for torchrun, the seed set
+    globs     --data patterns: each file once, no walking around symlink loops
     holdout   the seeded validation split
     memory    a whole data set in memory (`load_dataset`: tests and benchmarks)
     writers   prediction output: CSV, JSON Lines, Parquet

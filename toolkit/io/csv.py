@@ -2,13 +2,14 @@
 
 Rows are numbered as the user sees them in the file: 1-based, the header is row 1, blank
 lines and newlines inside quoted cells counted. pyarrow's errors carry no row numbers, so
-on the error path only the file is read again to find the row, the column and the value.
-Under torchrun a piece is the lines whose first byte lies in the process's byte range.
+on the error path only the file is read again (toolkit/io/csvrows.py) to find the row, the
+column and the value. Header names are stripped of surrounding spaces (`x1, x2, y` names
+x1, x2 and y). Under torchrun a piece is the lines whose first byte lies in the process's
+byte range.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
 import math
@@ -18,7 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from toolkit.errors import DataError
-from toolkit.io.shards import Piece, Shard, row_text
+from toolkit.io import csvrows
+from toolkit.io.shards import Piece, Shard
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -64,6 +66,7 @@ def batches(
 
     shard = piece.shard
     read_options, convert_options = csv_options(floats, piece, text)
+    names = [*floats, *text]  # the header's names may carry spaces: batches get stripped ones
     digest = hashlib.sha256() if piece.whole and hashed is not None else None
     stream = _ByteRange(shard.path, piece.start, piece.stop, bar, digest)
     try:
@@ -79,10 +82,14 @@ def batches(
                     if digest is not None and hashed is not None and stream.at_end():
                         hashed[shard.path] = digest.hexdigest()
                     return
+                batch = batch.rename_columns(names)
                 for start in range(0, batch.num_rows, rows):
                     yield batch.slice(start, rows)
         except pa.ArrowInvalid as error:
-            raise _explain(piece, str(error), floats) from error
+            raise _explain(piece, str(error), floats, text) from error
+        except pa.ArrowException as error:  # not a row's fault (a header pyarrow reads apart)
+            message = str(error).strip()
+            raise DataError(f"{shard.name}: cannot be read as CSV ({message}).") from error
     finally:
         stream.close()
 
@@ -101,17 +108,24 @@ def csv_options(
     """The pyarrow ReadOptions and ConvertOptions the reader parses CSV with.
 
     Blocks of CSV_BLOCK_BYTES; only `columns` (converted to float64) and `text` (kept as
-    text). A piece that starts after the header gets the header's names instead.
+    text), in that order. A piece that starts after the header gets the header's names
+    instead; one that starts with it selects the names as written there (pyarrow does not
+    strip the spaces around them).
     """
     import pyarrow as pa
     import pyarrow.csv as pa_csv
 
-    names = None if piece is None or piece.start == 0 else list(piece.shard.columns)
+    names, written = None, {column: column for column in [*columns, *text]}
+    if piece is not None and piece.start > 0:
+        names = list(piece.shard.columns)
+    elif piece is not None:
+        raw = csvrows.header(piece.shard.path, piece.shard.name)
+        written.update((cell.strip(), cell) for cell in raw if cell.strip() in written)
     read_options = pa_csv.ReadOptions(block_size=CSV_BLOCK_BYTES, column_names=names)
     convert_options = pa_csv.ConvertOptions(
-        column_types={column: pa.float64() for column in columns}
-        | {column: pa.string() for column in text},
-        include_columns=[*columns, *text],
+        column_types={written[column]: pa.float64() for column in columns}
+        | {written[column]: pa.string() for column in text},
+        include_columns=[written[column] for column in [*columns, *text]],
         null_values=[""],  # only a blank cell is missing; 'NA' or 'nan' get their own errors
         strings_can_be_null=False,  # a blank text cell is the empty string
         quoted_strings_can_be_null=True,
@@ -120,11 +134,9 @@ def csv_options(
 
 
 def csv_header(path: Path, name: str) -> list[str]:
-    """The header's column names; a blank or repeated name is refused."""
-    first = next(_csv_rows(path, name), None)
-    if first is None:
-        raise DataError(f"{name}: the file is empty; expected a header row naming the columns.")
-    columns = [cell.strip() for cell in first[1]]
+    """The header's column names, stripped of surrounding spaces; blank or repeated names
+    and names that are not UTF-8 are refused."""
+    columns = [cell.strip() for cell in csvrows.header(path, name)]
     for position, column in enumerate(columns, start=1):
         if not column:
             raise DataError(
@@ -138,17 +150,7 @@ def csv_header(path: Path, name: str) -> list[str]:
 
 def csv_locator(path: Path, name: str, start: int = 0) -> Callable[[int], int | None]:
     """Maps data row `index` of the lines from byte `start` to its row in the file."""
-
-    def locate(index: int) -> int | None:
-        rows = _csv_rows(path, name, start)
-        if start == 0:
-            next(rows, None)  # the header
-        for i, (line, _cells) in enumerate(rows):
-            if i == index:
-                return line
-        return None
-
-    return locate
+    return csvrows.locator(path, name, start)
 
 
 def _line_start(path: Path, position: int) -> int:
@@ -206,73 +208,38 @@ class _ByteRange(io.RawIOBase):
 # ---------------------------------------------------------------------------------------
 # The error path: find the row, the column and the value pyarrow's message leaves out.
 
-
-def _csv_rows(path: Path, name: str, start: int = 0) -> Iterator[tuple[int, list[str]]]:
-    """(file row number, cells) for each non-empty row from byte `start` (header included at 0).
-
-    Used for the header and, on the error path only, to map pyarrow's data-row
-    indices to the rows a user sees (empty lines skipped, quoted newlines counted).
-    """
-    try:
-        lines_before = _count_newlines(path, start)
-        with path.open("rb") as raw:
-            raw.seek(start)
-            encoding = "utf-8-sig" if start == 0 else "utf-8"
-            handle = io.TextIOWrapper(raw, encoding=encoding, newline="")
-            reader = csv.reader(handle)
-            for cells in reader:
-                if cells:
-                    yield lines_before + reader.line_num, cells
-    except UnicodeDecodeError as error:
-        raise DataError(
-            f"{name}: is not UTF-8 text ({error.reason} at byte {start + error.start})."
-        ) from error
-    except csv.Error as error:
-        raise DataError(f"{name}: is not a readable CSV file ({error}).") from error
-
-
-def _count_newlines(path: Path, stop: int) -> int:
-    count, left = 0, stop
-    with path.open("rb") as handle:
-        while left > 0 and (block := handle.read(min(left, 1 << 24))):
-            count += block.count(b"\n")
-            left -= len(block)
-    return count
-
-
-_RAGGED = re.compile(r"Expected (\d+) columns, got (\d+)")
 _NOT_A_NUMBER = re.compile(r"In CSV column #(\d+): .*invalid value '(.*)'", re.DOTALL)
 
 
-def _explain(piece: Piece, message: str, floats: Sequence[str]) -> DataError:
+def _explain(
+    piece: Piece, message: str, floats: Sequence[str], text: Sequence[str] = ()
+) -> DataError:
     """Turn pyarrow's message (which lacks row numbers) into one naming row, column and value.
 
-    Only the piece's lines are searched: the ones this process reads.
+    Only the piece's lines are searched: the ones this process reads. A bad number is
+    looked for with pyarrow first (fast); anything else, or a cell pyarrow cannot even
+    read as text, by reading the rows with Python's csv module.
     """
+    import pyarrow as pa
+
     shard = piece.shard
-    if _RAGGED.search(message):
-        rows = _csv_rows(shard.path, shard.name, piece.start)
-        header = next(rows)[1] if piece.start == 0 else list(shard.columns)
-        for line, cells in rows:
-            if len(cells) != len(header):
-                return DataError(
-                    f"{shard.name}, row {line}: found {len(cells)} values, expected "
-                    f"{len(header)} (one per header column: {', '.join(header)})."
-                )
     match = _NOT_A_NUMBER.search(message)
     if match:
         # pyarrow numbers the file's columns; look there first, then in every other one.
         position = int(match.group(1))
         named = shard.columns[position] if position < len(shard.columns) else None
         first = [named] if named in floats else []
-        for candidate in first + [column for column in floats if column != named]:
-            index, value = _first_non_number(piece, candidate)
-            if index is not None:
-                row = row_text(csv_locator(shard.path, shard.name, piece.start)(index))
-                return DataError(
-                    f"{shard.name}, row {row}, column {candidate!r}: "
-                    f"expected a number, got {value!r}."
-                )
+        try:
+            for candidate in first + [column for column in floats if column != named]:
+                index, value = _first_non_number(piece, candidate)
+                if index is not None:
+                    row = csv_locator(shard.path, shard.name, piece.start)(index)
+                    return csvrows.not_a_number(shard.name, row, candidate, value or "")
+        except pa.ArrowInvalid:  # e.g. a cell that is not UTF-8: the slow path names it
+            pass
+    found = csvrows.first_problem(piece, shard.columns, floats, text)
+    if found is not None:
+        return found
     return DataError(f"{shard.name}: cannot be read as CSV ({message.strip()}).")
 
 
@@ -286,15 +253,9 @@ def _first_non_number(piece: Piece, column: str) -> tuple[int | None, str | None
     import pyarrow.compute as pc
     import pyarrow.csv as pa_csv
 
-    convert = pa_csv.ConvertOptions(
-        column_types={column: pa.string()},
-        include_columns=[column],
-        null_values=[""],
-        strings_can_be_null=True,
-        quoted_strings_can_be_null=True,
-    )
+    read_options, convert = csv_options([], piece, [column])
+    convert.strings_can_be_null = True
     stream = _ByteRange(piece.shard.path, piece.start, piece.stop)
-    read_options = csv_options([column], piece)[0]
     offset = 0
     with stream, pa_csv.open_csv(stream, read_options=read_options, convert_options=convert) as rd:
         for batch in rd:

@@ -2,11 +2,13 @@
 
 Parquet has no header row, so data row 1 is row 1. Under torchrun a piece is a run of
 row groups: those whose start, placed proportionally in the file's bytes, lies in the
-process's byte range.
+process's byte range. Whatever pyarrow raises on a damaged file (a bad footer, corrupt
+pages, a truncated row group) becomes a DataError naming the file.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,16 +26,21 @@ STREAMED = False  # read by row group through the file's footer, not front to ba
 
 
 def columns(path: Path, name: str) -> list[str]:
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    try:
+    with _reading(name):
         schema = pq.read_schema(path)
-    except (pa.ArrowInvalid, OSError) as error:
-        raise DataError(f"{name}: is not a readable Parquet file ({error}).") from error
     names = list(schema.names)
     if not names:
         raise DataError(f"{name}: the Parquet file has no columns.")
+    for position, column in enumerate(names, start=1):
+        if not column.strip():
+            raise DataError(f"{name}: column {position} has a blank name; name every column.")
+        if names.count(column) > 1:
+            raise DataError(
+                f"{name}: column name {column!r} appears {names.count(column)} times (Parquet "
+                "allows it; toolkit selects columns by name). Rename the copies."
+            )
     return names
 
 
@@ -42,10 +49,12 @@ def check(shard: Shard, floats: Sequence[str]) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    schema = pq.read_schema(shard.path)
-    for column_name in floats:
-        kind = schema.field(column_name).type
-        if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
+    with _reading(shard.name):
+        schema = pq.read_schema(shard.path)
+        for column_name in floats:
+            kind = schema.field(column_name).type
+            if pa.types.is_integer(kind) or pa.types.is_floating(kind):
+                continue
             file = pq.ParquetFile(shard.path)
             first = next(file.iter_batches(batch_size=1, columns=[column_name]), None)
             value = first.column(0)[0].as_py() if first is not None and first.num_rows else None
@@ -55,11 +64,24 @@ def check(shard: Shard, floats: Sequence[str]) -> None:
             )
 
 
+@contextlib.contextmanager
+def _reading(name: str) -> Iterator[None]:
+    """pyarrow's errors about a damaged or foreign file, as a DataError naming it."""
+    import pyarrow as pa
+
+    try:
+        yield
+    except (pa.ArrowException, OSError) as error:
+        message = str(error).strip().rstrip(".")
+        raise DataError(f"{name}: is not a readable Parquet file ({message}).") from error
+
+
 def cut(shard: Shard, begin: int, end: int) -> Piece | None:
     """The row groups whose start, placed proportionally in the file's bytes, is in [begin, end)."""
     import pyarrow.parquet as pq
 
-    metadata = pq.ParquetFile(shard.path).metadata
+    with _reading(shard.name):
+        metadata = pq.ParquetFile(shard.path).metadata
     sizes = [metadata.row_group(k).total_byte_size for k in range(metadata.num_row_groups)]
     rows = [metadata.row_group(k).num_rows for k in range(metadata.num_row_groups)]
     total = max(sum(sizes), 1)
@@ -92,7 +114,7 @@ def batches(
     import pyarrow.parquet as pq
 
     names = [*floats, *text]
-    try:
+    with _reading(piece.shard.name):
         file = pq.ParquetFile(piece.shard.path)
         groups = piece.row_groups
         batches = file.iter_batches(
@@ -101,10 +123,9 @@ def batches(
             columns=names,
         )
         for batch in batches:
-            numbers = [batch.column(name).cast(pa.float64()) for name in floats]
+            # Integers beyond 2**53 round to the nearest float64, as a CSV cell of them does.
+            numbers = [batch.column(name).cast(pa.float64(), safe=False) for name in floats]
             yield pa.record_batch(numbers + [batch.column(name) for name in text], names=names)
-    except pa.ArrowInvalid as error:
-        raise DataError(f"{piece.shard.name}: is not a readable Parquet file ({error}).") from error
 
 
 def row_of(piece: Piece, index: int) -> int | None:

@@ -13,7 +13,6 @@ breaks, a Parquet file between row groups.
 from __future__ import annotations
 
 import difflib
-import glob
 import hashlib
 import sys
 import threading
@@ -27,6 +26,7 @@ import numpy as np
 
 from toolkit.defaults import CHUNK_ROWS, DEFAULT_TARGET
 from toolkit.errors import DataError, UsageError
+from toolkit.io import globs
 from toolkit.io.blocks import prefetch
 from toolkit.io.formats import FORMATS, open_shard, suffixes
 from toolkit.io.reader import read_piece
@@ -168,8 +168,8 @@ def open_source(
 def resolve_sources(path: str | Path) -> list[Path]:
     """The data files behind --data: one file, a folder's shards, or a glob's matches."""
     text = str(path)
-    if any(char in text for char in "*?["):
-        matches = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file())
+    if globs.has_magic(text):
+        matches = globs.expand(text)  # each file once, however many symlinks lead to it
         if not matches:
             raise UsageError(f"--data {text!r} matches no files.")
         return matches
@@ -178,7 +178,7 @@ def resolve_sources(path: str | Path) -> list[Path]:
         raise UsageError(f"data file {text!r} does not exist.")
     if path.is_dir():
         known = suffixes()
-        shards = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in known)
+        shards = globs.once(p for p in path.iterdir() if p.suffix.lower() in known)
         if not shards:
             listed = f"{', '.join(known[:-1])} or {known[-1]}"
             raise UsageError(f"data folder {text!r} holds no {listed} files; expected shards.")
@@ -217,9 +217,13 @@ def select_columns(
 
 def _unknown_column(column: str, flag: str, columns: Sequence[str], name: str) -> str:
     message = f"unknown column {column!r} in {flag}; {name} has columns {', '.join(columns)}."
-    close = difflib.get_close_matches(column, columns, n=1)
+    # Case does not count against a name: totemp finds TOTEMP.
+    folded: dict[str, str] = {}
+    for name_in_file in columns:
+        folded.setdefault(name_in_file.casefold(), name_in_file)
+    close = difflib.get_close_matches(column.casefold(), list(folded), n=1)
     if close:
-        message += f" Did you mean {close[0]!r}?"
+        message += f" Did you mean {folded[close[0]]!r}?"
     return message
 
 
