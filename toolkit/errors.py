@@ -50,6 +50,10 @@ class TrainingError(ToolkitError):
     """Training failed, for example because the loss became non-finite."""
 
 
+class SpillError(ToolkitError):
+    """The parsed rows could not be parked in the temporary folder (a full disk, say)."""
+
+
 class TrainingInterrupted(ToolkitError):
     """The run was interrupted; its state was saved so that `--resume` can continue it."""
 
@@ -79,11 +83,17 @@ class ModelLoadError(PredictorError):
 
 
 class UnsafeModelError(ModelLoadError, ValueError):
-    """The ONNX file would make onnxruntime read outside its folder or run non-standard ops."""
+    """The ONNX file would make onnxruntime read outside its folder, run non-standard ops,
+    or run operators a linear model does not need (loops, branches: see runtime/graph.py)."""
 
 
 class ProviderError(PredictorError):
     """The requested execution provider is not the one onnxruntime actually uses."""
+
+
+class ModelRunError(PredictorError):
+    """onnxruntime failed while running a loaded model, or the model broke its contract
+    (an output that is not one row per input row); the message names the model."""
 
 
 class InputError(PredictorError, ValueError):

@@ -57,3 +57,46 @@ def test_a_failed_write_is_raised_on_the_next_read(monkeypatch):
         spill.append(np.ones((3, 1)))
         with pytest.raises(OSError, match="No space left"):
             spill.take([0])
+
+
+class _FullDisk:
+    """A temporary file on a full disk: every write fails with ENOSPC."""
+
+    def write(self, data):
+        import errno
+
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def seek(self, *args):
+        return 0
+
+    def close(self):
+        pass
+
+
+def test_a_full_temporary_folder_is_a_clear_error_and_keeps_the_checkpoint(
+    tmp_path, monkeypatch, run
+):
+    import toolkit.training.spill as spill
+
+    assert run("train", "--out", str(tmp_path / "m.pt")).exit_code == 0
+    before = (tmp_path / "m.pt").read_bytes()
+    monkeypatch.setattr(spill.tempfile, "TemporaryFile", lambda **kw: _FullDisk())
+    result = run("train", "--out", str(tmp_path / "m.pt"))
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: cannot park the parsed rows in the temporary folder")
+    assert "No space left on device" in result.output and "set TMPDIR" in result.output
+    assert "Traceback" not in result.output
+    assert (tmp_path / "m.pt").read_bytes() == before
+
+
+def test_a_temporary_folder_that_cannot_be_written_is_a_clear_error(monkeypatch):
+    import toolkit.training.spill as spill
+    from toolkit.errors import SpillError
+
+    def refuse(**kw):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(spill.tempfile, "TemporaryFile", refuse)
+    with pytest.raises(SpillError, match="Permission denied"):
+        RowSpill(3)

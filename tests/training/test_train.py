@@ -118,3 +118,21 @@ def test_collinear_columns_fail_with_their_names(run, write_csv):
     result = run("train", "--data", str(path), "--val-fraction", "0")
     assert result.exit_code == 1
     assert "features 'a', 'b', 'c' are collinear" in result.output
+
+
+def test_an_interrupt_while_reading_the_data_exits_130_and_saves_nothing(
+    tmp_path, monkeypatch, run
+):
+    """The issue's case: a signal during the data pass printed "Aborted!" with exit 1."""
+    import toolkit.training.readpass as readpass
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(readpass, "consume", interrupted)
+    result = run("train", "--out", str(tmp_path / "m.pt"))
+    assert result.exit_code == 130
+    assert (
+        result.output.strip() == "Error: interrupted before training finished; nothing was saved."
+    )
+    assert not (tmp_path / "m.pt").exists()

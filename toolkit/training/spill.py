@@ -17,6 +17,8 @@ from types import TracebackType
 
 import numpy as np
 
+from toolkit.errors import SpillError
+
 # Blocks waiting for the writer thread (each a few MB at most).
 WRITE_QUEUE = 16
 
@@ -27,11 +29,15 @@ class RowSpill:
     def __init__(self, width: int) -> None:
         self.width = width
         self.n_rows = 0
-        self._file = tempfile.TemporaryFile(prefix="toolkit-rows-")  # noqa: SIM115 (close())
+        self._failure: BaseException | None = None
+        try:
+            self._file = tempfile.TemporaryFile(prefix="toolkit-rows-")  # noqa: SIM115 (close())
+        except OSError as error:
+            self._failure = error
+            self._raise_failure()
         # Writes go through a thread: the kernel's write-back throttling then stalls it,
         # not the parsing (measured: 2.8 s of a 8.2 s pass over a 2.4 GB CSV).
         self._pending: queue.Queue[np.ndarray | None] = queue.Queue(maxsize=WRITE_QUEUE)
-        self._failure: BaseException | None = None
         self._writer = threading.Thread(target=self._write, name="toolkit-spill", daemon=True)
         self._writer.start()
 
@@ -61,8 +67,19 @@ class RowSpill:
         self._raise_failure()
 
     def _raise_failure(self) -> None:
-        if self._failure is not None:
-            raise self._failure
+        if self._failure is None:
+            return
+        error = self._failure
+        if isinstance(error, OSError):
+            folder = tempfile.gettempdir()
+            needed = self.n_rows * self.width * 8
+            raise SpillError(
+                f"cannot park the parsed rows in the temporary folder {folder!r}: "
+                f"{error.strerror or error}. They need about {needed / 1e9:.2g} GB so far "
+                "(8 bytes per value); free space there, or set TMPDIR to a folder on a "
+                "larger disk. Nothing was saved."
+            ) from error
+        raise error
 
     def n_chunks(self, rows: int) -> int:
         return -(-self.n_rows // rows)

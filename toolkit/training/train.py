@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from toolkit.defaults import VAL_FRACTION
-from toolkit.errors import DataError, TrainingError
+from toolkit.errors import DataError, TrainingError, TrainingInterrupted
 from toolkit.io import DataSource, open_source
 from toolkit.training import checkpoint, exact, resume
 from toolkit.training.config import TrainConfig
@@ -82,7 +82,14 @@ def train(config: TrainConfig, on_epoch_end: EpochCallback | None = None) -> Tra
     hyper = config.hyperparameters()
     # A missing device fails here, before any data is read.
     group, device = distributed.join(resolve_device(config.device))
-    result = _train(config, hyper, group, device, on_epoch_end)
+    try:
+        result = _train(config, hyper, group, device, on_epoch_end)
+    except KeyboardInterrupt:
+        # The epochs of an iterative run save their state and say so themselves; this is
+        # an interruption anywhere else (reading, solving): nothing to continue from.
+        raise group.printed_by_rank_0(
+            TrainingInterrupted("interrupted before training finished; nothing was saved.")
+        ) from None
     result.seconds = time.perf_counter() - started
     return result
 
