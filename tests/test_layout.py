@@ -1,7 +1,8 @@
 """The tree is the architecture: each folder is a dependency tier, and the pieces stay small.
 
 Tiers (a folder may import the tiers listed before it, and nothing heavier):
-    core      toolkit/*.py top-level helpers (errors, defaults, card, files): stdlib only
+    core      toolkit/*.py top-level helpers (errors, defaults, card, files, equations):
+              stdlib only
     runtime   toolkit/runtime/: + numpy, onnxruntime (protobuf comes with onnxruntime)
     io        toolkit/io/: + numpy, pyarrow (tqdm for progress bars); never torch
     training  toolkit/training/: + torch, io
@@ -23,7 +24,14 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "toolkit"
-CORE = {"toolkit", "toolkit.errors", "toolkit.defaults", "toolkit.card", "toolkit.files"}
+CORE = {
+    "toolkit",
+    "toolkit.errors",
+    "toolkit.defaults",
+    "toolkit.card",
+    "toolkit.files",
+    "toolkit.equations",
+}
 # Third-party modules each folder may import; the standard library is always allowed.
 THIRD_PARTY = {
     "core": set(),
