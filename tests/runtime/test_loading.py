@@ -197,10 +197,10 @@ def test_csv_file_is_not_a_model(tmp_path, write_csv, no_onnxruntime):
 
 
 def test_protobuf_that_onnxruntime_rejects_is_a_model_load_error(tmp_path):
-    # Parses as a ModelProto with a graph, but the Gemm has no inputs.
+    # Passes toolkit's checks, but the Gemm's weight "w" is defined nowhere.
     path = graph_model(
         tmp_path / "broken.onnx",
-        [helper.make_node("Gemm", [], ["y"])],
+        [helper.make_node("Gemm", ["x", "w"], ["y"], transB=1)],
         [value("x", TensorProto.FLOAT, ["n", 2])],
         [value("y", TensorProto.FLOAT, ["n", 1])],
     )
@@ -321,10 +321,16 @@ def test_unsupported_signatures_say_what_was_found_and_expected(tmp_path, node, 
 def test_one_d_output_is_an_unsupported_signature(tmp_path):
     path = graph_model(
         tmp_path / "flat.onnx",
-        [helper.make_node("ReduceSum", ["x", "axes"], ["y"], keepdims=0)],
+        [
+            helper.make_node("Gemm", ["x", "w"], ["g"], transB=1),
+            helper.make_node("Squeeze", ["g", "axes"], ["y"]),
+        ],
         [value("x", TensorProto.FLOAT, ["n", 2])],
         [value("y", TensorProto.FLOAT, ["n"])],
-        [numpy_helper.from_array(np.array([1]), "axes")],
+        [
+            numpy_helper.from_array(np.ones((1, 2), np.float32), "w"),
+            numpy_helper.from_array(np.array([1]), "axes"),
+        ],
     )
     with pytest.raises(ModelLoadError, match=re.escape("output y: tensor(float)['n']; expected")):
         Predictor(path)

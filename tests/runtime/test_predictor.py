@@ -235,20 +235,26 @@ def test_one_predictor_in_many_threads_equals_serial_calls_exactly(seed_model):
 
 def test_linear_graphs_check_finiteness_on_the_output_others_on_the_input(seed_model, tmp_path):
     assert Predictor(seed_model)._finite_via_output  # one Gemm
-    clipped = graph_model(
-        tmp_path / "relu.onnx",
+    reciprocal = graph_model(
+        tmp_path / "reciprocal.onnx",
         [
             helper.make_node("Gemm", ["features", "weight", "bias"], ["linear"], transB=1),
-            helper.make_node("Relu", ["linear"], ["prediction"]),
+            helper.make_node("Div", ["one", "linear"], ["prediction"]),
         ],
         [value("features", TensorProto.FLOAT, ["batch", 3])],
         [value("prediction", TensorProto.FLOAT, ["batch", 1])],
-        [numpy_helper.from_array(WEIGHT, "weight"), numpy_helper.from_array(BIAS, "bias")],
+        [
+            numpy_helper.from_array(WEIGHT, "weight"),
+            numpy_helper.from_array(BIAS, "bias"),
+            numpy_helper.from_array(np.ones(1, np.float32), "one"),
+        ],
     )
-    relu = Predictor(clipped)
-    assert not relu._finite_via_output  # Relu could hide a NaN: scan the input
-    with pytest.raises(InputError, match=r"row 2, column 'x1': expected a finite number, got nan"):
-        relu.predict(np.array([[1.0, 2.0, 3.0], [1.0, np.nan, 3.0]], dtype=np.float32))
+    divided = Predictor(reciprocal)
+    assert not divided._finite_via_output  # 1 / inf is 0: a Div can hide a bad input
+    bad = np.array([[1.0, 2.0, 3.0], [1.0, 2.0, np.inf]], dtype=np.float32)
+    assert divided.session.run(None, {"features": bad})[0][1, 0] == 0.0  # hidden
+    with pytest.raises(InputError, match=r"row 2, column 'x2': expected a finite number, got inf"):
+        divided.predict(bad)
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])

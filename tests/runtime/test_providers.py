@@ -12,6 +12,7 @@ import pytest
 from runtime_models import SEED_ATOL, inputs_in_range, seed_math
 
 from toolkit.runtime import PROVIDER_ORDER, Predictor, ProviderError
+from toolkit.runtime.info import describe
 
 REAL_SESSION = ort.InferenceSession
 
@@ -69,7 +70,7 @@ def test_provider_order_puts_cpu_last():
     )
 
 
-def test_auto_takes_the_best_available_provider_in_provider_order(seed_model, fake_onnxruntime):
+def test_auto_asks_for_every_available_provider_in_provider_order(seed_model, fake_onnxruntime):
     # Listed out of order, with one provider (Azure) that PROVIDER_ORDER does not rank.
     requested = fake_onnxruntime(
         [
@@ -80,8 +81,28 @@ def test_auto_takes_the_best_available_provider_in_provider_order(seed_model, fa
         ]
     )
     predictor = Predictor(seed_model, providers="auto")
-    assert requested == [["TensorrtExecutionProvider", "CPUExecutionProvider"]]
+    assert requested == [
+        ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    ]
     assert predictor.provider == "TensorrtExecutionProvider"
+
+
+def test_auto_falls_back_from_tensorrt_to_cuda_not_to_the_cpu(seed_model, fake_onnxruntime):
+    # onnxruntime-gpu lists TensorRT, but its libraries are missing: onnxruntime skips it
+    # and runs the next provider in the chain, which must be CUDA.
+    requested = fake_onnxruntime(
+        ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+        running=["CUDAExecutionProvider", "CPUExecutionProvider"],
+    )
+    predictor = Predictor(seed_model, providers="auto")
+    assert requested == [
+        ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    ]
+    assert predictor.provider == "CUDAExecutionProvider"
+    assert "provider='CUDAExecutionProvider'" in repr(predictor)
+    assert describe(predictor)["provider"] == "CUDAExecutionProvider"
+    x = inputs_in_range(3)
+    np.testing.assert_allclose(predictor.predict(x), seed_math(x), rtol=0, atol=SEED_ATOL)
 
 
 def test_auto_without_accelerators_runs_on_cpu_alone(seed_model, fake_onnxruntime):

@@ -5,10 +5,18 @@ so an app can `pip install toolkit` and `from toolkit.runtime import Predictor` 
 
 Start reading at `predictor.py` (the Predictor), then `inputs.py` (the input guard),
 `providers.py` (which execution provider runs, honestly reported), `onnxfile.py` (the
-safety checks made before onnxruntime opens a file) and `info.py` (`toolkit info`).
+safety checks made before onnxruntime opens a file), `graph.py` (the operators a linear
+model needs: the only ones run), `weights.py` (a linear model's weights, read from the
+file) and `info.py` (`toolkit info`).
 """
 
-from toolkit.errors import InputError, ModelLoadError, PredictorError, ProviderError
+from toolkit.errors import (
+    InputError,
+    ModelLoadError,
+    ModelRunError,
+    PredictorError,
+    ProviderError,
+)
 from toolkit.runtime.predictor import Predictor
 from toolkit.runtime.providers import PROVIDER_ALIASES, PROVIDER_ORDER, available_providers
 
@@ -17,6 +25,7 @@ __all__ = [
     "PROVIDER_ORDER",
     "InputError",
     "ModelLoadError",
+    "ModelRunError",
     "Predictor",
     "PredictorError",
     "ProviderError",

@@ -1,8 +1,10 @@
 """`toolkit info`: what an ONNX model is, from the runtime's point of view (no torch, no onnx).
 
 `describe` gathers the facts as plain data (what `toolkit info --json` prints); `to_lines`
-words them for a terminal. The model card is shown in the order toolkit writes it
-(toolkit.card.KEYS), then any other keys a foreign file carries, sorted.
+words them for a terminal. The equation is read from the weights stored in the file
+(weights.py), in training's format (toolkit.equations). The model card is shown in the
+order toolkit writes it (toolkit.card.KEYS), then any other keys a foreign file carries,
+sorted; a card that is not UTF-8 is shown with replacement characters.
 """
 
 from __future__ import annotations
@@ -11,16 +13,29 @@ from collections.abc import Mapping
 from typing import Any
 
 from toolkit import card
+from toolkit.equations import equations
+from toolkit.errors import ModelLoadError
 from toolkit.runtime import Predictor, available_providers, onnxfile
+from toolkit.runtime.weights import linear_weights
 
 # Width of the labels in the text form ("model:", "providers:", ...).
 _LABEL = 11
+NO_EQUATION = (
+    "not shown (toolkit reads it from one Gemm, or MatMul + Add, on the input with weights "
+    "stored in the file)"
+)
 
 
 def describe(predictor: Predictor) -> dict[str, Any]:
-    """Signature, model card, opsets, file size, and the providers available vs used."""
-    data = predictor.path.read_bytes()
-    parsed = onnxfile.parse(data)
+    """Signature, model card, opsets, file size, equations, and the providers available vs
+    used (`provider` is the one onnxruntime runs, not the one asked for)."""
+    data = onnxfile.read_model(predictor.path)
+    try:
+        parsed = onnxfile.parse(data)
+    except ValueError as error:  # the file changed since the Predictor loaded it
+        raise ModelLoadError(
+            f"{str(predictor.path)!r} is not a readable ONNX model any more: {error}."
+        ) from error
     session = predictor.session
     (inp,), (out,) = session.get_inputs(), session.get_outputs()
     return {
@@ -36,6 +51,30 @@ def describe(predictor: Predictor) -> dict[str, Any]:
         "provider": predictor.provider,
         "available_providers": available_providers(),
         "metadata": dict(predictor.metadata),
+        **_weights(predictor, data),
+    }
+
+
+def _weights(predictor: Predictor, data: bytes) -> dict[str, Any]:
+    """{"equations": [...], "weight": [[...]], "bias": [...] or None}, or all None."""
+    try:
+        found = linear_weights(
+            data,
+            predictor.input_name,
+            predictor.output_name,
+            predictor.n_features,
+            predictor.n_targets,
+        )
+    except ValueError:  # a name that is not UTF-8 text: not a graph weights.py recognises
+        found = None
+    if found is None:
+        return {"equations": None, "weight": None, "bias": None}
+    weight, bias = found
+    lines = equations(predictor.feature_names, predictor.target_names, weight, bias)
+    return {
+        "equations": lines,
+        "weight": weight.tolist(),
+        "bias": None if bias is None else bias.tolist(),
     }
 
 
@@ -59,7 +98,14 @@ def to_lines(details: Mapping[str, Any]) -> list[str]:
             f"using {details['provider']}; available " + ", ".join(details["available_providers"]),
         ),
     ]
-    return lines + card_lines(details["metadata"])
+    return lines + equation_lines(details.get("equations")) + card_lines(details["metadata"])
+
+
+def equation_lines(lines: list[str] | None) -> list[str]:
+    """One `equation:` line per target, or why none is shown."""
+    if not lines:
+        return [_line("equation", NO_EQUATION)]
+    return [_line("equation" if i == 0 else "", line) for i, line in enumerate(lines)]
 
 
 def card_lines(metadata: Mapping[str, str]) -> list[str]:
@@ -73,4 +119,4 @@ def card_lines(metadata: Mapping[str, str]) -> list[str]:
 
 
 def _line(label: str, text: str) -> str:
-    return f"{label + ':':<{_LABEL}} {text}"
+    return f"{label + ':' if label else '':<{_LABEL}} {text}"

@@ -6,34 +6,49 @@ anything (older releases follow such paths). onnxruntime already depends on prot
 this module declares the few ONNX messages it needs (field numbers from onnx.proto; a test
 checks them against the `onnx` package) and lets protobuf parse the file. Fields it does
 not declare are skipped by protobuf as unknown fields.
+
+Text fields are declared as bytes (the same wire format as strings) and decoded here:
+names must be UTF-8, as onnx.proto requires, or the file is not readable; the model card
+(metadata_props) is decoded leniently, since it only describes the model.
+
+Files above MAX_MODEL_BYTES are refused before a byte is read (`read_model`).
 """
 
 from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from toolkit.errors import UnsafeModelError
+from toolkit.errors import ModelLoadError, UnsafeModelError
 
+# protobuf cannot parse a message of 2 GiB or more, so no ONNX file that holds its weights
+# inline is larger; bigger models keep their weights in external data files (not counted
+# here). A larger file is refused from its size alone, without reading it.
+MAX_MODEL_BYTES = 2**31 - 1
 # ONNX's standard operator domains; anything else (com.microsoft, custom ops) is refused.
 STANDARD_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml"})
 EXTERNAL = 1  # TensorProto.DataLocation.EXTERNAL
 
 # (message, [(field, number, type, label, message type)]) with protobuf's enum values:
-# type 9 string, 11 message, 3 int64, 14 enum-as-int32 (declared 5 here); label 1 optional,
-# 3 repeated.
+# type 1 double, 2 float, 3 int64, 5 int32 (enums are read as int32), 11 message, 12 bytes
+# (onnx.proto's strings: same wire format, decoded here); label 1 optional, 3 repeated.
 _SCHEMA: list[tuple[str, list[tuple[str, int, int, int, str]]]] = [
-    ("StringStringEntryProto", [("key", 1, 9, 1, ""), ("value", 2, 9, 1, "")]),
-    ("OperatorSetIdProto", [("domain", 1, 9, 1, ""), ("version", 2, 3, 1, "")]),
+    ("StringStringEntryProto", [("key", 1, 12, 1, ""), ("value", 2, 12, 1, "")]),
+    ("OperatorSetIdProto", [("domain", 1, 12, 1, ""), ("version", 2, 3, 1, "")]),
     (
         "TensorProto",
         [
-            ("name", 8, 9, 1, ""),
+            ("dims", 1, 3, 3, ""),
+            ("data_type", 2, 5, 1, ""),
+            ("float_data", 4, 2, 3, ""),
+            ("name", 8, 12, 1, ""),
+            ("raw_data", 9, 12, 1, ""),
+            ("double_data", 10, 1, 3, ""),
             ("external_data", 13, 11, 3, "StringStringEntryProto"),
             ("data_location", 14, 5, 1, ""),
         ],
@@ -45,6 +60,9 @@ _SCHEMA: list[tuple[str, list[tuple[str, int, int, int, str]]]] = [
     (
         "AttributeProto",
         [
+            ("name", 1, 12, 1, ""),
+            ("f", 2, 2, 1, ""),
+            ("i", 3, 3, 1, ""),
             ("t", 5, 11, 1, "TensorProto"),
             ("g", 6, 11, 1, "GraphProto"),
             ("tensors", 10, 11, 3, "TensorProto"),
@@ -53,12 +71,15 @@ _SCHEMA: list[tuple[str, list[tuple[str, int, int, int, str]]]] = [
             ("sparse_tensors", 23, 11, 3, "SparseTensorProto"),
         ],
     ),
+    ("ValueInfoProto", [("name", 1, 12, 1, "")]),
     (
         "NodeProto",
         [
-            ("op_type", 4, 9, 1, ""),
+            ("input", 1, 12, 3, ""),
+            ("output", 2, 12, 3, ""),
+            ("op_type", 4, 12, 1, ""),
             ("attribute", 5, 11, 3, "AttributeProto"),
-            ("domain", 7, 9, 1, ""),
+            ("domain", 7, 12, 1, ""),
         ],
     ),
     (
@@ -66,6 +87,8 @@ _SCHEMA: list[tuple[str, list[tuple[str, int, int, int, str]]]] = [
         [
             ("node", 1, 11, 3, "NodeProto"),
             ("initializer", 5, 11, 3, "TensorProto"),
+            ("input", 11, 11, 3, "ValueInfoProto"),
+            ("output", 12, 11, 3, "ValueInfoProto"),
             ("sparse_initializer", 15, 11, 3, "SparseTensorProto"),
         ],
     ),
@@ -74,7 +97,7 @@ _SCHEMA: list[tuple[str, list[tuple[str, int, int, int, str]]]] = [
         [
             ("node", 7, 11, 3, "NodeProto"),
             ("opset_import", 9, 11, 3, "OperatorSetIdProto"),
-            ("domain", 10, 9, 1, ""),
+            ("domain", 10, 12, 1, ""),
         ],
     ),
     (
@@ -90,6 +113,16 @@ _SCHEMA: list[tuple[str, list[tuple[str, int, int, int, str]]]] = [
 ]
 
 
+@dataclass(frozen=True)
+class Node:
+    """One node of the main graph: its operator and the names of the values it links."""
+
+    op_type: str
+    domain: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+
+
 @dataclass
 class ModelFile:
     ir_version: int
@@ -97,6 +130,13 @@ class ModelFile:
     domains: set[str]  # every node's operator domain
     external_locations: list[str]
     op_types: set[str] = field(default_factory=set)  # every node's operator, subgraphs included
+    # (domain, op_type) of every node: main graph, subgraphs and local functions.
+    operators: set[tuple[str, str]] = field(default_factory=set)
+    nodes: list[Node] = field(default_factory=list)  # the main graph's, in file order
+    inputs: list[str] = field(default_factory=list)  # graph inputs that are not initializers
+    outputs: list[str] = field(default_factory=list)
+    functions: int = 0  # how many model-local functions the file defines
+    metadata: dict[str, str] = field(default_factory=dict)  # the model card
 
 
 @cache
@@ -122,11 +162,41 @@ def schema_fields() -> dict[str, dict[str, int]]:
     return {name: {field: number for field, number, *_ in fields} for name, fields in _SCHEMA}
 
 
-def parse(data: bytes) -> ModelFile:
-    """Parse the parts of a serialized ModelProto that the safety checks need.
+def read_model(path: Path) -> bytes:
+    """The file's bytes; ModelLoadError naming the path if missing, unreadable, empty or huge."""
+    try:
+        if not path.exists():
+            raise ModelLoadError(f"model {str(path)!r} does not exist.")
+        if not path.is_file():
+            raise ModelLoadError(f"model {str(path)!r} is not a file.")
+        with path.open("rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size > MAX_MODEL_BYTES:
+                raise ModelLoadError(_too_big(path, size))
+            # Read one byte more than allowed: a file that grew since fstat is caught too.
+            data = handle.read(MAX_MODEL_BYTES + 1)
+    except (OSError, ValueError) as error:  # ValueError: a path with a null byte
+        reason = getattr(error, "strerror", None) or error
+        raise ModelLoadError(f"cannot read model {str(path)!r}: {reason}.") from error
+    if len(data) > MAX_MODEL_BYTES:
+        raise ModelLoadError(_too_big(path, len(data)))
+    if not data:
+        raise ModelLoadError(
+            f"model {str(path)!r} is empty (0 bytes); re-export it or copy the file again."
+        )
+    return data
 
-    Raises ValueError for bytes that are not a ModelProto with a graph.
-    """
+
+def _too_big(path: Path, size: int) -> str:
+    return (
+        f"model {str(path)!r} is {size:,} bytes, more than the {MAX_MODEL_BYTES:,} an ONNX "
+        "file can hold (protobuf's limit); a model this large keeps its weights in external "
+        "data files next to it (onnx.save_model(..., save_as_external_data=True))."
+    )
+
+
+def parse_proto(data: bytes) -> Any:
+    """The ModelProto subset as a protobuf message; ValueError for anything else."""
     from google.protobuf.message import DecodeError
 
     model = _model_class()()
@@ -136,25 +206,59 @@ def parse(data: bytes) -> ModelFile:
         raise ValueError(f"not an ONNX protobuf ({error})") from error
     if not model.HasField("graph") or model.ir_version <= 0:
         raise ValueError("not an ONNX model (no graph or no IR version)")
-    opsets = {o.domain: o.version for o in model.opset_import}
-    domains: set[str] = set()
-    op_types: set[str] = set()
-    locations: list[str] = []
+    return model
+
+
+def parse(data: bytes) -> ModelFile:
+    """Parse the parts of a serialized ModelProto that the safety checks need.
+
+    Raises ValueError for bytes that are not a ModelProto with a graph, or whose names are
+    not UTF-8 text.
+    """
+    model = parse_proto(data)
+    opsets = {text(o.domain): o.version for o in model.opset_import}
+    info = ModelFile(model.ir_version, opsets, set(), [], functions=len(model.functions))
+    for graph in [model.graph, *model.functions]:
+        for node in _nodes(graph):
+            domain, op_type = text(node.domain), text(node.op_type)
+            info.domains.add(domain)
+            info.op_types.add(op_type)
+            info.operators.add((domain, op_type))
     # A FunctionProto has nodes but no initializers: its tensors live in node attributes.
     tensors = itertools.chain(
         _tensors(model.graph), *(_node_tensors(function.node) for function in model.functions)
     )
-    for graph in [model.graph, *model.functions]:
-        for node in _nodes(graph):
-            domains.add(node.domain)
-            op_types.add(node.op_type)
     for tensor in tensors:
         if tensor.data_location == EXTERNAL or len(tensor.external_data):
-            entries = {e.key: e.value for e in tensor.external_data}
-            locations.append(entries.get("location", ""))
+            entries = {text(e.key): text(e.value) for e in tensor.external_data}
+            info.external_locations.append(entries.get("location", ""))
     for function in model.functions:
-        opsets.update({o.domain: o.version for o in function.opset_import})
-    return ModelFile(model.ir_version, opsets, domains, locations, op_types)
+        opsets.update({text(o.domain): o.version for o in function.opset_import})
+    initializers = {text(t.name) for t in model.graph.initializer}
+    initializers |= {text(s.values.name) for s in model.graph.sparse_initializer}
+    info.inputs = [n for n in _names(v.name for v in model.graph.input) if n not in initializers]
+    info.outputs = _names(v.name for v in model.graph.output)
+    info.nodes = [
+        Node(text(n.op_type), text(n.domain), tuple(_names(n.input)), tuple(_names(n.output)))
+        for n in model.graph.node
+    ]
+    info.metadata = {
+        key.decode("utf-8", "replace"): value.decode("utf-8", "replace")
+        for key, value in ((p.key, p.value) for p in model.metadata_props)
+    }
+    return info
+
+
+def text(value: bytes) -> str:
+    """An onnx.proto string field: UTF-8, or ValueError (onnx.proto requires it)."""
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"the name or field {value[:60]!r} is not UTF-8 text") from error
+
+
+def _names(values: Iterable[bytes]) -> list[str]:
+    return [text(value) for value in values]
 
 
 def check_safe(path: Path, info: ModelFile) -> None:
@@ -164,12 +268,7 @@ def check_safe(path: Path, info: ModelFile) -> None:
     base = path.absolute().parent
     folder = base.resolve()
     for location in info.external_locations:
-        target = (base / location).resolve()
-        if not location or os.path.isabs(location) or not target.is_relative_to(folder):
-            raise UnsafeModelError(
-                f"its weights point at external data {location!r}, outside the model's folder "
-                f"{str(folder)!r}; toolkit only reads external data that lies next to the model"
-            )
+        _check_location(base, folder, location)
     foreign = sorted((info.domains | set(info.opsets)) - STANDARD_DOMAINS)
     if foreign:
         raise UnsafeModelError(
@@ -179,14 +278,42 @@ def check_safe(path: Path, info: ModelFile) -> None:
         )
 
 
+def _check_location(base: Path, folder: Path, location: str) -> None:
+    """One external-data location: a regular file inside `folder`, or UnsafeModelError."""
+    where = f"its weights point at external data {location!r}"
+    if "\x00" in location:
+        raise UnsafeModelError(f"{where}, a path with a null byte; re-export the model")
+    try:
+        target = (base / location).resolve()
+        special = target.exists() and not target.is_file()
+    except (OSError, RuntimeError) as error:  # RuntimeError: a symlink loop (Python 3.11)
+        raise UnsafeModelError(
+            f"{where}, which cannot be resolved ({error}); make it a plain file next to the model"
+        ) from error
+    if not location or os.path.isabs(location) or not target.is_relative_to(folder):
+        raise UnsafeModelError(
+            f"{where}, outside the model's folder {str(folder)!r}; toolkit only reads "
+            "external data that lies next to the model"
+        )
+    if special:  # a FIFO would block onnxruntime's read forever; a device never ends
+        raise UnsafeModelError(
+            f"{where}, which is not a regular file; make it a plain file next to the model"
+        )
+
+
+def _subgraphs(node: Any) -> list[Any]:
+    return [
+        graph
+        for attribute in node.attribute
+        for graph in ([attribute.g] if attribute.HasField("g") else []) + list(attribute.graphs)
+    ]
+
+
 def _nodes(graph: Any) -> Iterator[Any]:
     for node in graph.node:
         yield node
-        for attribute in node.attribute:
-            for subgraph in (
-                [attribute.g, *attribute.graphs] if attribute.HasField("g") else attribute.graphs
-            ):
-                yield from _nodes(subgraph)
+        for subgraph in _subgraphs(node):
+            yield from _nodes(subgraph)
 
 
 def _tensors(graph: Any) -> Iterator[Any]:
@@ -210,7 +337,5 @@ def _node_tensors(nodes: Any) -> Iterator[Any]:
             for sparse in attribute.sparse_tensors:
                 yield sparse.values
                 yield sparse.indices
-            for subgraph in (
-                [attribute.g, *attribute.graphs] if attribute.HasField("g") else attribute.graphs
-            ):
-                yield from _tensors(subgraph)
+        for subgraph in _subgraphs(node):
+            yield from _tensors(subgraph)

@@ -15,10 +15,15 @@ it), and it fixes what raw onnxruntime leaves to the caller:
   strings, objects and complex numbers are refused. Big-endian and non-contiguous arrays
   become native, contiguous copies (onnxruntime would read big-endian bytes as garbage).
   A model with a fixed batch size gets a clear error for any other batch size.
-- Loading: missing, truncated or non-ONNX files raise ModelLoadError naming the path;
-  external data outside the model's folder and non-standard operator domains are refused
-  before onnxruntime opens the file; the signature must be one 2-D float input and one
-  2-D output.
+- Loading: missing, truncated, non-ONNX or oversized files (onnxfile.MAX_MODEL_BYTES,
+  judged by size before reading) raise ModelLoadError naming the path; external data
+  outside the model's folder, non-standard operator domains and any operator a linear
+  model does not need (graph.py: no loops, no branches) are refused before onnxruntime
+  opens the file; the signature must be one 2-D float input and one 2-D output with the
+  same batch dimension.
+- Outputs: one row of n_targets per input row, checked on every call (the shape is free to
+  compare); a model that fails inside onnxruntime or returns other rows raises
+  ModelRunError naming the file. An empty list, like an empty (0, F) array, gives (0, T).
 - Threads: one Predictor serves concurrent predict() calls (onnxruntime's run is
   thread-safe; the single-row fast path keeps one IOBinding per thread).
 """
@@ -34,8 +39,14 @@ import numpy as np
 import onnxruntime as ort
 
 from toolkit import card
-from toolkit.errors import InputError, ModelLoadError, ProviderError, UnsafeModelError
-from toolkit.runtime import onnxfile
+from toolkit.errors import (
+    InputError,
+    ModelLoadError,
+    ModelRunError,
+    ProviderError,
+    UnsafeModelError,
+)
+from toolkit.runtime import graph, onnxfile
 from toolkit.runtime.inputs import all_finite, as_array, check_finite, non_numeric, refuse_bools
 from toolkit.runtime.providers import fallback_message, provider_chain
 
@@ -83,14 +94,14 @@ class Predictor:
         if explicit and self.provider != requested[0]:
             raise ProviderError(fallback_message(requested[0], self.provider))
 
-        inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
-        self.input_name, self.output_name, self.dtype = _check_signature(self.path, inputs, outputs)
-        self.n_features = int(inputs[0].shape[1])
+        signature = _signature(self.path, self._session)
+        self.input_name, self.output_name, self.dtype = signature[:3]
+        self.n_features, self.n_targets = signature[3:5]
         # A model traced with a frozen batch size runs only batches of exactly that size.
-        batch = inputs[0].shape[0]
-        self._fixed_rows: int | None = batch if isinstance(batch, int) and batch > 0 else None
-        self.n_targets = int(outputs[0].shape[1])
-        self.metadata: dict[str, str] = dict(self._session.get_modelmeta().custom_metadata_map)
+        self._fixed_rows: int | None = signature[5]
+        # Read by onnxfile (leniently decoded): onnxruntime's own map raises
+        # UnicodeDecodeError on a card that is not UTF-8.
+        self.metadata: dict[str, str] = dict(info.metadata)
         self.feature_names = card.names(self.metadata, card.FEATURE_NAMES, "x", self.n_features)
         self.target_names = card.names(self.metadata, card.TARGET_NAMES, "y", self.n_targets)
         self._local = threading.local()
@@ -122,9 +133,19 @@ class Predictor:
         if len(rows) == 0:
             result = np.empty((0, self.n_targets), dtype=self.dtype)
         elif len(rows) == 1:
-            result = self._run_one(rows)
+            result = self._run_one(rows)  # its output buffer is (1, n_targets): ort checks
         else:
-            (result,) = self._session.run([self.output_name], {self.input_name: rows})
+            try:
+                (result,) = self._session.run([self.output_name], {self.input_name: rows})
+            except Exception as error:  # onnxruntime's Fail/InvalidArgument/... types
+                raise self._run_error(error, len(rows)) from error
+            # The shape is free to compare; a graph may return other rows than it was given.
+            if result.shape != (len(rows), self.n_targets):
+                raise ModelRunError(
+                    f"model {str(self.path)!r} returned an array of shape {result.shape} for "
+                    f"{len(rows)} input rows; a regressor returns one row of {self.n_targets} "
+                    "per input row. The model file is broken: re-export it."
+                )
         if deferred and not all_finite(result):
             # Find and name the bad input cell; finite inputs may still overflow the output.
             check_finite(
@@ -148,6 +169,8 @@ class Predictor:
     def _guard(self, data: Any, first_row: int) -> tuple[np.ndarray, np.ndarray]:
         """Every check but finiteness: (the input as an array, its converted copy or itself)."""
         array = as_array(data, self.feature_names, first_row)
+        if array.ndim == 1 and array.size == 0:  # [] is no rows, as np.empty((0, F)) is
+            array = array.reshape(0, self.n_features)
         if array.ndim == 1:
             array = array[None, :]
         if array.ndim != 2:
@@ -190,26 +213,24 @@ class Predictor:
             )
             state = self._local.binding = (binding, output)
         binding, output = state
-        binding.bind_cpu_input(self.input_name, row)
-        self._session.run_with_iobinding(binding)
+        try:
+            binding.bind_cpu_input(self.input_name, row)
+            self._session.run_with_iobinding(binding)
+        except Exception as error:  # onnxruntime's RuntimeError, with its status text
+            raise self._run_error(error, 1) from error
         return output.copy()
+
+    def _run_error(self, error: Exception, rows: int) -> ModelRunError:
+        return ModelRunError(
+            f"onnxruntime failed to run model {str(self.path)!r} on {rows} "
+            f"row{'s' if rows > 1 else ''}: {_first_line(error)}. The file loads but cannot "
+            f"compute; check it with `toolkit info {self.path}` or re-export it."
+        )
 
 
 def _open_session(path: Path, options: Any, providers: list[str]) -> tuple[Any, onnxfile.ModelFile]:
-    if not path.exists():
-        raise ModelLoadError(f"model {str(path)!r} does not exist.")
-    if not path.is_file():
-        raise ModelLoadError(f"model {str(path)!r} is not a file.")
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise ModelLoadError(
-            f"cannot read model {str(path)!r}: {error.strerror or error}."
-        ) from error
-    if not data:
-        raise ModelLoadError(
-            f"model {str(path)!r} is empty (0 bytes); re-export it or copy the file again."
-        )
+    """Read, parse and check the file (onnxfile, graph), then let onnxruntime open it."""
+    data = onnxfile.read_model(path)
     try:
         info = onnxfile.parse(data)
     except ValueError as error:
@@ -219,6 +240,7 @@ def _open_session(path: Path, options: Any, providers: list[str]) -> tuple[Any, 
         ) from error
     try:
         onnxfile.check_safe(path, info)
+        graph.check_linear(info)
     except UnsafeModelError as error:
         raise ModelLoadError(f"refused to load {str(path)!r}: {error}.") from error
     # Without external data, hand onnxruntime the bytes already checked (no second read).
@@ -226,29 +248,40 @@ def _open_session(path: Path, options: Any, providers: list[str]) -> tuple[Any, 
     try:
         return ort.InferenceSession(source, options, providers=providers), info
     except Exception as error:  # onnxruntime raises its own Fail/InvalidGraph/... types
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        first = _first_line(error)
         raise ModelLoadError(f"onnxruntime cannot load {str(path)!r}: {first}") from error
 
 
-def _check_signature(
-    path: Path, inputs: list[Any], outputs: list[Any]
-) -> tuple[str, str, np.dtype]:
-    def describe(values: list[Any]) -> str:
-        return ", ".join(f"{v.name}: {v.type}{list(v.shape)}" for v in values) or "none"
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
+
+def _signature(path: Path, session: Any) -> tuple[str, str, np.dtype, int, int, int | None]:
+    """(input name, output name, dtype, n_features, n_targets, fixed batch rows or None)."""
+
+    def describe(values: list[tuple[str, str, list[Any]]]) -> str:
+        return ", ".join(f"{name}: {kind}{shape}" for name, kind, shape in values) or "none"
+
+    try:
+        inputs = [(v.name, v.type, list(v.shape)) for v in session.get_inputs()]
+        outputs = [(v.name, v.type, list(v.shape)) for v in session.get_outputs()]
+    except UnicodeDecodeError as error:
+        raise ModelLoadError(
+            f"{str(path)!r} has input or output dimensions whose names are not UTF-8 text "
+            f"({error}); re-export the model."
+        ) from error
     if len(inputs) != 1 or len(outputs) != 1:
         raise ModelLoadError(
             f"{str(path)!r} has inputs ({describe(inputs)}) and outputs ({describe(outputs)}); "
             "expected one 2-D float input and one 2-D output."
         )
-    (inp,), (out,) = inputs, outputs
+    (name, kind, shape), (out_name, out_kind, out_shape) = inputs[0], outputs[0]
     ok = (
-        inp.type in _FLOAT_TYPES
-        and len(inp.shape) == 2
-        and isinstance(inp.shape[1], int)
-        and len(out.shape) == 2
-        and isinstance(out.shape[1], int)
-        and out.type == inp.type
+        kind in _FLOAT_TYPES
+        and len(shape) == len(out_shape) == 2
+        and all(isinstance(width, int) and width > 0 for width in (shape[1], out_shape[1]))
+        and out_kind == kind
     )
     if not ok:
         raise ModelLoadError(
@@ -256,4 +289,12 @@ def _check_signature(
             "expected one 2-D float input [batch, n_features] and one 2-D output "
             "[batch, n_targets] of the same type."
         )
-    return inp.name, out.name, _FLOAT_TYPES[inp.type]
+    batch, out_batch = shape[0], out_shape[0]
+    if isinstance(out_batch, int) and out_batch != batch:
+        raise ModelLoadError(
+            f"{str(path)!r} has input {describe(inputs)} and output {describe(outputs)}: its "
+            f"output has {out_batch} rows whatever the input's {batch!r}; expected one output "
+            "row per input row (the same batch dimension). Re-export the model."
+        )
+    fixed = batch if isinstance(batch, int) and batch > 0 else None
+    return name, out_name, _FLOAT_TYPES[kind], int(shape[1]), int(out_shape[1]), fixed

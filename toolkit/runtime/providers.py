@@ -12,7 +12,9 @@ import onnxruntime as ort
 
 from toolkit.errors import ProviderError
 
-# "auto" picks the first of these that onnxruntime offers; CPU is always last.
+# "auto" asks for every one of these that onnxruntime offers, in this order, CPU last.
+# onnxruntime runs the first that loads, so a GPU build whose TensorRT libraries are
+# missing runs on CUDA, not on the CPU; `Predictor.provider` names the one that runs.
 PROVIDER_ORDER = (
     "TensorrtExecutionProvider",
     "CUDAExecutionProvider",
@@ -43,10 +45,8 @@ def provider_chain(providers: str | Sequence[str]) -> tuple[list[str], bool]:
     available = ort.get_available_providers()
     if isinstance(providers, str):
         if providers == "auto":
-            best = [p for p in PROVIDER_ORDER if p in available]
-            return best[:1] + (
-                ["CPUExecutionProvider"] if best[:1] != ["CPUExecutionProvider"] else []
-            ), False
+            chain = [p for p in PROVIDER_ORDER[:-1] if p in available]
+            return [*chain, "CPUExecutionProvider"], False
         providers = [providers]
     chain = [PROVIDER_ALIASES.get(p.lower(), p) for p in providers]
     for name in chain:
