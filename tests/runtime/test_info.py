@@ -1,16 +1,19 @@
-"""toolkit/runtime/info.py: `toolkit info`'s facts (describe) and their text (to_lines)."""
+"""toolkit/runtime/info.py and weights.py: `toolkit info`'s facts (describe), equations
+read from the file, and their text (to_lines)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import onnx
 import pytest
-from runtime_models import write_linear
+from onnx import TensorProto, helper, numpy_helper
+from runtime_models import BIAS, WEIGHT, graph_model, linear_proto, value, write_linear
 
 from toolkit import card
 from toolkit.runtime import Predictor
-from toolkit.runtime.info import card_lines, describe, to_lines
+from toolkit.runtime.info import NO_EQUATION, card_lines, describe, to_lines
 
 
 @pytest.fixture(scope="module")
@@ -68,3 +71,105 @@ def test_a_model_without_a_card_says_so(tmp_path):
     details = describe(Predictor(write_linear(tmp_path / "plain.onnx")))
     assert details["metadata"] == {}
     assert to_lines(details)[-1] == "model card: none (names default to x0..xn)"
+
+
+# --- The equation, read from the weights stored in the file ----------------------------
+
+
+def gemm_model(path: Path, weight: np.ndarray, bias: np.ndarray | None, **attributes) -> Path:
+    names = ["x", "w"] + ([] if bias is None else ["b"])
+    initializers = [numpy_helper.from_array(weight, "w")]
+    if bias is not None:
+        initializers.append(numpy_helper.from_array(bias, "b"))
+    n_targets = weight.shape[0] if attributes.get("transB") else weight.shape[1]
+    n_features = weight.shape[1] if attributes.get("transB") else weight.shape[0]
+    return graph_model(
+        path,
+        [helper.make_node("Gemm", names, ["y"], **attributes)],
+        [value("x", TensorProto.FLOAT, ["n", n_features])],
+        [value("y", TensorProto.FLOAT, ["n", n_targets])],
+        initializers,
+    )
+
+
+def shown(path: Path) -> dict:
+    return describe(Predictor(path))
+
+
+def test_the_seed_models_equation_and_weights(details):
+    assert details["equations"] == ["y = 1.0000*x1 + 1.0000*x2 - 1.0000"]
+    np.testing.assert_allclose(details["weight"], [[1.0, 1.0]], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(details["bias"], [-1.0], rtol=0, atol=1e-6)
+
+
+def test_two_targets_without_a_bias_one_line_each(tmp_path):
+    weight = np.array([[2.0, 3.0], [1.0, -1.0]], np.float32)
+    details = shown(gemm_model(tmp_path / "m.onnx", weight, None, transB=1))
+    assert details["equations"] == ["y0 = 2.0000*x0 + 3.0000*x1", "y1 = 1.0000*x0 - 1.0000*x1"]
+    assert details["bias"] is None
+    assert to_lines(details)[7:9] == [
+        "equation:   y0 = 2.0000*x0 + 3.0000*x1",
+        "            y1 = 1.0000*x0 - 1.0000*x1",
+    ]
+
+
+def test_alpha_beta_and_an_untransposed_weight(tmp_path):
+    # y = 2 * x B + 0.5 * C with B (2 features x 1 target).
+    weight = np.array([[1.5], [-0.25]], np.float32)
+    path = gemm_model(tmp_path / "m.onnx", weight, np.array([4.0], np.float32), alpha=2.0, beta=0.5)
+    details = shown(path)
+    assert details["equations"] == ["y0 = 3.0000*x0 - 0.5000*x1 + 2.0000"]
+    x = np.array([[1.0, 2.0]], np.float32)
+    assert Predictor(path).predict(x)[0, 0] == 3.0 * 1 - 0.5 * 2 + 2.0
+
+
+def test_weights_are_read_exactly_not_through_a_float32_run(tmp_path):
+    # Through float32 predictions, prediction(e_1) - prediction(0) near a bias of 1e6
+    # would keep only ulp(1e6) = 0.0625 of the small weight: read from the file, it is exact.
+    weight = np.array([[1.2345e-3, -2.5]], np.float32)
+    details = shown(gemm_model(tmp_path / "m.onnx", weight, np.array([1e6], np.float32), transB=1))
+    assert details["weight"] == [[float(np.float32(1.2345e-3)), -2.5]]
+    assert details["equations"] == ["y0 = 0.0012*x0 - 2.5000*x1 + 1000000.0000"]
+
+
+def test_matmul_plus_add_is_read_too(tmp_path):
+    path = graph_model(
+        tmp_path / "m.onnx",
+        [helper.make_node("MatMul", ["x", "w"], ["m"]), helper.make_node("Add", ["b", "m"], ["y"])],
+        [value("x", TensorProto.FLOAT, ["n", 2])],
+        [value("y", TensorProto.FLOAT, ["n", 1])],
+        [
+            numpy_helper.from_array(np.array([[1.0], [1.0]], np.float32), "w"),
+            numpy_helper.from_array(np.array([[-1.0]], np.float32), "b"),
+        ],
+    )
+    assert shown(path)["equations"] == ["y0 = 1.0000*x0 + 1.0000*x1 - 1.0000"]
+
+
+def test_other_graphs_say_the_equation_is_not_shown(tmp_path):
+    # A Cast in front: still a linear model, but not one weights.py reads; no guessing.
+    path = graph_model(
+        tmp_path / "cast.onnx",
+        [
+            helper.make_node("Cast", ["x"], ["c"], to=TensorProto.FLOAT),
+            helper.make_node("Gemm", ["c", "w"], ["y"], transB=1),
+        ],
+        [value("x", TensorProto.FLOAT, ["n", 2])],
+        [value("y", TensorProto.FLOAT, ["n", 1])],
+        [numpy_helper.from_array(np.ones((1, 2), np.float32), "w")],
+    )
+    details = shown(path)
+    assert (details["equations"], details["weight"], details["bias"]) == (None, None, None)
+    assert to_lines(details)[7] == f"equation:   {NO_EQUATION}"
+
+
+def test_weights_in_external_data_are_not_read(tmp_path):
+    path = tmp_path / "external.onnx"
+    onnx.save_model(
+        linear_proto(WEIGHT, BIAS),
+        path,
+        save_as_external_data=True,
+        location="weights.bin",
+        size_threshold=0,
+    )
+    assert shown(path)["equations"] is None

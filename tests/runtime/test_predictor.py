@@ -31,7 +31,7 @@ from runtime_models import (
 )
 
 from toolkit.export import export_model
-from toolkit.runtime import InputError, Predictor
+from toolkit.runtime import InputError, ModelLoadError, ModelRunError, Predictor
 from toolkit.training import TrainConfig, train
 
 
@@ -115,6 +115,16 @@ def test_empty_batch_returns_zero_rows_of_n_targets(seed, two_target_model):
     assert Predictor(two_target_model).predict(np.empty((0, 2))).shape == (0, 2)
     named = seed.predict(np.empty((0, 2)), by_name=True)
     assert list(named) == ["y"] and named["y"].shape == (0,)
+
+
+@pytest.mark.parametrize("empty", [[], (), np.array([]), np.empty(0, np.float32)])
+def test_an_empty_list_is_zero_rows_as_an_empty_array_is(seed, two_target_model, empty):
+    result = seed.predict(empty)
+    assert result.shape == (0, 1) and result.dtype == np.float32
+    assert Predictor(two_target_model).predict(empty).shape == (0, 2)
+    assert seed.prepare(empty).shape == (0, 2)
+    with pytest.raises(InputError, match=r"expected 2 features per row \(x1, x2\), got 0"):
+        seed.predict([[]])  # one row without features is not an empty batch
 
 
 def test_two_targets_shape_names_and_math(two_target_model):
@@ -273,3 +283,108 @@ def test_finite_inputs_that_overflow_the_output_are_returned_not_refused(seed):
     big = np.float32(3e38)
     result = seed.predict(np.array([[big, big]], dtype=np.float32))
     assert np.isinf(result[0, 0])  # float32 overflow of x1 + x2 - 1: the math, not bad input
+
+
+# --- Run-time failures and row counts: a typed error naming the model, never a wrong shape
+
+
+def gemm_with_bias(path: Path, bias: np.ndarray) -> Path:
+    return graph_model(
+        path,
+        [helper.make_node("Gemm", ["features", "weight", "bias"], ["prediction"], transB=1)],
+        [value("features", TensorProto.FLOAT, ["batch", 3])],
+        [value("prediction", TensorProto.FLOAT, ["batch", 1])],
+        [numpy_helper.from_array(WEIGHT, "weight"), numpy_helper.from_array(bias, "bias")],
+    )
+
+
+@pytest.mark.parametrize("rows", [1, 2, 5])
+def test_a_gemm_bias_that_fails_at_run_time_is_a_model_run_error(tmp_path, rows):
+    # Loads (onnxruntime checks the bias's shape only when it runs), then fails on every batch.
+    path = gemm_with_bias(tmp_path / "bias.onnx", np.ones(4, np.float32))
+    predictor = Predictor(path)
+    with pytest.raises(ModelRunError) as caught:
+        predictor.predict(np.ones((rows, 3), np.float32))
+    message = str(caught.value)
+    assert message.startswith(
+        f"onnxruntime failed to run model {str(path)!r} on {rows} row{'s' if rows > 1 else ''}: "
+    )
+    assert "Gemm: Invalid bias shape for broadcast" in message
+    assert message.endswith(f"check it with `toolkit info {path}` or re-export it.")
+    assert isinstance(caught.value.__cause__, Exception)  # onnxruntime's error, chained
+
+
+def reshaped(path: Path, shape: list[int], batch: str | int = "batch") -> Path:
+    """features -> Reshape(shape) -> MatMul by ones: the rows depend on `shape`."""
+    return graph_model(
+        path,
+        [
+            helper.make_node("Reshape", ["features", "shape"], ["flat"]),
+            helper.make_node("MatMul", ["flat", "one"], ["prediction"]),
+        ],
+        [value("features", TensorProto.FLOAT, [batch, 2])],
+        [value("prediction", TensorProto.FLOAT, [batch, 1])],
+        [
+            numpy_helper.from_array(np.array(shape, np.int64), "shape"),
+            numpy_helper.from_array(np.ones((shape[-1], 1), np.float32), "one"),
+        ],
+    )
+
+
+def test_a_graph_returning_more_rows_than_it_was_given_is_an_error(tmp_path):
+    # [n, 2] -> [2n, 1]: 4 predictions for 2 rows, 2 for 1 row.
+    path = reshaped(tmp_path / "doubled.onnx", [-1, 1])
+    predictor = Predictor(path)
+    with pytest.raises(ModelRunError) as caught:
+        predictor.predict(np.ones((2, 2), np.float32))
+    assert str(caught.value) == (
+        f"model {str(path)!r} returned an array of shape (4, 1) for 2 input rows; a regressor "
+        "returns one row of 1 per input row. The model file is broken: re-export it."
+    )
+    with pytest.raises(ModelRunError, match=r"on 1 row: .*prediction"):
+        predictor.predict(np.ones(2, np.float32))  # IOBinding: onnxruntime checks the shape
+
+
+def test_a_fixed_batch_hidden_inside_the_graph_is_refused_at_load(tmp_path):
+    # The signature says any batch; a Reshape to [3, 2] inside says 3 rows only, and
+    # onnxruntime's shape inference carries that to the output, which is then checked.
+    path = reshaped(tmp_path / "fixed.onnx", [3, 2])
+    with pytest.raises(ModelLoadError, match=r"its output has 3 rows whatever the input's"):
+        Predictor(path)
+
+
+def test_a_batch_of_zero_rows_declared_fails_at_run_time_as_a_model_run_error(tmp_path):
+    # A mutated dimension: the input takes batches of 0 rows only, which onnxruntime
+    # finds out when it runs.
+    path = write_linear(tmp_path / "zero.onnx", batch=0)
+    predictor = Predictor(path)
+    assert predictor.predict(np.empty((0, 3))).shape == (0, 1)
+    for rows in (1, 2):
+        with pytest.raises(ModelRunError, match=rf"^onnxruntime failed to run model .* on {rows} "):
+            predictor.predict(np.ones((rows, 3), np.float32))
+
+
+def test_an_output_batch_fixed_unlike_the_inputs_is_refused_at_load(tmp_path):
+    path = graph_model(
+        tmp_path / "one-row.onnx",
+        [helper.make_node("Gemm", ["features", "weight", "bias"], ["prediction"], transB=1)],
+        [value("features", TensorProto.FLOAT, ["batch", 3])],
+        [value("prediction", TensorProto.FLOAT, [1, 1])],
+        [numpy_helper.from_array(WEIGHT, "weight"), numpy_helper.from_array(BIAS, "bias")],
+    )
+    with pytest.raises(ModelLoadError) as caught:
+        Predictor(path)
+    assert str(caught.value) == (
+        f"{str(path)!r} has input features: tensor(float)['batch', 3] and output prediction: "
+        "tensor(float)[1, 1]: its output has 1 rows whatever the input's 'batch'; expected "
+        "one output row per input row (the same batch dimension). Re-export the model."
+    )
+
+
+def test_a_fixed_batch_model_runs_its_own_batch_size_and_refuses_others(tmp_path):
+    path = write_linear(tmp_path / "three.onnx", batch=3)
+    predictor = Predictor(path)
+    x = np.array([[1.0, 2.0, 4.0], [0.5, -1.0, 0.0], [0.0, 0.0, 0.0]], np.float32)
+    np.testing.assert_array_equal(predictor.predict(x), x @ WEIGHT.T.astype(np.float64) + BIAS)
+    with pytest.raises(InputError, match=r"expected batches of exactly 3 rows"):
+        predictor.predict(x[:2])
