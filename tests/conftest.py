@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +57,33 @@ def write_csv(tmp_path: Path) -> Callable[[str, str | bytes], Path]:
         return path
 
     return write
+
+
+@pytest.fixture
+def full_disk(tmp_path: Path) -> Iterator[Path]:
+    """A folder on a small tmpfs filled to the last byte: every write there gets ENOSPC.
+
+    Mounting needs root (or CAP_SYS_ADMIN); elsewhere the test is skipped with the reason."""
+    folder = tmp_path / "full"
+    folder.mkdir()
+    try:
+        mounted = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except OSError as error:
+        pytest.skip(f"needs `mount -t tmpfs` for a full disk: {error}")
+    if mounted.returncode:
+        pytest.skip(f"needs `mount -t tmpfs` (root) for a full disk: {mounted.stderr.strip()}")
+    try:
+        with (folder / "filler").open("wb", buffering=0) as filler, contextlib.suppress(OSError):
+            while True:
+                filler.write(b"\0" * 4096)
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True, timeout=30)
 
 
 @pytest.fixture

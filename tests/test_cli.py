@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import train_json
 
 import toolkit
 
@@ -76,3 +82,94 @@ def test_progress_bar_is_off_when_stderr_is_not_a_terminal(run):
     result = run("train", "--solver", "sgd")
     assert result.exit_code == 0
     assert "epoch/s" not in result.stderr and "it/s" not in result.stderr
+
+
+# -- Hardening: option ranges, friction, fast answers ---------------------------------------
+
+
+@pytest.mark.parametrize("seed", ["-1", str(2**64)])
+def test_a_seed_out_of_range_is_a_usage_error_naming_the_range(run, seed):
+    result = run("train", "--seed", seed)
+    assert result.exit_code == 2
+    assert (
+        f"Error: Invalid value for '--seed': {seed} is not in the range "
+        "0<=x<=18446744073709551615." in result.output
+    )
+    assert "Traceback" not in result.output
+
+
+def test_the_largest_seed_trains(run):
+    result = run("train", "--seed", str(2**64 - 1), "--solver", "sgd", "--epochs", "2", "-q")
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize(
+    "targets", [["--target", "a,b"], ["--target", "a", "--target", "b"], ["--target", " a , b"]]
+)
+def test_targets_may_be_comma_separated_or_repeated(run, write_csv, targets):
+    path = write_csv("two.csv", "x1,x2,a,b\n1,0,1,2\n0,1,3,5\n1,1,4,7\n2,1,5,9\n3,5,8,2\n")
+    report = train_json(run, "--data", str(path), *targets)
+    assert report["targets"] == ["a", "b"] and report["features"] == ["x1", "x2"]
+
+
+def test_a_target_named_twice_across_options_is_refused(run, write_csv):
+    path = write_csv("two.csv", "x1,a,b\n1,1,2\n")
+    result = run("train", "--data", str(path), "--target", "a,b", "--target", "a")
+    assert result.exit_code == 2
+    assert "Error: --target names 'a' more than once." in result.output
+
+
+def test_did_you_mean_ignores_case(run, write_csv):
+    path = write_csv("longley.csv", "GNP,POP,TOTEMP\n1,2,3\n")
+    result = run("train", "--data", str(path), "--target", "totemp")
+    assert result.exit_code == 2
+    assert (
+        f"Error: unknown column 'totemp' in --target; {path} has columns GNP, POP, TOTEMP. "
+        "Did you mean 'TOTEMP'?" in result.output
+    )
+
+
+def test_info_on_a_checkpoint_shows_its_training_summary(run):
+    assert run("train", "--quiet").exit_code == 0
+    result = run("info", "models/model.pt")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert re.fullmatch(
+        r"trained 1 target on 4 rows of <embedded seed data> with --solver exact \(\w+, "
+        r"float32\), \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \(toolkit .+\)",
+        lines[0],
+    ), lines[0]
+    assert "  y = 1.0000*x1 + 1.0000*x2 - 1.0000" in lines
+    assert "  checkpoint: models/model.pt" in lines and lines[-1] == "  seed: 0"
+    details = json.loads(run("info", "models/model.pt", "--json").stdout)
+    assert details["features"] == ["x1", "x2"] and details["targets"] == ["y"]
+    assert details["seed"] == 0 and details["solver"] == "exact"
+    assert details["size_bytes"] == Path("models/model.pt").stat().st_size
+
+
+def test_info_on_a_missing_checkpoint_is_a_clean_error(run):
+    result = run("info", "nope.pt")
+    assert result.exit_code == 1
+    assert (
+        result.output
+        == "Error: checkpoint 'nope.pt' does not exist; train one with `toolkit train`.\n"
+    )
+
+
+def test_export_reports_a_missing_checkpoint_at_once_without_importing_torch(tmp_path):
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "toolkit", "export", "--checkpoint", "no.pt"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    seconds = time.perf_counter() - started
+    assert done.returncode == 1
+    errors = [line for line in done.stderr.splitlines() if not line.startswith("import time:")]
+    assert errors == ["Error: checkpoint 'no.pt' does not exist; train one with `toolkit train`."]
+    imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines()[1:]}
+    assert "toolkit.export.convert" in imported  # the check ran in the library ...
+    assert {"torch", "onnx", "onnxruntime"} & imported == set()  # ... before anything heavy
+    assert seconds < 1.5  # 0.5 s is the aim; the margin is for a loaded test machine

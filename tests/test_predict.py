@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import resource
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -188,10 +193,10 @@ def test_failed_run_keeps_an_existing_output(model, write_csv):
     assert Path("out.csv").read_text() == "old\n"
 
 
-def test_missing_feature_column_is_a_usage_error(model):
+def test_missing_feature_column_is_a_usage_error_without_the_usage_banner(model):
     result = invoke("predict", str(model), stdin="x1,x3\n1,2\n")
     assert result.exit_code == 2
-    assert "Error: <stdin> lacks column 'x2'; it has x1, x3." in result.output
+    assert result.output == "Error: <stdin> lacks column 'x2'; it has x1, x3.\n"
 
 
 def test_non_finite_allowed_on_request(model):
@@ -232,3 +237,120 @@ def test_info_json(model):
     assert details["provider"] == "CPUExecutionProvider"
     assert details["size_bytes"] == model.stat().st_size
     assert json.loads(details["metadata"]["feature_names"]) == ["x1", "x2"]
+
+
+# -- Hardening: everyday inputs and outputs ------------------------------------------------
+
+
+def test_a_header_with_spaces_after_the_commas_is_read_by_its_stripped_names(model):
+    result = invoke("predict", str(model), stdin="x1, x2\n1,1\n2,3\n")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.split() == ["y", "1", "4"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--input", "folder"], "Error: input file 'folder' is a folder; expected a file.\n"),
+        (["--output", "folder"], "Error: --output 'folder' is a folder; expected a file path.\n"),
+        (
+            ["--output", "p.txt"],
+            "Error: cannot tell the format to write from the suffix of --output 'p.txt'; use "
+            "one of .csv (csv), .tsv (tsv), .jsonl (jsonl), .ndjson (jsonl), .parquet (parquet), "
+            ".pq (parquet), or - for CSV on stdout.\n",
+        ),
+    ],
+)
+def test_a_wrong_path_is_a_plain_usage_error(model, args, message):
+    Path("folder").mkdir()
+    result = invoke("predict", str(model), *args, stdin="x1,x2\n1,1\n")
+    assert (result.exit_code, result.output) == (2, message)
+    assert not Path("p.txt").exists()
+
+
+def test_tsv_output_is_separated_by_tabs(model):
+    result = invoke(
+        "predict", str(model), "--output", "p.tsv", "--id", "id", stdin="id,x1,x2\na,1,1\n"
+    )
+    assert result.exit_code == 0, result.output
+    assert Path("p.tsv").read_text().splitlines() == ["id\ty", '"a"\t1']
+
+
+def test_the_non_finite_hint_names_the_command_line_flag(model):
+    result = invoke("predict", str(model), stdin="x1,x2\n1,2\n3,nan\n")
+    assert result.exit_code == 1
+    assert result.output == (
+        "Error: <stdin>, row 3, column 'x2': expected a finite number, got nan; NaN and "
+        "infinity are refused (--allow-non-finite accepts them)\n"
+    )
+
+
+def test_a_full_disk_is_a_clean_error_and_leaves_no_file(model, full_disk):
+    target = full_disk / "out.csv"
+    rows = "".join(f"{i},{i}\n" for i in range(20_000))
+    result = invoke("predict", str(model), "--output", str(target), stdin="x1,x2\n" + rows)
+    assert result.exit_code == 1
+    assert result.output == (
+        f"Error: cannot write {str(target)!r}: No space left on device [ENOSPC]; free some "
+        "space or write somewhere else. Nothing was written.\n"
+    )
+    assert sorted(os.listdir(full_disk)) == ["filler"]
+
+
+def _limit_file_size() -> None:
+    # The write then fails with EFBIG instead of the process dying of SIGXFSZ.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+
+
+def test_a_file_size_limit_is_a_clean_error_and_leaves_no_file(model, tmp_path):
+    source = tmp_path / "in.csv"
+    source.write_text("x1,x2\n" + "".join(f"{i},{i}\n" for i in range(20_000)))
+    command = [sys.executable, "-m", "toolkit", "predict", str(model), "--input", str(source)]
+    done = subprocess.run(
+        [*command, "--output", "out.csv"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=_limit_file_size,
+    )
+    assert done.returncode == 1, done.stderr
+    assert done.stderr == (
+        "Error: cannot write 'out.csv': File too large [EFBIG]; the file is larger than the "
+        "file system or the file-size limit (ulimit -f) allows; write somewhere else. "
+        "Nothing was written.\n"
+    )
+    assert sorted(os.listdir(tmp_path)) == ["in.csv"]
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_a_full_stdout_is_a_clean_error(model, tmp_path):
+    source = tmp_path / "in.csv"
+    source.write_text("x1,x2\n" + "".join(f"{i},{i}\n" for i in range(20_000)))
+    with open("/dev/full", "wb") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "toolkit", "predict", str(model), "--input", str(source)],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    assert done.returncode == 1
+    assert done.stderr == (
+        "Error: cannot write predictions to stdout: No space left on device [ENOSPC]; "
+        "the output is incomplete.\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"x\xff1,x2\n1,2\n", "Error: <stdin>, row 1, header cell 1: is not UTF-8 text"),
+        (b"x1,x2\n1,2\n3,\xe94\n", "Error: <stdin>, row 3, column 'x2': is not UTF-8 text"),
+        (b'x1,x2\n1,2\n"3,4\n5,6\n', "Error: <stdin>, row 3: found 1 value, expected 2"),
+    ],
+)
+def test_bad_bytes_on_stdin_are_named_by_row(model, content, message):
+    result = CliRunner().invoke(cli, ["predict", str(model)], input=content)
+    assert result.exit_code == 1
+    assert result.output.startswith(message), result.output

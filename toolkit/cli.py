@@ -16,59 +16,16 @@ from typing import Any
 import click
 
 from toolkit import __version__, defaults
-from toolkit.errors import ToolkitError, UsageError
-
-
-class _Failure(click.ClickException):
-    """A ToolkitError shown as `Error: ...` with the error's own exit code."""
-
-    def __init__(self, message: str, exit_code: int) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-
-
-class _Command(click.Command):
-    """Turns the library's typed errors into clean messages and exit codes, no traceback."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except ToolkitError as error:
-            if getattr(error, "quiet", False):  # rank 0 of the torchrun job prints it
-                ctx.exit(error.exit_code)
-            if isinstance(error, UsageError):
-                raise click.UsageError(str(error), ctx) from error
-            raise _Failure(str(error), error.exit_code) from error
-
-
-class _DeviceType(click.ParamType):
-    name = "auto|cpu|cuda|cuda:N"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
-        from toolkit.training.device import check_device_name
-
-        try:
-            return check_device_name(str(value))
-        except UsageError as error:
-            raise click.BadParameter(str(error), ctx, param) from error
-
-
-# toolkit predict, info and serve open the model the same way.
-_providers_option = click.option(
-    "--providers",
-    default=defaults.PROVIDERS,
-    help="auto, cpu, cuda, or an onnxruntime provider name (refused if it cannot run).",
+from toolkit.cli_types import (
+    SEED_TYPE,
+    DeviceType,
+    PlainCommand,
+    ToolkitCommand,
+    providers_option,
+    split_each,
+    split_names,
+    tolerances,
 )
-
-
-def _split_names(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    names = tuple(name.strip() for name in value.split(","))
-    if not all(names):
-        raise click.BadParameter(f"expected comma-separated column names, got {value!r}.")
-    return names
-
 
 # Every option shows its default (toolkit.defaults) in --help, unless it has none.
 _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100, "show_default": True}
@@ -80,7 +37,7 @@ def cli() -> None:
     """Train a linear regressor exactly, export it to ONNX, serve it."""
 
 
-@cli.command(cls=_Command, short_help="Fit the linear regressor and save a checkpoint.")
+@cli.command(cls=ToolkitCommand, short_help="Fit the linear regressor and save a checkpoint.")
 @click.option(
     "--data",
     metavar="PATH|DIR|GLOB",
@@ -91,13 +48,14 @@ def cli() -> None:
     "--target",
     "targets",
     multiple=True,
-    metavar="NAME",
-    help="Target column; repeat for a multi-output model.  "
+    callback=split_each,
+    metavar="NAME[,NAME...]",
+    help="Target column(s), comma-separated or repeated, for a multi-output model.  "
     f"[default: {defaults.DEFAULT_TARGET}, else the last column]",
 )
 @click.option(
     "--features",
-    callback=_split_names,
+    callback=split_names,
     metavar="A,B,...",
     help="Feature columns.  [default: every column that is not a target]",
 )
@@ -141,12 +99,15 @@ def cli() -> None:
 )
 @click.option(
     "--device",
-    type=_DeviceType(),
+    type=DeviceType(),
     default=defaults.DEVICE,
     help="Where to train; auto = CUDA when available.",
 )
 @click.option(
-    "--seed", type=int, default=defaults.SEED, help="Fixes the split, initialization and shuffling."
+    "--seed",
+    type=SEED_TYPE,
+    default=defaults.SEED,
+    help="Fixes the split, initialization and shuffling.",
 )
 @click.option(
     "--out",
@@ -198,15 +159,7 @@ def train(as_json: bool, quiet: bool, no_intercept: bool, **options: Any) -> Non
     click.echo(json.dumps(to_json(result), indent=2) if as_json else to_text(result))
 
 
-def _tolerances(which: int) -> str:
-    """The parity gate's default tolerance per dtype, as --help shows it (1e-5, not 1e-05)."""
-    return ", ".join(
-        f"{f'{pair[which]:g}'.replace('e-0', 'e-')} for {dtype}"
-        for dtype, pair in defaults.PARITY_TOLERANCES.items()
-    )
-
-
-@cli.command(cls=_Command, short_help="Export a checkpoint to ONNX behind the parity gate.")
+@cli.command(cls=ToolkitCommand, short_help="Export a checkpoint to ONNX behind the parity gate.")
 @click.argument(
     "output", type=click.Path(dir_okay=False, path_type=Path), default=defaults.ONNX_OUTPUT
 )
@@ -225,13 +178,13 @@ def _tolerances(which: int) -> str:
 @click.option(
     "--atol",
     type=click.FloatRange(min=0),
-    help=f"Parity gate absolute tolerance.  [default: {_tolerances(0)}]",
+    help=f"Parity gate absolute tolerance.  [default: {tolerances(0)}]",
 )
 @click.option(
     "--rtol",
     type=click.FloatRange(min=0),
     help="Parity gate relative tolerance (of the summed terms' magnitude).  "
-    f"[default: {_tolerances(1)}]",
+    f"[default: {tolerances(1)}]",
 )
 @click.option(
     "--no-validate",
@@ -262,7 +215,7 @@ def export(
     click.echo(json.dumps(result.to_json(), indent=2) if as_json else result.summary())
 
 
-@cli.command(cls=_Command, short_help="Predict a CSV/Parquet file or stdin with an ONNX model.")
+@cli.command(cls=PlainCommand, short_help="Predict a CSV/Parquet file or stdin with an ONNX model.")
 @click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "--input",
@@ -276,10 +229,15 @@ def export(
     "destination",
     default=defaults.STDIO,
     metavar="PATH|-",
-    help="Where predictions go: CSV, or Parquet by suffix; - writes to stdout.",
+    help="Where predictions go, in the format its suffix names: .csv, .tsv, .jsonl or .ndjson, "
+    ".parquet or .pq (any other suffix is refused); - writes CSV to stdout.",
 )
 @click.option(
-    "--json", "as_json", is_flag=True, help="Write JSON Lines (one object per row) instead of CSV."
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Write JSON Lines (one object per row): to stdout, or to an --output ending in "
+    ".jsonl, .ndjson or .json.",
 )
 @click.option(
     "--id",
@@ -293,7 +251,7 @@ def export(
     default=defaults.CHUNK_ROWS,
     help="Rows per chunk: memory stays bounded by this, not by the file size.",
 )
-@_providers_option
+@providers_option
 @click.option("--allow-non-finite", is_flag=True, help="Accept NaN and infinity in features.")
 def predict(
     model: Path,
@@ -310,18 +268,29 @@ def predict(
     from toolkit.runtime import Predictor
 
     predictor = Predictor(model, providers=providers, allow_non_finite=allow_non_finite)
-    summary = predict_file(predictor, source, destination, id_column, chunk_rows, as_json)
+    summary = predict_file(
+        predictor, source, destination, id_column, chunk_rows, as_json, "--allow-non-finite"
+    )
     if destination != defaults.STDIO:
         rows = f"{summary.rows:,} row{'s' if summary.rows != 1 else ''}"
         click.echo(f"predicted {rows} with {summary.provider} -> {summary.output}", err=True)
 
 
-@cli.command(cls=_Command, short_help="Describe an ONNX model: signature, card, providers.")
+@cli.command(cls=ToolkitCommand, short_help="Describe an ONNX model or a checkpoint.")
 @click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
-@_providers_option
+@providers_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def info(model: Path, providers: str, as_json: bool) -> None:
-    """Show an ONNX MODEL's signature, model card, opset, size and providers."""
+    """Show an ONNX MODEL's signature, model card, opset, size and providers, or a
+    checkpoint's (.pt) training summary."""
+    from toolkit import checkpoint_info
+
+    if checkpoint_info.is_checkpoint(model):
+        if as_json:
+            click.echo(json.dumps(checkpoint_info.describe(model), indent=2))
+        else:
+            click.echo(checkpoint_info.to_text(model))
+        return
     from toolkit.runtime import Predictor
     from toolkit.runtime.info import describe, to_lines
 
@@ -329,7 +298,7 @@ def info(model: Path, providers: str, as_json: bool) -> None:
     click.echo(json.dumps(details, indent=2) if as_json else "\n".join(to_lines(details)))
 
 
-@cli.command(cls=_Command, short_help="Serve an ONNX model over HTTP (uvicorn).")
+@cli.command(cls=ToolkitCommand, short_help="Serve an ONNX model over HTTP (uvicorn).")
 @click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "--host", default=defaults.SERVE_HOST, help="Interface to bind (loopback by default)."
@@ -341,7 +310,7 @@ def info(model: Path, providers: str, as_json: bool) -> None:
     default=defaults.SERVE_WORKERS,
     help="Worker processes, each with its own copy of the model.",
 )
-@_providers_option
+@providers_option
 @click.option(
     "--max-body-bytes",
     type=click.IntRange(min=1),
@@ -378,8 +347,8 @@ def serve(
     from toolkit.serve import ServeSettings
     from toolkit.serve import serve as run_server
 
-    settings = ServeSettings(str(model), providers, max_body_bytes, max_rows, body_timeout)
-    run_server(settings, host=host, port=port, workers=workers)
+    # The other options are ServeSettings' fields, by name.
+    run_server(ServeSettings(str(model), **settings), host=host, port=port, workers=workers)
 
 
 def _interrupt(signum: int, frame: Any) -> None:

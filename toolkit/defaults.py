@@ -30,6 +30,8 @@ DTYPES = ("float32", "float64")
 DTYPE = "float32"
 DEVICE = "auto"
 SEED = 0
+# --seed's range: numpy's generators take no negative seed, torch's take at most 64 bits.
+SEED_MIN, SEED_MAX = 0, 2**64 - 1
 L2 = 0.0
 # Tuned so that each solver with its defaults reaches the exact solution's R^2 within
 # 1e-4 on the seed data and on features spanning 1 to 100 in scale (tests/training).

@@ -24,6 +24,24 @@ class UsageError(ToolkitError, ValueError):
     exit_code = 2
 
 
+# Files (toolkit.files)
+
+
+class OutputError(ToolkitError, OSError):
+    """A file could not be written (no space left, too large, read-only): nothing partial
+    is left. Also an OSError carrying the cause's errno and strerror, so that callers who
+    catch OSError still do."""
+
+    def __init__(self, message: str, cause: OSError | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if cause is not None:
+            self.errno, self.strerror, self.filename = cause.errno, cause.strerror, cause.filename
+
+    def __str__(self) -> str:
+        return self.message
+
+
 # Data (toolkit.io, training)
 
 

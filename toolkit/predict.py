@@ -5,22 +5,25 @@ detection (suffix, else magic bytes), the same chunks of at most --chunk-rows ro
 the same errors naming the file, the row as seen in the file (CSV: the header is row 1),
 the column and the value. Blank cells are refused there; NaN and infinity are left to
 the Predictor, which refuses them unless it was made with allow_non_finite. Predictions
-are written chunk by chunk (toolkit.io.writers): CSV, JSON Lines (--json) or Parquet (by
-the output's suffix). A file output is written atomically: a failed run leaves no
-partial file and an existing one untouched.
+are written chunk by chunk (toolkit.io.writers): CSV, TSV, JSON Lines or Parquet, as the
+output's suffix says (an unknown suffix is refused before any row is read). A file output
+is written atomically: a failed run, a full disk included, leaves no partial file and an
+existing one untouched.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO
 
 from toolkit.defaults import CHUNK_ROWS, STDIO
-from toolkit.errors import DataError, UsageError
+from toolkit.errors import DataError, OutputError, ToolkitError, UsageError
 from toolkit.files import atomic_write
 from toolkit.io import Batch, PredictionWriter, open_input, output_format
 from toolkit.io.shards import row_text
@@ -28,6 +31,8 @@ from toolkit.runtime import InputError, Predictor
 
 # The Predictor's messages about a cell start with "row N, " (N counted from `first_row`).
 _ROW = re.compile(r"row (\d+), ")
+# How the Predictor's message about NaN and infinity says to accept them.
+PREDICTOR_NON_FINITE = "Predictor(..., allow_non_finite=True)"
 
 
 @dataclass
@@ -45,27 +50,31 @@ def predict_file(
     id_column: str | None = None,
     chunk_rows: int = CHUNK_ROWS,
     as_json: bool = False,
+    non_finite_hint: str | None = None,
 ) -> PredictSummary:
     """Predict every row of `source` ("-" = stdin) into `destination` ("-" = stdout).
 
     `id_column` is copied next to each row's prediction (from CSV as text, from Parquet
-    as stored).
+    as stored). `non_finite_hint` names how the caller's user accepts NaN and infinity
+    (the CLI: "--allow-non-finite"), in place of the Predictor's own argument.
     """
     if id_column in predictor.feature_names:
         raise UsageError(
             f"--id {id_column!r} is a feature of the model; pick a column that is not."
         )
+    if destination != STDIO and Path(destination).is_dir():
+        raise UsageError(f"--output {destination!r} is a folder; expected a file path.")
+    kind = output_format(destination, as_json)  # before any row is read
     text = [id_column] if id_column else []
     rows = 0
     with open_input(source, predictor.feature_names, text) as table, _output(destination) as sink:
-        kind = output_format(destination, as_json)
         writer = PredictionWriter(sink, kind, predictor.target_names, id_column)
         for features, batch in table.chunks(chunk_rows, finite=False):
             try:
                 # Rows numbered from 0 within the batch; _in_file puts the file's row back.
                 prediction = predictor.predict(features, first_row=0)
             except InputError as error:
-                raise _in_file(error, batch) from error
+                raise _in_file(error, batch, non_finite_hint) from error
             writer.write(prediction, batch.column(id_column) if id_column else None)
             rows += len(features)
         writer.close()
@@ -73,9 +82,11 @@ def predict_file(
     return PredictSummary(rows, shown, predictor.provider, list(predictor.target_names))
 
 
-def _in_file(error: InputError, batch: Batch) -> DataError:
+def _in_file(error: InputError, batch: Batch, non_finite_hint: str | None) -> DataError:
     """The Predictor's message, after the file's name, with the row as seen in the file."""
     message = str(error)
+    if non_finite_hint:
+        message = message.replace(PREDICTOR_NON_FINITE, non_finite_hint)
     match = _ROW.match(message)
     if match:
         row = row_text(batch.row(int(match.group(1))))
@@ -86,8 +97,18 @@ def _in_file(error: InputError, batch: Batch) -> DataError:
 @contextlib.contextmanager
 def _output(destination: str) -> Iterator[IO[bytes]]:
     if destination == STDIO:
-        yield sys.stdout.buffer
-        sys.stdout.buffer.flush()
+        try:
+            yield sys.stdout.buffer
+            sys.stdout.buffer.flush()
+        except OSError as error:  # a full disk behind a redirection, say
+            if error.errno == errno.EPIPE or isinstance(error, ToolkitError):
+                raise  # a closed pipe (`| head`): click exits quietly
+            code = errno.errorcode.get(error.errno or 0, "?")
+            raise OutputError(
+                f"cannot write predictions to stdout: {error.strerror or error} [{code}]; "
+                "the output is incomplete.",
+                error,
+            ) from error
         return
     with atomic_write(destination) as handle:
         yield handle

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
+import resource
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +18,7 @@ import torch
 from onnx import numpy_helper
 
 from toolkit import card, export
-from toolkit.errors import ParityError, UsageError
+from toolkit.errors import CheckpointError, ParityError, UsageError
 from toolkit.export import ExportError, convert, export_model
 from toolkit.training import TrainConfig, checkpoint, train
 
@@ -163,7 +168,8 @@ def test_tampered_initializer_fails_the_gate_and_writes_nothing(run, monkeypatch
         "Error: parity gate failed: ONNX Runtime disagrees with PyTorch; "
         "nothing written to models/model.onnx." in result.output
     )
-    assert "CPUExecutionProvider: max abs diff" in result.output
+    assert "CPUExecutionProvider: a difference of " in result.output
+    assert "x the allowance); max abs diff" in result.output
     assert "row" in result.output and "torch" in result.output and "onnx" in result.output
     assert "Traceback" not in result.output
     assert Path("models/model.onnx").read_bytes() == good  # the existing good file is untouched
@@ -273,3 +279,111 @@ def test_cuda_trained_model_exports_and_passes_parity_on_every_provider(tmp_path
     x = torch.tensor([[3.0, 4.0]]).numpy()
     (prediction,) = session(tmp_path / "m.onnx").run(None, {"features": x})
     assert abs(prediction[0, 0] - 6.0) < 1e-5
+
+
+# -- Hardening: paths checked first, a full disk, the status line ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["--checkpoint", "nope.pt"], 1, "checkpoint 'nope.pt' does not exist; train one"),
+        (["--checkpoint", "models"], 2, "Invalid value for '--checkpoint': File 'models' is a"),
+        (
+            ["models", "--checkpoint", "models/model.pt"],
+            2,
+            "Invalid value for '[OUTPUT]': File 'models' is a directory.",
+        ),
+        (
+            ["models/model.pt", "--checkpoint", "models/model.pt"],
+            2,
+            "OUTPUT 'models/model.pt' is the checkpoint being exported; choose another path, "
+            "such as 'models/model.onnx'.",
+        ),
+        (
+            ["models/model.pt/m.onnx", "--checkpoint", "models/model.pt"],
+            2,
+            "OUTPUT 'models/model.pt/m.onnx' cannot be written: 'models/model.pt' is a file.",
+        ),
+    ],
+)
+def test_wrong_paths_are_refused_before_anything_is_exported(run, args, code, message):
+    assert run("train", "--quiet").exit_code == 0
+    result = run("export", *args)
+    assert result.exit_code == code
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert sorted(p.name for p in Path("models").iterdir()) == ["model.pt"]
+
+
+def test_folders_are_refused_by_the_library_too(seed_export, tmp_path):
+    ckpt, _ = seed_export
+    with pytest.raises(UsageError, match=r"OUTPUT '.*' is a folder; name the file to write"):
+        export_model(ckpt, tmp_path)
+    with pytest.raises(CheckpointError, match=r"checkpoint '.*' is a folder, not a file; train"):
+        export_model(tmp_path, tmp_path / "m.onnx")
+
+
+def test_a_full_disk_is_a_clean_error_naming_the_output(run, full_disk):
+    assert run("train", "--quiet").exit_code == 0
+    target = full_disk / "model.onnx"
+    result = run("export", str(target))
+    assert result.exit_code == 1
+    assert result.output == (
+        f"Error: cannot write {str(target)!r}: No space left on device [ENOSPC]; free some "
+        "space or write somewhere else. Nothing was written.\n"
+    )
+    assert sorted(p.name for p in full_disk.iterdir()) == ["filler"]
+
+
+def _limit_file_size() -> None:
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write gets EFBIG instead of a signal
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1024, 1024))
+
+
+def test_a_file_size_limit_is_a_clean_error_and_writes_nothing(seed_export, tmp_path):
+    ckpt, _ = seed_export
+    done = subprocess.run(
+        [sys.executable, "-m", "toolkit", "export", "out.onnx", "--checkpoint", str(ckpt)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+        preexec_fn=_limit_file_size,
+    )
+    assert done.returncode == 1, done.stderr
+    # The gate's copy of the model, in $TMPDIR, is the first file to reach the limit.
+    assert re.fullmatch(
+        r"Error: cannot write the parity gate's copy of the model, '.*candidate\.onnx': File "
+        r"too large \[EFBIG\]; point TMPDIR at a folder with room\. Nothing was written to "
+        r"'out\.onnx'\.\n",
+        done.stderr,
+    ), done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_status_line_says_what_passing_means_when_outputs_are_equal(run):
+    assert run("train", "--quiet").exit_code == 0
+    result = run("export")
+    assert result.output.strip().endswith(
+        "parity passed on CPUExecutionProvider: outputs identical to PyTorch's "
+        "(allowed: atol + rtol * scale, atol 1e-05, rtol 1e-05)"
+    )
+
+
+def test_the_status_line_shows_the_closest_call_against_its_allowance(run, scaled_csv):
+    assert run("train", "--quiet", "--data", str(scaled_csv)).exit_code == 0
+    result = run("export")
+    assert result.exit_code == 0, result.output
+    found = re.search(
+        r"parity passed on CPUExecutionProvider: every difference within its allowance "
+        r"atol \+ rtol \* scale \(atol 1e-05, rtol 1e-05, scale = the sum of the \|terms\| "
+        r"behind the output\); (.*)$",
+        result.output.strip(),
+    )
+    assert found, result.output
+    closest = re.fullmatch(r"the closest, (\S+) of an allowed (\S+), used (\S+)x of it", found[1])
+    assert closest, found[1]  # float32 rounding differs from PyTorch's on this data
+    diff, allowed, used = (float(v) for v in closest.groups())
+    assert 0 < used <= 1 and diff <= allowed
+    assert used == pytest.approx(diff / allowed, rel=0.1)  # both printed to 2 digits

@@ -31,15 +31,36 @@ def _write(kind: str, chunks=CHUNKS, ids=IDS, id_column: str | None = "key") -> 
     [
         ("-", False, "csv"),
         ("out.csv", False, "csv"),
+        ("out.tsv", False, "tsv"),
         ("out.parquet", False, "parquet"),
         ("OUT.PQ", False, "parquet"),
-        ("out.txt", False, "csv"),
-        ("out.parquet", True, "jsonl"),
+        ("out.jsonl", False, "jsonl"),
+        ("out.json", True, "jsonl"),
+        ("out.jsonl", True, "jsonl"),
         ("-", True, "jsonl"),
     ],
 )
-def test_the_output_format_follows_json_then_the_registered_suffix(destination, as_json, expected):
+def test_the_output_format_follows_the_suffix_or_json(destination, as_json, expected):
     assert output_format(destination, as_json) == expected
+
+
+def test_an_unknown_output_suffix_is_refused_with_the_supported_list():
+    with pytest.raises(UsageError) as caught:
+        output_format("p.txt")
+    assert str(caught.value) == (
+        "cannot tell the format to write from the suffix of --output 'p.txt'; use one of "
+        ".csv (csv), .tsv (tsv), .jsonl (jsonl), .ndjson (jsonl), .parquet (parquet), "
+        ".pq (parquet), or - for CSV on stdout."
+    )
+
+
+def test_json_with_a_suffix_naming_another_format_is_refused():
+    with pytest.raises(UsageError, match=r"--json writes JSON Lines, but --output 'p\.csv'"):
+        output_format("p.csv", as_json=True)
+
+
+def test_tsv_separates_with_tabs():
+    assert _write("tsv").decode().splitlines()[:2] == ["key\ty1\ty2", '"a"\t1\t10']
 
 
 def test_csv_has_an_unquoted_header_and_quoted_ids():

@@ -1,6 +1,7 @@
 """`toolkit export`: turn a checkpoint into one self-contained ONNX file, behind a gate.
 
-Steps: load the checkpoint (weights_only) -> torch.onnx.export from model.eval() under
+Steps: check the paths and the opset (before torch is imported: a mistyped path is reported
+at once) -> load the checkpoint (weights_only) -> torch.onnx.export from model.eval() under
 no_grad -> onnx.checker (full check) and strict shape inference -> the parity gate on
 every execution provider -> the exported weights must equal the checkpoint's bit for bit
 -> the model card in metadata_props (its keys: toolkit.card) -> an atomic write. A file
@@ -23,10 +24,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from toolkit import card, defaults
-from toolkit.errors import ExportError, ParityError, UsageError
+from toolkit.errors import CheckpointError, ExportError, OutputError, ParityError, UsageError
 from toolkit.export.quiet import quiet
-from toolkit.files import atomic_write
-from toolkit.training import checkpoint
+from toolkit.files import atomic_write, cause_of
 
 if TYPE_CHECKING:
     import onnx
@@ -74,14 +74,7 @@ class ExportResult:
         )
         if self.parity is None:
             return status
-        providers = self.parity.providers
-        worst_abs = max(p.max_abs_diff for p in providers)
-        worst_rel = max(p.max_rel_diff for p in providers)
-        return status + (
-            f"; parity passed on {', '.join(p.provider for p in providers)}: max abs diff "
-            f"{worst_abs:.2g}, max rel diff {worst_rel:.2g} (atol {self.parity.atol:g}, "
-            f"rtol {self.parity.rtol:g})"
-        )
+        return f"{status}; {self.parity.passed_text()}"
 
 
 def export_model(
@@ -96,7 +89,10 @@ def export_model(
     """Export `checkpoint_path` to `output`; raise (writing nothing) if any check fails."""
     started = time.perf_counter()
     output = Path(output)
+    check_paths(checkpoint_path, output)
     check_opset(opset)
+    from toolkit.training import checkpoint  # torch: only once the arguments are known good
+
     payload = checkpoint.load(checkpoint_path)
     spec, model = checkpoint.model_from_checkpoint(payload)
     default_atol, default_rtol = defaults.PARITY_TOLERANCES[spec.dtype]
@@ -129,6 +125,28 @@ def export_model(
         metadata=metadata,
         seconds=time.perf_counter() - started,
     )
+
+
+def check_paths(checkpoint_path: str | Path, output: str | Path) -> None:
+    """Refuse, before torch is imported, a checkpoint that is not there and an OUTPUT that
+    cannot be a file (a folder, a path under a file, the checkpoint itself)."""
+    source, output = Path(checkpoint_path), Path(output)
+    if not source.is_file():
+        what = "is a folder, not a file" if source.is_dir() else "does not exist"
+        raise CheckpointError(f"checkpoint {str(source)!r} {what}; train one with `toolkit train`.")
+    if output.is_dir():
+        raise UsageError(
+            f"OUTPUT {str(output)!r} is a folder; name the file to write, such as "
+            f"{str(output / defaults.ONNX_OUTPUT.name)!r}."
+        )
+    if output.exists() and output.resolve() == source.resolve():
+        raise UsageError(
+            f"OUTPUT {str(output)!r} is the checkpoint being exported; choose another path, "
+            f"such as {str(source.with_suffix('.onnx'))!r}."
+        )
+    above = next((folder for folder in output.parents if folder.exists()), None)
+    if above is not None and not above.is_dir():
+        raise UsageError(f"OUTPUT {str(output)!r} cannot be written: {str(above)!r} is a file.")
 
 
 def check_opset(opset: int) -> None:
@@ -231,7 +249,15 @@ def _gate(
     sample = payload["parity_sample"].numpy()
     with tempfile.TemporaryDirectory() as folder:
         candidate = Path(folder) / "candidate.onnx"
-        onnx.save_model(proto, candidate)
+        try:
+            onnx.save_model(proto, candidate)
+        except OSError as error:  # a full $TMPDIR, a file-size limit
+            raise OutputError(
+                f"cannot write the parity gate's copy of the model, {str(candidate)!r}: "
+                f"{cause_of(error)}; point TMPDIR at a folder with room. Nothing was written "
+                f"to {str(output)!r}.",
+                error,
+            ) from error
         report = parity.check_parity(model, candidate, sample, atol, rtol, INPUT_NAME, providers)
     if not report.passed:
         raise ParityError(report.breach_message(output))

@@ -1,7 +1,8 @@
-"""Prediction writers: CSV, JSON Lines or Parquet, chunk by chunk into one binary sink.
+"""Prediction writers: CSV, TSV, JSON Lines or Parquet, chunk by chunk into one binary sink.
 
-The output format is JSON Lines when asked for, else Parquet when the destination's
-suffix names it in the reader's registry (.parquet, .pq), else CSV.
+A file's format is named by its suffix (OUTPUT_SUFFIXES); a suffix that names none is
+refused with the list, rather than guessed. `--json` asks for JSON Lines: on stdout, or in
+a file whose suffix says JSON. stdout gets CSV unless `--json` is given.
 """
 
 from __future__ import annotations
@@ -16,18 +17,45 @@ import numpy as np
 
 from toolkit.defaults import STDIO
 from toolkit.errors import UsageError
-from toolkit.io.formats import by_suffix
 
-OUTPUT_FORMATS = ("csv", "jsonl", "parquet")
+OUTPUT_FORMATS = ("csv", "tsv", "jsonl", "parquet")
+OUTPUT_SUFFIXES = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
+_JSON_SUFFIXES = (".jsonl", ".ndjson", ".json")  # --json also accepts .json
+_DELIMITERS = {"csv": ",", "tsv": "\t"}
 
 
 def output_format(destination: str, as_json: bool = False) -> str:
-    """The format `PredictionWriter` writes to `destination` ("-" is stdout)."""
+    """The format `PredictionWriter` writes to `destination` ("-" is stdout).
+
+    A file's suffix decides; an unknown suffix, or one that contradicts --json, is a
+    usage error listing the supported ones.
+    """
+    if destination == STDIO:
+        return "jsonl" if as_json else "csv"
+    suffix = Path(destination).suffix.lower()
     if as_json:
-        return "jsonl"
-    if destination != STDIO and by_suffix(Path(destination)) == "parquet":
-        return "parquet"
-    return "csv"
+        if suffix in _JSON_SUFFIXES:
+            return "jsonl"
+        raise UsageError(
+            f"--json writes JSON Lines, but --output {destination!r} does not end in "
+            f"{', '.join(_JSON_SUFFIXES)}; rename it, or drop --json to write the format "
+            "its suffix names."
+        )
+    kind = OUTPUT_SUFFIXES.get(suffix)
+    if kind is None:
+        known = ", ".join(f"{s} ({k})" for s, k in OUTPUT_SUFFIXES.items())
+        raise UsageError(
+            f"cannot tell the format to write from the suffix of --output {destination!r}; "
+            f"use one of {known}, or - for CSV on stdout."
+        )
+    return kind
 
 
 class PredictionWriter:
@@ -82,9 +110,12 @@ class PredictionWriter:
             else:
                 import pyarrow.csv as pa_csv
 
+                delimiter = _DELIMITERS[self.kind]
                 try:  # an unquoted header reads best; older pyarrow lacks the option
-                    options = pa_csv.WriteOptions(quoting_style="needed", quoting_header="none")
+                    options = pa_csv.WriteOptions(
+                        quoting_style="needed", quoting_header="none", delimiter=delimiter
+                    )
                 except TypeError:
-                    options = pa_csv.WriteOptions(quoting_style="needed")
+                    options = pa_csv.WriteOptions(quoting_style="needed", delimiter=delimiter)
                 self._arrow = pa_csv.CSVWriter(self.sink, table.schema, write_options=options)
         self._arrow.write_table(table)

@@ -1,0 +1,99 @@
+"""The click pieces the CLI is built from: its command classes, parameter types and callbacks.
+
+As in click itself, validation lives here, in types and callbacks, so that the commands in
+toolkit/cli.py only parse options and call one library function. Nothing here imports
+numpy or torch: `toolkit --help` stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from toolkit import defaults
+from toolkit.errors import ToolkitError, UsageError
+
+
+class Failure(click.ClickException):
+    """A ToolkitError shown as `Error: ...` with the error's own exit code."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class ToolkitCommand(click.Command):
+    """Turns the library's typed errors into clean messages and exit codes, no traceback.
+
+    A UsageError is shown under click's usage banner ("Try 'toolkit train -h' for help"):
+    its fix is on the command line. Commands whose usage errors are about the data they
+    read (predict: a missing column, a folder for a file) set `banner = False` and print
+    a plain `Error: ...` with the same exit code, 2.
+    """
+
+    banner = True
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ToolkitError as error:
+            if getattr(error, "quiet", False):  # rank 0 of the torchrun job prints it
+                ctx.exit(error.exit_code)
+            if isinstance(error, UsageError) and self.banner:
+                raise click.UsageError(str(error), ctx) from error
+            raise Failure(str(error), error.exit_code) from error
+
+
+class PlainCommand(ToolkitCommand):
+    """A ToolkitCommand whose usage errors print without the usage banner."""
+
+    banner = False
+
+
+class DeviceType(click.ParamType):
+    name = "auto|cpu|cuda|cuda:N"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from toolkit.training.device import check_device_name
+
+        try:
+            return check_device_name(str(value))
+        except UsageError as error:
+            raise click.BadParameter(str(error), ctx, param) from error
+
+
+# The seeds every generator a run uses accepts: numpy's need >= 0, torch's fit 64 bits.
+SEED_TYPE = click.IntRange(defaults.SEED_MIN, defaults.SEED_MAX)
+
+# toolkit predict, info and serve open the model the same way.
+providers_option = click.option(
+    "--providers",
+    default=defaults.PROVIDERS,
+    help="auto, cpu, cuda, or an onnxruntime provider name (refused if it cannot run).",
+)
+
+
+def split_names(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[str, ...]:
+    """`--features a,b`: the comma-separated names, stripped."""
+    if value is None:
+        return ()
+    names = tuple(name.strip() for name in value.split(","))
+    if not all(names):
+        raise click.BadParameter(f"expected comma-separated column names, got {value!r}.")
+    return names
+
+
+def split_each(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> tuple[str, ...]:
+    """A repeatable option whose every value may also list names: `--target a,b --target c`."""
+    return tuple(name for value in values for name in split_names(ctx, param, value))
+
+
+def tolerances(which: int) -> str:
+    """The parity gate's default tolerance per dtype, as --help shows it (1e-5, not 1e-05)."""
+    return ", ".join(
+        f"{f'{pair[which]:g}'.replace('e-0', 'e-')} for {dtype}"
+        for dtype, pair in defaults.PARITY_TOLERANCES.items()
+    )
