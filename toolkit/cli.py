@@ -347,8 +347,8 @@ def serve(
     from toolkit.serve import ServeSettings
     from toolkit.serve import serve as run_server
 
-    # The other options are ServeSettings' fields, by name.
-    run_server(ServeSettings(str(model), **settings), host=host, port=port, workers=workers)
+    settings = ServeSettings(str(model), providers, max_body_bytes, max_rows, body_timeout)
+    run_server(settings, host=host, port=port, workers=workers)
 
 
 def _interrupt(signum: int, frame: Any) -> None:
