@@ -329,16 +329,19 @@ def info(model: Path, providers: str, as_json: bool) -> None:
     default=defaults.SERVE_BODY_TIMEOUT,
     help="Seconds a client may take to send its body; slower ones get 408.",
 )
-def serve(
-    model: Path,
-    host: str,
-    port: int,
-    workers: int,
-    providers: str,
-    max_body_bytes: int,
-    max_rows: int,
-    body_timeout: float,
-) -> None:
+@click.option(
+    "--header-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=defaults.SERVE_HEADER_TIMEOUT,
+    help="Seconds a client may take to send a request's headers; slower ones get 408.",
+)
+@click.option(
+    "--max-concurrency",
+    type=click.IntRange(min=1),
+    default=defaults.SERVE_MAX_CONCURRENCY,
+    help="Requests in progress per worker; more get 503 with Retry-After.",
+)
+def serve(model: Path, host: str, port: int, workers: int, **settings: Any) -> None:
     """Serve MODEL: POST /predict, GET /health, GET /metadata, docs at /docs."""
     if importlib.util.find_spec("uvicorn") is None or importlib.util.find_spec("fastapi") is None:
         raise click.UsageError(
@@ -347,8 +350,8 @@ def serve(
     from toolkit.serve import ServeSettings
     from toolkit.serve import serve as run_server
 
-    settings = ServeSettings(str(model), providers, max_body_bytes, max_rows, body_timeout)
-    run_server(settings, host=host, port=port, workers=workers)
+    # The other options are ServeSettings' fields, by name.
+    run_server(ServeSettings(str(model), **settings), host=host, port=port, workers=workers)
 
 
 def _interrupt(signum: int, frame: Any) -> None:

@@ -60,3 +60,5 @@ SERVE_WORKERS = 1
 SERVE_MAX_BODY_BYTES = 8 << 20
 SERVE_MAX_ROWS = 100_000
 SERVE_BODY_TIMEOUT = 30.0  # seconds a client may take to send its body
+SERVE_HEADER_TIMEOUT = 10.0  # seconds a client may take to send a request's headers
+SERVE_MAX_CONCURRENCY = 1000  # requests in progress per worker; more get 503

@@ -21,10 +21,12 @@ def test_defaults_come_from_toolkit_defaults():
     assert settings.max_body_bytes == defaults.SERVE_MAX_BODY_BYTES == 8 << 20
     assert settings.max_rows == defaults.SERVE_MAX_ROWS == 100_000
     assert settings.body_timeout == defaults.SERVE_BODY_TIMEOUT == 30.0
+    assert settings.header_timeout == defaults.SERVE_HEADER_TIMEOUT == 10.0
+    assert settings.max_concurrency == defaults.SERVE_MAX_CONCURRENCY == 1000
 
 
 def test_settings_round_trip_through_the_environment(monkeypatch):
-    settings = ServeSettings("m.onnx", "cpu", 4096, 10, 1.5)
+    settings = ServeSettings("m.onnx", "cpu", 4096, 10, 1.5, 2.5, 7)
     env = settings.to_env()
     assert env == {
         "TOOLKIT_SERVE_MODEL": "m.onnx",
@@ -32,6 +34,8 @@ def test_settings_round_trip_through_the_environment(monkeypatch):
         "TOOLKIT_SERVE_MAX_BODY_BYTES": "4096",
         "TOOLKIT_SERVE_MAX_ROWS": "10",
         "TOOLKIT_SERVE_BODY_TIMEOUT": "1.5",
+        "TOOLKIT_SERVE_HEADER_TIMEOUT": "2.5",
+        "TOOLKIT_SERVE_MAX_CONCURRENCY": "7",
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)

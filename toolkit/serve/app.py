@@ -2,7 +2,10 @@
 
 `create_app` loads and warms the model once, at startup (the lifespan), and answers every
 error as {"error": {"type", "message"}}: RequestError with its own status, Starlette's
-HTTP errors (404, 405) as type "http", anything unexpected as a logged 500.
+HTTP errors (404, 405 with its Allow header) as type "http", a prediction that overflows
+the model's dtype as 422, more requests in progress than --max-concurrency as 503 with
+Retry-After, anything unexpected as a logged 500. (What uvicorn answers before the app
+runs, malformed HTTP and slow or huge headers, is made JSON in protocol.py.)
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -23,13 +27,18 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from toolkit.errors import RequestError
 from toolkit.runtime import InputError, Predictor
 from toolkit.serve import schema
-from toolkit.serve.body import features, parse_json, read_body
+from toolkit.serve.body import check_numbers, features, parse_json, read_body
+from toolkit.serve.docs import add_docs
 from toolkit.serve.settings import ServeSettings
 
 # Batches up to this size run on the event loop (a few hundred microseconds at most);
 # bigger ones go to a worker thread so one large request does not stall the others.
 INLINE_ROWS = 10_000
 INTERNAL_ERROR = "internal error; the server log has the details"
+# Seconds a refused client is asked to wait (Retry-After), and between two log lines
+# about refusals (a flood must not flood the log too).
+RETRY_AFTER_S = 1
+OVERLOAD_LOG_INTERVAL_S = 10.0
 
 # uvicorn configures this logger; startup lines land next to its own.
 log = logging.getLogger("uvicorn.error")
@@ -48,11 +57,14 @@ def create_app(settings: ServeSettings) -> Any:
         title="toolkit prediction service",
         description="Predictions from an ONNX linear regressor exported by toolkit.",
         lifespan=_lifespan(settings, state),
+        docs_url=None,  # served from the package's own files (docs.py), not a CDN
+        redoc_url=None,
     )
     _add_error_handlers(app)
     predict_json = _predict_handler(settings, state)
     _add_routes(app, state, predict_json)
-    return _PredictRoute(app, predict_json)
+    add_docs(app)
+    return _Front(app, predict_json, settings.max_concurrency)
 
 
 def _lifespan(settings: ServeSettings, state: dict[str, Any]) -> Any:
@@ -77,11 +89,13 @@ def _lifespan(settings: ServeSettings, state: dict[str, Any]) -> Any:
     return lifespan
 
 
-def _error(status: int, kind: str, message: str, close: bool = False) -> Response:
+def _error(
+    status: int, kind: str, message: str, close: bool = False, headers: Any = None
+) -> Response:
     return JSONResponse(
         {"error": {"type": kind, "message": message}},
         status_code=status,
-        headers={"connection": "close"} if close else None,
+        headers={**(headers or {}), **({"connection": "close"} if close else {})},
     )
 
 
@@ -92,7 +106,7 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        return _error(exc.status_code, "http", str(exc.detail))
+        return _error(exc.status_code, "http", str(exc.detail), headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
@@ -107,22 +121,45 @@ def _predict_handler(settings: ServeSettings, state: dict[str, Any]) -> Any:
         body = await read_body(scope, receive, settings.max_body_bytes, settings.body_timeout)
         payload = parse_json(body)
         predictor: Predictor = state["predictor"]
-        data, rows = features(payload, body, settings.max_rows)
         try:
-            if rows > INLINE_ROWS:
-                result = await asyncio.to_thread(predictor.predict, data)
-            else:
-                result = predictor.predict(data)
-        except InputError as exc:
-            raise RequestError(422, "invalid_input", str(exc)) from exc
+            data, rows = features(payload, body, settings.max_rows)
+            result = await _predict(predictor, data, rows)
+        except RequestError:
+            # A number outside float64 is a 400 whatever else is wrong with the body:
+            # the fast parse read it as infinity, which the checks above may not reach.
+            check_numbers(body)
+            raise
         predictions = {name: result[:, t].tolist() for t, name in enumerate(predictor.target_names)}
         return json.dumps({"predictions": predictions, "rows": rows}).encode()
 
     return predict_json
 
 
+async def _predict(predictor: Predictor, data: Any, rows: int) -> np.ndarray:
+    try:
+        if rows > INLINE_ROWS:
+            result = await asyncio.to_thread(predictor.predict, data)
+        else:
+            result = predictor.predict(data)
+    except InputError as exc:
+        raise RequestError(422, "invalid_input", str(exc)) from exc
+    if not np.isfinite(result).all():  # finite inputs whose prediction does not fit
+        raise RequestError(422, "prediction_overflow", _overflow_message(predictor, result))
+    return result
+
+
+def _overflow_message(predictor: Predictor, result: np.ndarray) -> str:
+    row, target = np.argwhere(~np.isfinite(result))[0]
+    dtype = predictor.dtype
+    return (
+        f"the prediction for row {row + 1}, target {predictor.target_names[target]!r}, "
+        f"overflowed the model's {dtype} (largest finite value {np.finfo(dtype).max:.6g}); "
+        "the inputs are too large for this model"
+    )
+
+
 def _add_routes(app: FastAPI, state: dict[str, Any], predict_json: Any) -> None:
-    # Documents the endpoint in /openapi.json; requests are answered by _PredictRoute below.
+    # Documents the endpoint in /openapi.json; requests are answered by _Front below.
     @app.post("/predict", openapi_extra={"requestBody": schema.REQUEST}, responses=schema.RESPONSES)
     async def predict(request: Request) -> Response:
         """Predict rows (a list of feature lists) or columns (feature name -> values)."""
@@ -156,18 +193,39 @@ def _add_routes(app: FastAPI, state: dict[str, Any], predict_json: Any) -> None:
         }
 
 
-class _PredictRoute:
-    """POST /predict straight on ASGI; everything else (health, metadata, docs, lifespan)
-    goes to the FastAPI app. FastAPI's routing and middleware cost ~80 us a request, a third
-    of a 1-row request's server time (scripts/bench_serve.py)."""
+class _Front:
+    """The ASGI entry point: the request limit, then POST /predict straight on ASGI;
+    everything else (health, metadata, docs, lifespan) goes to the FastAPI app.
 
-    def __init__(self, app: FastAPI, predict_json: Any) -> None:
-        self.app, self._predict_json = app, predict_json
+    Requests in progress past `limit` (per worker) get an immediate JSON 503 with
+    Retry-After and the connection closes; GET /health is always answered, so a busy
+    server is not mistaken for a dead one. Idle connections cost no request slot (uvicorn's
+    limit_concurrency counted connections: 1,000 idle ones refused every request).
+    FastAPI's routing and middleware cost ~80 us a request, a third of a 1-row request's
+    server time (scripts/bench_serve.py), hence the direct /predict route."""
+
+    def __init__(self, app: FastAPI, predict_json: Any, limit: int) -> None:
+        self.app, self._predict_json, self.limit = app, predict_json, limit
+        self.in_progress = 0
+        self._refused, self._logged_at = 0, -OVERLOAD_LOG_INTERVAL_S
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["path"] != "/predict" or scope["method"] != "POST":
+        if scope["type"] != "http" or scope["path"] == "/health":
             await self.app(scope, receive, send)
             return
+        if self.in_progress >= self.limit:
+            await self._refuse(send)
+            return
+        self.in_progress += 1
+        try:
+            if scope["path"] == "/predict" and scope["method"] == "POST":
+                await self._predict(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
+        finally:
+            self.in_progress -= 1
+
+    async def _predict(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         status, close = 200, False
         try:
             body = await self._predict_json(scope, receive)
@@ -178,11 +236,28 @@ class _PredictRoute:
             log.exception("unexpected error")
             status = 500
             body = _error_body("internal", INTERNAL_ERROR)
-        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
-        if close:
-            headers.append((b"connection", b"close"))
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await _send_json(send, status, body, [(b"connection", b"close")] if close else [])
+
+    async def _refuse(self, send: Any) -> None:
+        self._refused += 1
+        now = time.monotonic()
+        if now - self._logged_at >= OVERLOAD_LOG_INTERVAL_S:
+            log.warning(
+                "over --max-concurrency %d: %d request(s) answered 503", self.limit, self._refused
+            )
+            self._refused, self._logged_at = 0, now
+        message = (
+            f"the server is busy: {self.limit:,} requests are in progress, the most it takes "
+            f"at once; retry after {RETRY_AFTER_S} s"
+        )
+        headers = [(b"retry-after", b"%d" % RETRY_AFTER_S), (b"connection", b"close")]
+        await _send_json(send, 503, _error_body("overloaded", message), headers)
+
+
+async def _send_json(send: Any, status: int, body: bytes, extra: list[Any]) -> None:
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": status, "headers": headers + extra})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _error_body(kind: str, message: str) -> bytes:

@@ -103,6 +103,16 @@ def parse_json(body: bytes, careful: bool = False) -> Any:
         raise RequestError(400, "invalid_json", f"invalid JSON value: {exc}") from exc
 
 
+def check_numbers(body: bytes) -> None:
+    """The 400 for a number outside float64, if the body has one (it would need an exponent).
+
+    The fast parse reads such a number as infinity; a body refused for another reason
+    (422, 413) must still get this 400, so every body gets the same status and wording.
+    """
+    if b"e" in body or b"E" in body:
+        parse_json(body, careful=True)
+
+
 def _finite_array(values: Any, body: bytes, shape_ok: Any) -> np.ndarray | None:
     """`values` as a float64 array when that is safe and lossless, else None.
 

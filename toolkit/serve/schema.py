@@ -55,5 +55,6 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"description": "Malformed JSON, NaN/Infinity, absurdly long numbers", **_ERROR},
     408: {"description": "The body arrived too slowly", **_ERROR},
     413: {"description": "Body or row count over the limit", **_ERROR},
-    422: {"description": "Wrong shape, names or types", **_ERROR},
+    422: {"description": "Wrong shape, names or types; a prediction the dtype overflows", **_ERROR},
+    503: {"description": "Too many requests in progress; see Retry-After", **_ERROR},
 }

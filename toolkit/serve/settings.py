@@ -19,6 +19,8 @@ class ServeSettings:
     max_body_bytes: int = defaults.SERVE_MAX_BODY_BYTES
     max_rows: int = defaults.SERVE_MAX_ROWS
     body_timeout: float = defaults.SERVE_BODY_TIMEOUT
+    header_timeout: float = defaults.SERVE_HEADER_TIMEOUT
+    max_concurrency: int = defaults.SERVE_MAX_CONCURRENCY
 
     def to_env(self) -> dict[str, str]:
         """How `toolkit serve` hands settings to each uvicorn worker process."""
@@ -35,4 +37,13 @@ class ServeSettings:
             ),
             max_rows=int(env.get(ENV_PREFIX + "MAX_ROWS", defaults.SERVE_MAX_ROWS)),
             body_timeout=float(env.get(ENV_PREFIX + "BODY_TIMEOUT", defaults.SERVE_BODY_TIMEOUT)),
+            header_timeout=header_timeout_from_env(),
+            max_concurrency=int(
+                env.get(ENV_PREFIX + "MAX_CONCURRENCY", defaults.SERVE_MAX_CONCURRENCY)
+            ),
         )
+
+
+def header_timeout_from_env() -> float:
+    """--header-timeout as the HTTP protocol reads it, once per connection."""
+    return float(os.environ.get(ENV_PREFIX + "HEADER_TIMEOUT", defaults.SERVE_HEADER_TIMEOUT))
