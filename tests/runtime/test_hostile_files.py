@@ -162,3 +162,30 @@ def test_the_size_limit_is_checked_on_what_was_read_too(tmp_path, monkeypatch):
 def test_a_model_path_with_a_null_byte_is_a_model_load_error():
     with pytest.raises(ModelLoadError, match=r"^model 'a\\x00b.onnx' does not exist\.$"):
         Predictor("a\x00b.onnx")
+
+
+# --- Weights --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_weights_holding_nan_or_infinity_are_refused_at_load(tmp_path, bad):
+    # A flipped exponent bit makes a weight infinite: every prediction would be NaN or inf.
+    weight = WEIGHT.copy()
+    weight[0, 1] = bad
+    path = tmp_path / "model.onnx"
+    onnx.save_model(linear_proto(weight, BIAS), path)
+    with pytest.raises(ModelLoadError) as caught:
+        Predictor(path)
+    assert str(caught.value) == (
+        f"refused to load {str(path)!r}: its weights weight hold NaN or infinity (a damaged "
+        "file, or a diverged training run); re-export the model."
+    )
+
+
+def test_a_gemm_alpha_of_nan_is_refused_at_load(tmp_path):
+    model = linear_proto(WEIGHT, BIAS)
+    model.graph.node[0].attribute.append(onnx.helper.make_attribute("alpha", float("nan")))
+    path = tmp_path / "model.onnx"
+    onnx.save_model(model, path)
+    with pytest.raises(ModelLoadError, match=r"its weights Gemm\.alpha hold NaN or infinity"):
+        Predictor(path)

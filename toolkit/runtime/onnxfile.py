@@ -17,12 +17,15 @@ Files above MAX_MODEL_BYTES are refused before a byte is read (`read_model`).
 from __future__ import annotations
 
 import itertools
+import math
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from toolkit.errors import ModelLoadError, UnsafeModelError
 
@@ -33,6 +36,7 @@ MAX_MODEL_BYTES = 2**31 - 1
 # ONNX's standard operator domains; anything else (com.microsoft, custom ops) is refused.
 STANDARD_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml"})
 EXTERNAL = 1  # TensorProto.DataLocation.EXTERNAL
+FLOAT_TYPES = {1: np.dtype("<f4"), 11: np.dtype("<f8")}  # TensorProto.FLOAT, .DOUBLE
 
 # (message, [(field, number, type, label, message type)]) with protobuf's enum values:
 # type 1 double, 2 float, 3 int64, 5 int32 (enums are read as int32), 11 message, 12 bytes
@@ -137,6 +141,9 @@ class ModelFile:
     outputs: list[str] = field(default_factory=list)
     functions: int = 0  # how many model-local functions the file defines
     metadata: dict[str, str] = field(default_factory=dict)  # the model card
+    # Float weights stored in the file (initializers, Constant values, attributes such as
+    # Gemm's alpha) holding NaN or inf.
+    non_finite: list[str] = field(default_factory=list)
 
 
 @cache
@@ -246,7 +253,39 @@ def parse(data: bytes) -> ModelFile:
         key.decode("utf-8", "replace"): value.decode("utf-8", "replace")
         for key, value in ((p.key, p.value) for p in model.metadata_props)
     }
+    stored = itertools.chain(model.graph.initializer, _node_tensors(model.graph.node))
+    info.non_finite = [text(t.name) or "(unnamed)" for t in stored if not _finite(t)]
+    info.non_finite += [  # alpha, beta: `f` reads 0.0 on attributes of other types
+        f"{text(n.op_type)}.{text(a.name)}"
+        for n in model.graph.node
+        for a in n.attribute
+        if not math.isfinite(a.f)
+    ]
     return info
+
+
+def tensor_array(tensor: Any) -> np.ndarray | None:
+    """A float or double tensor stored in the file, as float64; None for any other."""
+    if tensor is None or tensor.data_location == EXTERNAL or len(tensor.external_data):
+        return None
+    dtype = FLOAT_TYPES.get(tensor.data_type)
+    shape = tuple(tensor.dims)
+    if dtype is None or any(d < 0 for d in shape):
+        return None
+    if tensor.raw_data:
+        if len(tensor.raw_data) % dtype.itemsize:
+            return None
+        values = np.frombuffer(tensor.raw_data, dtype)
+    else:
+        values = np.asarray(tensor.float_data if dtype.itemsize == 4 else tensor.double_data)
+    if values.size != math.prod(shape):
+        return None
+    return values.astype(np.float64).reshape(shape)
+
+
+def _finite(tensor: Any) -> bool:
+    values = tensor_array(tensor)
+    return values is None or bool(np.isfinite(values).all())
 
 
 def text(value: bytes) -> str:

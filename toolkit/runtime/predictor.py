@@ -223,7 +223,7 @@ class Predictor:
     def _run_error(self, error: Exception, rows: int) -> ModelRunError:
         return ModelRunError(
             f"onnxruntime failed to run model {str(self.path)!r} on {rows} "
-            f"row{'s' if rows > 1 else ''}: {_first_line(error)}. The file loads but cannot "
+            f"row{'s' if rows > 1 else ''}: {_brief(error)}. The file loads but cannot "
             f"compute; check it with `toolkit info {self.path}` or re-export it."
         )
 
@@ -243,18 +243,24 @@ def _open_session(path: Path, options: Any, providers: list[str]) -> tuple[Any, 
         graph.check_linear(info)
     except UnsafeModelError as error:
         raise ModelLoadError(f"refused to load {str(path)!r}: {error}.") from error
+    if info.non_finite:
+        raise ModelLoadError(
+            f"refused to load {str(path)!r}: its weights {', '.join(info.non_finite)} hold NaN "
+            "or infinity (a damaged file, or a diverged training run); re-export the model."
+        )
     # Without external data, hand onnxruntime the bytes already checked (no second read).
     source = str(path) if info.external_locations else data
     try:
         return ort.InferenceSession(source, options, providers=providers), info
     except Exception as error:  # onnxruntime raises its own Fail/InvalidGraph/... types
-        first = _first_line(error)
+        first = _brief(error)
         raise ModelLoadError(f"onnxruntime cannot load {str(path)!r}: {first}") from error
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+def _brief(error: BaseException) -> str:
+    """onnxruntime's message on one line (it spreads the useful part over several)."""
+    text = " ".join(str(error).split()).rstrip(".")
+    return (text[:500] + " ...") if len(text) > 500 else text or type(error).__name__
 
 
 def _signature(path: Path, session: Any) -> tuple[str, str, np.dtype, int, int, int | None]:

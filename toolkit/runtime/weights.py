@@ -11,14 +11,12 @@ small weights next to a large bias).
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 
 from toolkit.runtime import onnxfile
-
-_DTYPES = {1: np.dtype("<f4"), 11: np.dtype("<f8")}  # TensorProto.FLOAT, TensorProto.DOUBLE
+from toolkit.runtime.onnxfile import tensor_array as _array
 
 
 def linear_weights(
@@ -94,22 +92,3 @@ def _as_row(bias: np.ndarray, n_targets: int) -> np.ndarray | None:
     if flat.size not in (1, n_targets):
         return None
     return np.broadcast_to(flat, (n_targets,)).copy()
-
-
-def _array(tensor: Any) -> np.ndarray | None:
-    """A float or double initializer stored in the file, as float64; None otherwise."""
-    if tensor is None or tensor.data_location == onnxfile.EXTERNAL or len(tensor.external_data):
-        return None
-    dtype = _DTYPES.get(tensor.data_type)
-    shape = tuple(tensor.dims)
-    if dtype is None or any(d < 0 for d in shape):
-        return None
-    if tensor.raw_data:
-        if len(tensor.raw_data) % dtype.itemsize:
-            return None
-        values = np.frombuffer(tensor.raw_data, dtype)
-    else:
-        values = np.asarray(tensor.float_data if dtype.itemsize == 4 else tensor.double_data)
-    if values.size != math.prod(shape):
-        return None
-    return values.astype(np.float64).reshape(shape)
