@@ -334,3 +334,21 @@ def test_one_d_output_is_an_unsupported_signature(tmp_path):
     )
     with pytest.raises(ModelLoadError, match=re.escape("output y: tensor(float)['n']; expected")):
         Predictor(path)
+
+
+def test_onnxruntimes_fallback_chatter_stays_off_stdout(tmp_path, monkeypatch, capsys):
+    # onnxruntime's wrapper prints "EP Error ..." to stdout when a session fails, then
+    # retries; `toolkit predict` writes its predictions there.
+    def failing(*args, **kwargs):
+        print("*************** EP Error ***************")
+        raise RuntimeError("[ONNXRuntimeError] : 1 : FAIL : broken\nsecond line")
+
+    monkeypatch.setattr(ort, "InferenceSession", failing)
+    path = tmp_path / "model.onnx"
+    onnx.save_model(linear_proto(WEIGHT, BIAS), path)
+    with pytest.raises(ModelLoadError) as caught:
+        Predictor(path)
+    assert capsys.readouterr().out == ""
+    assert str(caught.value) == (
+        f"onnxruntime cannot load {str(path)!r}: [ONNXRuntimeError] : 1 : FAIL : broken second line"
+    )

@@ -81,6 +81,7 @@ _SCHEMA: list[tuple[str, list[tuple[str, int, int, int, str]]]] = [
         [
             ("input", 1, 12, 3, ""),
             ("output", 2, 12, 3, ""),
+            ("name", 3, 12, 1, ""),
             ("op_type", 4, 12, 1, ""),
             ("attribute", 5, 11, 3, "AttributeProto"),
             ("domain", 7, 12, 1, ""),
@@ -228,6 +229,8 @@ def parse(data: bytes) -> ModelFile:
     for graph in [model.graph, *model.functions]:
         for node in _nodes(graph):
             domain, op_type = text(node.domain), text(node.op_type)
+            # onnxruntime quotes these in its errors, which then fail to decode.
+            _names([node.name, *(a.name for a in node.attribute)])
             info.domains.add(domain)
             info.op_types.add(op_type)
             info.operators.add((domain, op_type))

@@ -3,9 +3,10 @@
 It needs only numpy and onnxruntime (never torch or onnx; tests/test_layout.py proves
 it), and it fixes what raw onnxruntime leaves to the caller:
 
-- Providers: "auto" takes the best available in PROVIDER_ORDER; asking explicitly for a
-  provider that onnxruntime then does not use is an error saying why, not a silent CPU run.
-  `predictor.provider` names what really runs.
+- Providers: "auto" asks for every available one in PROVIDER_ORDER (TensorRT, then CUDA,
+  ..., CPU last), so a provider that fails to load falls back to the next, not straight
+  to the CPU; asking explicitly for a provider that onnxruntime then does not use is an
+  error saying why, not a silent CPU run. `predictor.provider` names what really runs.
 - Inputs: numpy arrays (1-D = one row), nested lists, a mapping of feature name to column,
   or a pandas DataFrame (by column name). A guard (here and in inputs.py) explains wrong
   shapes, names, types and NaN/infinity with expected vs got before onnxruntime sees them.
@@ -19,8 +20,8 @@ it), and it fixes what raw onnxruntime leaves to the caller:
   judged by size before reading) raise ModelLoadError naming the path; external data
   outside the model's folder, non-standard operator domains and any operator a linear
   model does not need (graph.py: no loops, no branches) are refused before onnxruntime
-  opens the file; the signature must be one 2-D float input and one 2-D output with the
-  same batch dimension.
+  opens the file, as are weights holding NaN or infinity; the signature must be one 2-D
+  float input and one 2-D output with the same batch dimension.
 - Outputs: one row of n_targets per input row, checked on every call (the shape is free to
   compare); a model that fails inside onnxruntime or returns other rows raises
   ModelRunError naming the file. An empty list, like an empty (0, F) array, gives (0, T).
@@ -30,6 +31,8 @@ it), and it fixes what raw onnxruntime leaves to the caller:
 
 from __future__ import annotations
 
+import contextlib
+import io
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -251,7 +254,10 @@ def _open_session(path: Path, options: Any, providers: list[str]) -> tuple[Any, 
     # Without external data, hand onnxruntime the bytes already checked (no second read).
     source = str(path) if info.external_locations else data
     try:
-        return ort.InferenceSession(source, options, providers=providers), info
+        # When a session fails, onnxruntime's Python wrapper prints "EP Error ..." to stdout
+        # and retries on its fallback providers: keep that out of the CLI's predictions.
+        with contextlib.redirect_stdout(io.StringIO()):
+            return ort.InferenceSession(source, options, providers=providers), info
     except Exception as error:  # onnxruntime raises its own Fail/InvalidGraph/... types
         first = _brief(error)
         raise ModelLoadError(f"onnxruntime cannot load {str(path)!r}: {first}") from error
