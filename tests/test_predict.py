@@ -125,7 +125,7 @@ def test_bad_rows_are_named_by_file_row(model, write_csv, content, message):
 SAME_WORDING_CSV = [
     ("x1,x2,y\n1,2,3\n\n4,,6\n", "row 4, column 'x2': blank cell; expected a number."),
     ("x1,x2,y\n1,2,3\n\n4,abc,6\n", "row 4, column 'x2': expected a number, got 'abc'."),
-    ('x1,x2,y\n"1\n",2,3\n4,5\n', "row 4: found 2 values, expected 3 (one per header column"),
+    ('x1,x2,y\n1,2,3\n"4,5,6\n7,8,9\n', "row 3: found 1 value, expected 3 (one per header column"),
     ("x1,x2,y\n1,2,3\n\n\n4,inf,6\n", "row 5, column 'x2': expected a finite number, got inf"),
 ]
 SAME_WORDING_PARQUET = [

@@ -42,6 +42,18 @@ BAD_CSV = [
     ),
     ("x1,x2,y\n1,2,3\n".encode("utf-16"), "is UTF-16 text, not UTF-8; save the file as UTF-8."),
     (
+        "x1,x2,y\n1,2,3\n4,5,1e400\n",
+        "row 3, column 'y': expected a finite number, got inf; remove or fill in the row (a "
+        "number beyond ±1.8e308 reads as infinity).",
+    ),
+    ("x1,x2,y\n1,2,3\x0b\n", "row 2, column 'y': expected a number, got '3\\x0b'."),
+    ('x1,x2,y\n"1\n",2,3\n', "row 2, column 'x1': expected a number, got '1\\n'."),
+    (
+        "x1\tx2\ty\n1\t2\t3\n",
+        "found 1 column ('x1\\tx2\\ty'); expected at least 2 (one or more features and a "
+        "target). The file looks separated by tabs; toolkit reads comma-separated CSV.",
+    ),
+    (
         'x1,x2,y\n1,2,3\n2,3,4\n"4,5,6\n7,8,9\n1,1,1\n2,2,2\n',
         "row 4: found 1 value, expected 3 (one per header column: x1, x2, y). A quoted cell "
         "that starts on row 4 runs over 4 lines, to row 7; is its closing quote missing?",
@@ -170,3 +182,8 @@ def test_a_non_utf8_cell_far_into_the_file_is_named_by_row_and_column(write_csv)
 def test_a_non_utf8_cell_in_an_unused_column_is_not_read(write_csv):
     path = write_csv("notes.csv", b"x1,note,y\n1,caf\xe9,2\n2,ok,4\n3,x,6\n")
     assert load_dataset(path, features=["x1"]).arrays()[1][:, 0].tolist() == [2, 4, 6]
+
+
+def test_a_stray_byte_order_mark_in_the_header_is_not_part_of_a_name(write_csv):
+    path = write_csv("boms.csv", "\ufeff\ufeffx1,x2,y\n1,2,3\n2,2,4\n3,1,4\n".encode())
+    assert load_dataset(path).feature_names == ["x1", "x2"]

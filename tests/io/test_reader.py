@@ -84,6 +84,26 @@ def test_missing_columns_are_a_usage_error_naming_what_the_file_has(write_csv):
     assert str(caught.value) == f"{path} lacks columns 'x2', 'key'; it has x1, x3."
 
 
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        ("X1,X2", "it has X1, X2. Names must match exactly: did you mean 'X1' for 'x1', 'X2' for"),
+        ("x1\tx2", "it has 'x1\\tx2'. The file looks separated by tabs; toolkit reads comma-"),
+    ],
+)
+def test_missing_columns_show_what_may_have_been_meant(write_csv, header, message):
+    path = write_csv("in.csv", f"{header}\n1,2\n")
+    with pytest.raises(UsageError) as caught, open_input(path, ["x1", "x2"]):
+        pass
+    assert message in str(caught.value)
+
+
+def test_spaces_around_header_names_do_not_count(write_csv):
+    path = write_csv("in.csv", " x1 , x2\n1,2\n")
+    with open_input(path, ["x1", "x2"]) as table:
+        assert [block.tolist() for block, _ in table.chunks(finite=True)] == [[[1.0, 2.0]]]
+
+
 def test_a_missing_file_or_a_folder_is_a_usage_error(tmp_path):
     with pytest.raises(UsageError, match=r"input file '.*nope\.csv' does not exist\."):
         open_input(tmp_path / "nope.csv", ["x"]).__enter__()

@@ -191,3 +191,12 @@ def test_sha256_is_abandoned_when_asked(mixed_shards):
     stop = threading.Event()
     stop.set()  # as train does when the data pass fails, so the error is not kept waiting
     assert open_source(folder).sha256(stop) == ""
+
+
+def test_a_header_of_numbers_gets_a_warning_that_it_may_be_missing(write_csv):
+    path = write_csv("nohead.csv", "1,2,3\n4,5,9\n7,1,8\n2,2,4\n")
+    source = open_source(path)
+    assert source.notes[0] == (
+        f"warning: every column name in {path} is a number (1, 2, 3): is its header row "
+        "missing? Its first row is read as the column names."
+    )

@@ -14,6 +14,7 @@ Modules, by concern:
     reader    the one reader (`read_piece`) and predict's input (`open_input`)
     sources   training data: shards, column selection, pieces for torchrun, the seed set
     globs     --data patterns: each file once, no walking around symlink loops
+    names     column names in messages: shown, matched loosely, a doubtful header named
     holdout   the seeded validation split
     memory    a whole data set in memory (`load_dataset`: tests and benchmarks)
     writers   prediction output: CSV, JSON Lines, Parquet

@@ -61,9 +61,12 @@ def float_block(
         bad = np.argwhere(~np.isfinite(block))
         if len(bad):
             row, j = (int(k) for k in bad[0])
+            value = float(block[row, j])
+            # A CSV cell such as 1e400 parses as infinity: say so, the file shows no "inf".
+            huge = " (a number beyond ±1.8e308 reads as infinity)" if np.isinf(value) else ""
             raise DataError(
                 f"{name}, row {row_text(row_of(row))}, column {columns[j]!r}: expected a "
-                f"finite number, got {float(block[row, j])!r}; remove or fill in the row."
+                f"finite number, got {value!r}; remove or fill in the row{huge}."
             )
     return block
 

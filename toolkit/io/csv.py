@@ -120,7 +120,7 @@ def csv_options(
         names = list(piece.shard.columns)
     elif piece is not None:
         raw = csvrows.header(piece.shard.path, piece.shard.name)
-        written.update((cell.strip(), cell) for cell in raw if cell.strip() in written)
+        written.update((_clean(cell), cell) for cell in raw if _clean(cell) in written)
     read_options = pa_csv.ReadOptions(block_size=CSV_BLOCK_BYTES, column_names=names)
     convert_options = pa_csv.ConvertOptions(
         column_types={written[column]: pa.float64() for column in columns}
@@ -134,9 +134,9 @@ def csv_options(
 
 
 def csv_header(path: Path, name: str) -> list[str]:
-    """The header's column names, stripped of surrounding spaces; blank or repeated names
-    and names that are not UTF-8 are refused."""
-    columns = [cell.strip() for cell in csvrows.header(path, name)]
+    """The header's column names, stripped of surrounding spaces (`_clean`); blank or
+    repeated names and names that are not UTF-8 are refused."""
+    columns = [_clean(cell) for cell in csvrows.header(path, name)]
     for position, column in enumerate(columns, start=1):
         if not column:
             raise DataError(
@@ -146,6 +146,12 @@ def csv_header(path: Path, name: str) -> list[str]:
     if duplicates:
         raise DataError(f"{name}, row 1: column name {duplicates[0]!r} appears more than once.")
     return columns
+
+
+def _clean(cell: str) -> str:
+    """A header cell as a column name: without the spaces (and stray byte-order marks,
+    which an editor may leave after the first) around it."""
+    return cell.strip().strip("\ufeff").strip()
 
 
 def csv_locator(path: Path, name: str, start: int = 0) -> Callable[[int], int | None]:
@@ -247,7 +253,7 @@ def _first_non_number(piece: Piece, column: str) -> tuple[int | None, str | None
     """Data-row index and text of the first cell in `column` that is not a float64.
 
     Blank cells are skipped (they are reported as blank, not here); like pyarrow's
-    conversion, surrounding spaces are ignored.
+    conversion, spaces and tabs around a number are ignored (other whitespace is not).
     """
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -261,11 +267,12 @@ def _first_non_number(piece: Piece, column: str) -> tuple[int | None, str | None
         for batch in rd:
             strings = batch.column(0)
             try:
-                pc.cast(pc.utf8_trim_whitespace(strings), pa.float64())
+                pc.cast(pc.utf8_trim(strings, characters=" \t"), pa.float64())
             except pa.ArrowInvalid:
                 for i, value in enumerate(strings.to_pylist()):
                     try:
-                        pc.cast(pa.array([value and value.strip()], pa.string()), pa.float64())
+                        trimmed = value and value.strip(" \t")
+                        pc.cast(pa.array([trimmed], pa.string()), pa.float64())
                     except pa.ArrowInvalid:
                         return offset + i, value
             offset += len(strings)

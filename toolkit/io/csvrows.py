@@ -126,7 +126,7 @@ def first_problem(
                     f"{shard.name}, row {line}, column {column!r}: is not UTF-8 text "
                     f"({undecodable(cell)!r}); {UTF8_REMEDY}."
                 )
-            if index in numbers and cell.strip() and not _is_number(cell):
+            if index in numbers and cell.strip(" \t") and not _is_number(cell):
                 return not_a_number(shard.name, line, column, cell)
     return None
 
@@ -155,8 +155,13 @@ def not_a_number(name: str, line: int | None, column: str, value: str) -> DataEr
 
 
 def _is_number(cell: str) -> bool:
+    """Whether pyarrow reads `cell` as a float64: spaces and tabs around it are ignored,
+    other whitespace is not, and Python's 1_000 is no number in a CSV file."""
+    text = cell.strip(" \t")
+    if text != text.strip() or "_" in text:
+        return False
     try:
-        float(cell.strip().replace("_", "!"))  # Python's 1_000 is not a number in a CSV
+        float(text)
     except ValueError:
         return False
     return True

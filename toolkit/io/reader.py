@@ -25,6 +25,7 @@ from toolkit.defaults import CHUNK_ROWS, STDIO
 from toolkit.errors import DataError, UsageError
 from toolkit.io.blocks import float_block, prefetch
 from toolkit.io.formats import FORMATS, open_shard
+from toolkit.io.names import csv_header_hint, did_you_mean, listed
 from toolkit.io.shards import Piece, Shard
 
 if TYPE_CHECKING:
@@ -142,16 +143,26 @@ def open_input(
         wanted = [*floats, *text]
         missing = [column for column in wanted if column not in shard.columns]
         if missing:
-            raise UsageError(
-                f"{name} lacks column{'s' if len(missing) > 1 else ''} "
-                f"{', '.join(repr(m) for m in missing)}; it has {', '.join(shard.columns)}."
-            )
+            raise UsageError(_lacks(shard, missing))
         FORMATS[shard.format].check(shard, floats)
         table = Input(shard, tuple(floats), tuple(text))
         try:
             yield table
         finally:
             table.close()
+
+
+def _lacks(shard: Shard, missing: Sequence[str]) -> str:
+    """Why a file without some wanted columns is refused, with what it has and may mean."""
+    message = (
+        f"{shard.name} lacks column{'s' if len(missing) > 1 else ''} "
+        f"{', '.join(repr(m) for m in missing)}; it has {listed(shard.columns)}."
+    )
+    close = {m: did_you_mean(m, shard.columns) for m in missing}
+    meant = [f"{found!r} for {m!r}" for m, found in close.items() if found is not None]
+    if meant:
+        message += f" Names must match exactly: did you mean {', '.join(meant)}?"
+    return message + (csv_header_hint(shard.columns) if shard.format == "csv" else "")
 
 
 @contextlib.contextmanager

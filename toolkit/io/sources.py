@@ -12,7 +12,6 @@ breaks, a Parquet file between row groups.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import sys
 import threading
@@ -29,6 +28,7 @@ from toolkit.errors import DataError, UsageError
 from toolkit.io import globs
 from toolkit.io.blocks import prefetch
 from toolkit.io.formats import FORMATS, open_shard, suffixes
+from toolkit.io.names import csv_header_hint, did_you_mean, listed, numeric_header
 from toolkit.io.reader import read_piece
 from toolkit.io.shards import Piece, Shard
 
@@ -151,12 +151,20 @@ def open_source(
         shards = [open_shard(source, str(source)) for source in resolve_sources(path)]
         name = shards[0].name if len(shards) == 1 else f"{path} ({len(shards)} shards)"
     first = shards[0]
-    feature_names, target_names = select_columns(first.columns, targets, features, first.name)
+    hint = csv_header_hint(first.columns) if first.format == "csv" else ""
+    feature_names, target_names = select_columns(
+        first.columns, targets, features, first.name, hint=hint
+    )
     for shard in shards[1:]:  # every later shard must hold the columns the first resolved to
         select_columns(shard.columns, target_names, feature_names, shard.name)
     for shard in shards:
         FORMATS[shard.format].check(shard, feature_names + target_names)
     notes = []
+    if first.format == "csv" and numeric_header(first.columns):
+        notes.append(
+            f"warning: every column name in {first.name} is a number ({listed(first.columns)}): "
+            "is its header row missing? Its first row is read as the column names."
+        )
     if not targets and target_names[0] != DEFAULT_TARGET:
         notes.append(
             f"no column is named {DEFAULT_TARGET!r}: using the last column, "
@@ -187,18 +195,27 @@ def resolve_sources(path: str | Path) -> list[Path]:
 
 
 def select_columns(
-    columns: Sequence[str], targets: Sequence[str], features: Sequence[str], name: str
+    columns: Sequence[str],
+    targets: Sequence[str],
+    features: Sequence[str],
+    name: str,
+    *,
+    hint: str = "",
 ) -> tuple[list[str], list[str]]:
-    """Resolve --target/--features against the file's columns; unknown names are usage errors."""
+    """Resolve --target/--features against the file's columns; unknown names are usage errors.
+
+    `hint` (a sentence about the header, see `names.csv_header_hint`) ends the messages
+    about the file's columns.
+    """
     if len(columns) < 2 and not features:
         raise DataError(
             f"{name}: found 1 column ({columns[0]!r}); expected at least 2 "
-            "(one or more features and a target)."
+            f"(one or more features and a target).{hint}"
         )
     for flag, names in (("--target", targets), ("--features", features)):
         for column in names:
             if column not in columns:
-                raise UsageError(_unknown_column(column, flag, columns, name))
+                raise UsageError(_unknown_column(column, flag, columns, name) + hint)
         duplicates = sorted({c for c in names if list(names).count(c) > 1})
         if duplicates:
             raise UsageError(f"{flag} names {duplicates[0]!r} more than once.")
@@ -216,14 +233,10 @@ def select_columns(
 
 
 def _unknown_column(column: str, flag: str, columns: Sequence[str], name: str) -> str:
-    message = f"unknown column {column!r} in {flag}; {name} has columns {', '.join(columns)}."
-    # Case does not count against a name: totemp finds TOTEMP.
-    folded: dict[str, str] = {}
-    for name_in_file in columns:
-        folded.setdefault(name_in_file.casefold(), name_in_file)
-    close = difflib.get_close_matches(column.casefold(), list(folded), n=1)
-    if close:
-        message += f" Did you mean {folded[close[0]]!r}?"
+    message = f"unknown column {column!r} in {flag}; {name} has columns {listed(columns)}."
+    close = did_you_mean(column, columns)  # case does not count: totemp finds TOTEMP
+    if close is not None:
+        message += f" Did you mean {close!r}?"
     return message
 
 
