@@ -2,8 +2,10 @@
 
 The candidate is `python -m toolkit serve MODEL --port P` (FastAPI on uvicorn, one worker),
 the baseline a raw ASGI callable on uvicorn with the settings `toolkit serve` passes to
-uvicorn (one worker, the same HTTP protocol and event loop, keep-alive 5 s,
-limit_concurrency 1000, log level info with the access log on): it parses the body with
+uvicorn (one worker, the same event loop, keep-alive 5 s, no connection limit, backlog
+4096, no WebSockets, log level info with the access log on) but uvicorn's stock HTTP
+protocol, where toolkit runs its guarded subclass (toolkit/serve/protocol.py: JSON errors,
+the header deadline), and no request limit: it parses the body with
 json.loads, runs raw `onnxruntime.InferenceSession.run` on the same .onnx file and answers
 {"predictions": {"y": [...]}}. A third side, for information only, puts that same handler
 behind a one-route FastAPI app, which splits the gap into the framework's share and
@@ -144,9 +146,11 @@ uvicorn.run(
     host="127.0.0.1",
     port=port,
     workers=1,
+    ws="none",
+    backlog=4096,
     timeout_keep_alive=5,
     timeout_graceful_shutdown=30,
-    limit_concurrency=1000,
+    limit_concurrency=None,
     log_level="info",
 )
 """

@@ -17,7 +17,13 @@ import pytest
 pytest.importorskip("fastapi", reason="toolkit serve needs the 'serve' extra")
 
 from toolkit.errors import RequestError, ToolkitError
-from toolkit.serve.body import MAX_NUMBER_CHARS, features, parse_json, read_body
+from toolkit.serve.body import (
+    MAX_NUMBER_CHARS,
+    check_numbers,
+    features,
+    parse_json,
+    read_body,
+)
 
 
 @contextlib.contextmanager
@@ -125,6 +131,15 @@ def test_wrong_shapes_are_422(payload, match):
 def test_more_rows_than_the_limit_is_413():
     with refused(413, "too_many_rows", "^11 rows exceed the limit of 10$"):
         features({"rows": [[0.0, 0.0]] * 11}, b"", max_rows=10)
+
+
+def test_check_numbers_is_the_400_for_a_number_beyond_float64_and_quiet_otherwise():
+    for body in (b'{"rows": [[1e999, 2]], "x": 1}', b"[1E+999]", b'{"columns": {"a": [-1e400]}}'):
+        with refused(400, "invalid_json", "is out of the float64 range"):
+            check_numbers(body)
+    # Bodies without an exponent are not parsed again; valid ones pass.
+    for body in (b'{"rows": [[1, 2]], "x": 1}', b'{"rows": [[1e300, 1e-300]]}', b"[1"):
+        check_numbers(body)
 
 
 # --- read_body ----------------------------------------------------------------------------

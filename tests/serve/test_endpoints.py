@@ -127,7 +127,15 @@ def test_openapi_and_docs(client):
 
 def test_unknown_paths_and_methods_are_json_errors(client):
     assert_error(client.get("/nope"), 404, "http", "Not Found")
-    assert_error(client.get("/predict"), 405, "http", "Method Not Allowed")
+    for method, path, allowed in [
+        ("GET", "/predict", "POST"),
+        ("PUT", "/predict", "POST"),
+        ("POST", "/health", "GET"),
+        ("DELETE", "/metadata", "GET"),
+    ]:
+        response = client.request(method, path)
+        assert_error(response, 405, "http", "Method Not Allowed")
+        assert response.headers["allow"] == allowed, (method, path)
 
 
 # 3. Bad input: 400 for what is not JSON as serve.py accepts it, 422 for the wrong content.
@@ -230,6 +238,52 @@ SHAPE = 'expected a JSON object with "rows" (a list of rows) or "columns"'
 def test_wrong_content_is_422(client, payload, kind, parts):
     response = client.post("/predict", content=json.dumps(payload).encode())
     assert_error(response, 422, kind, *parts)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"rows": [[3e38, 3e38]]},
+        {"rows": [[1, 2], [-3e38, -3e38]]},
+        {"columns": {"x1": [3e38], "x2": [1e38]}},
+    ],
+    ids=["rows", "second-row-negative", "columns"],
+)
+def test_a_prediction_that_overflows_the_dtype_is_a_clear_422(client, payload):
+    """Inputs within float32 whose prediction (x1 + x2 - 1) is not: JSON has no Infinity."""
+    row = 2 if len(payload.get("rows", [])) == 2 else 1
+    assert_error(
+        client.post("/predict", json=payload),
+        422,
+        "prediction_overflow",
+        f"the prediction for row {row}, target 'y', overflowed the model's float32 "
+        "(largest finite value 3.40282e+38)",
+    )
+
+
+OUT_OF_RANGE = "invalid JSON value: number '1e999' is out of the float64 range"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"rows": [[1e999, 2]]}',
+        b'{"rows": [[1e999, 2]], "x": 1}',  # a shape error too
+        b'{"rows": [[1e999, 2]], "columns": {}}',
+        b'{"rows": [[1e999, 2, 3]]}',  # a feature-count error too
+        b'{"rows": [[1e999, "a"]]}',  # a type error too
+        b'{"rows": [[1e999, true]]}',
+        b'{"rows": 1e999}',
+        b'{"columns": {"x1": [1e999], "x2": [1]}}',
+        b'{"columns": {"x1": [1e999], "x3": [1]}}',  # a name error too
+        b'{"columns": {"x1": [[1e999]], "x2": [[1]]}}',
+        b"[1e999]",
+    ],
+)
+def test_a_number_outside_float64_is_always_the_same_400(client, body):
+    """Whatever else is wrong with the body, the out-of-range number is reported first."""
+    response = client.post("/predict", content=body)
+    assert assert_error(response, 400, "invalid_json") == OUT_OF_RANGE
 
 
 def test_server_still_healthy_after_bad_input(client):

@@ -34,9 +34,9 @@ def model(seed_onnx: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def small(model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """Small limits: 4 KiB bodies, 10 rows, 1 s to send a body."""
+    """Small limits: 4 KiB bodies, 10 rows, 1 s to send a body, 1 s to send headers."""
     options = ["--max-body-bytes", str(SMALL_BODY), "--max-rows", str(SMALL_ROWS)]
-    options += ["--body-timeout", "1"]
+    options += ["--body-timeout", "1", "--header-timeout", "1"]
     with running(model, tmp_path_factory.mktemp("small"), *options) as server:
         yield server
 
@@ -158,3 +158,19 @@ def test_body_trickling_in_is_408_even_if_every_piece_is_on_time(small):
         status, _, answer = read_response(sock)
     assert status == 408 and json_error(answer)["type"] == "timeout"
     assert time.monotonic() - started < 5
+
+
+def test_slow_headers_are_408_at_the_header_timeout(small):
+    """--header-timeout reaches the HTTP protocol of the worker (tests/serve/test_protocol.py
+    has the details, on both of uvicorn's parsers)."""
+    with raw_connect(small.port) as sock:
+        started = time.monotonic()
+        sock.sendall(request_head(small.port, 10)[:30])  # part of the request line, then nothing
+        status, headers, answer = read_response(sock)
+        elapsed = time.monotonic() - started
+    assert status == 408 and headers["connection"] == "close"
+    assert json_error(answer) == {
+        "type": "timeout",
+        "message": "the request headers did not arrive within 1 s",
+    }
+    assert 0.9 < elapsed < 5

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -122,3 +123,33 @@ def test_unusable_model_fails_fast_with_a_clean_error(tmp_path, name, content, m
     assert "Uvicorn running" not in result.stderr
     assert time.monotonic() - started < 30
     assert refuses_connections(port)
+
+
+# 9. A busy port is refused before the model is loaded.
+
+
+@pytest.mark.parametrize("which", ["seed", "missing"])
+def test_a_busy_port_is_a_usage_error_before_the_model_is_loaded(model, tmp_path, which):
+    """Exit 2 with the port in the message; a missing model is not even looked at."""
+    path = model if which == "seed" else tmp_path / "missing.onnx"
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        started = time.monotonic()
+        result = subprocess.run(
+            serve_command(path, port),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+            env=server_env(),
+        )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().endswith(
+        f"Error: port {port} on 127.0.0.1 is in use; choose another --port"
+    ), result.stderr
+    assert "Try 'toolkit serve --help' for help." in result.stderr
+    assert "warm" not in result.stderr and "does not exist" not in result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    assert time.monotonic() - started < 30

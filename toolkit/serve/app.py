@@ -124,13 +124,12 @@ def _predict_handler(settings: ServeSettings, state: dict[str, Any]) -> Any:
         try:
             data, rows = features(payload, body, settings.max_rows)
             result = await _predict(predictor, data, rows)
+            return _answer(predictor, result, rows)
         except RequestError:
             # A number outside float64 is a 400 whatever else is wrong with the body:
             # the fast parse read it as infinity, which the checks above may not reach.
             check_numbers(body)
             raise
-        predictions = {name: result[:, t].tolist() for t, name in enumerate(predictor.target_names)}
-        return json.dumps({"predictions": predictions, "rows": rows}).encode()
 
     return predict_json
 
@@ -143,9 +142,16 @@ async def _predict(predictor: Predictor, data: Any, rows: int) -> np.ndarray:
             result = predictor.predict(data)
     except InputError as exc:
         raise RequestError(422, "invalid_input", str(exc)) from exc
-    if not np.isfinite(result).all():  # finite inputs whose prediction does not fit
-        raise RequestError(422, "prediction_overflow", _overflow_message(predictor, result))
     return result
+
+
+def _answer(predictor: Predictor, result: np.ndarray, rows: int) -> bytes:
+    predictions = {name: result[:, t].tolist() for t, name in enumerate(predictor.target_names)}
+    try:  # allow_nan=False: the finiteness check costs nothing when all is well
+        return json.dumps({"predictions": predictions, "rows": rows}, allow_nan=False).encode()
+    except ValueError as exc:  # finite inputs whose prediction does not fit the dtype
+        message = _overflow_message(predictor, result)
+        raise RequestError(422, "prediction_overflow", message) from exc
 
 
 def _overflow_message(predictor: Predictor, result: np.ndarray) -> str:

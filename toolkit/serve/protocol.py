@@ -153,27 +153,31 @@ else:
             self._pending, self._read_size = True, 0
             self._guard_start()
 
+        # The three methods below run for every request: kept to a few attribute reads.
+
         def data_received(self, data: bytes) -> None:
             self._read_size = len(data)
             super().data_received(data)
-            self._after_read(len(data))
-
-        def _head_pending(self) -> bool:
-            return self._pending
+            if self._pending:
+                self._after_read(len(data))
 
         def on_message_begin(self) -> None:
             super().on_message_begin()
-            self._pending = True
-            self._head_begins()
+            self._pending, self._head_bytes = True, 0
+            self._head_started = self.loop.time()
 
         def on_headers_complete(self) -> None:
             self._pending = False
-            self._head_complete()
+            if self._head_timer is not None:
+                self._head_complete()
             if self._head_bytes + self._read_size > MAX_HEADER_BYTES:
                 size = len(self.url) + sum(len(k) + len(v) + 4 for k, v in self.headers)
                 if size > MAX_HEADER_BYTES:
                     raise _HeadersTooLarge
             super().on_headers_complete()
+
+        def _head_pending(self) -> bool:
+            return self._pending
 
 
 class _H11(_Guard, H11Protocol):
