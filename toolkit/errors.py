@@ -68,7 +68,7 @@ class TrainingError(ToolkitError):
     """Training failed, for example because the loss became non-finite."""
 
 
-class SpillError(ToolkitError):
+class SpillError(ToolkitError, OSError):
     """The parsed rows could not be parked in the temporary folder (a full disk, say)."""
 
 

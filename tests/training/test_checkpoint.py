@@ -155,3 +155,11 @@ def test_unwritable_destination_is_a_clean_error(run, tmp_path):
     assert f"Error: cannot write {str(blocker / 'model.pt')!r}:" in result.output
     assert "Choose another --out." in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("junk", [b"junk\n", b"\x80\x02}q\x00.", b"PK\x03\x04" + b"\x00" * 40, b""])
+def test_junk_files_are_a_checkpoint_error_not_a_traceback(tmp_path, junk):
+    path = tmp_path / "x.pt"
+    path.write_bytes(junk)
+    with pytest.raises(CheckpointError, match=r"x\.pt"):
+        checkpoint.load(path)

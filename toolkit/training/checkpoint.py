@@ -92,9 +92,10 @@ def load(path: str | Path, expected_format: str = FORMAT) -> dict[str, Any]:
             f"plain data{what}, and unpickling them could run code. toolkit loads checkpoints "
             "with weights_only=True only; retrain the model with toolkit train."
         ) from error
-    except (RuntimeError, EOFError, OSError, ValueError) as error:
+    except Exception as error:  # torch's unpickler raises many types on junk (KeyError...)
         raise CheckpointError(
-            f"cannot read checkpoint {str(path)!r}: {error}. Is it a file written by toolkit train?"
+            f"cannot read checkpoint {str(path)!r}: it is damaged or not a checkpoint "
+            f"({type(error).__name__}: {error}). Is it a file written by toolkit train?"
         ) from error
     if not isinstance(payload, dict) or payload.get("format") != expected_format:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
