@@ -173,3 +173,22 @@ def test_export_reports_a_missing_checkpoint_at_once_without_importing_torch(tmp
     assert "toolkit.export.convert" in imported  # the check ran in the library ...
     assert {"torch", "onnx", "onnxruntime"} & imported == set()  # ... before anything heavy
     assert seconds < 1.5  # 0.5 s is the aim; the margin is for a loaded test machine
+
+
+def test_an_interrupt_after_the_checkpoint_is_written_exits_130_and_keeps_it(run, monkeypatch):
+    """The issue's case: SIGTERM in the last second (the summary) killed the process, -15."""
+    import toolkit.training
+
+    def interrupted(result):
+        raise KeyboardInterrupt  # what the SIGTERM handler raises
+
+    monkeypatch.setattr(toolkit.training, "to_text", interrupted)
+    result = run("train")
+    assert result.exit_code == 130
+    assert "interrupted after the checkpoint was written; models/model.pt is complete." in (
+        result.output
+    )
+    assert "Traceback" not in result.output
+    from toolkit.training import checkpoint
+
+    assert checkpoint.load("models/model.pt")["spec"]["feature_names"] == ["x1", "x2"]

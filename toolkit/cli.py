@@ -26,6 +26,7 @@ from toolkit.cli_types import (
     split_names,
     tolerances,
 )
+from toolkit.errors import TrainingInterrupted
 
 # Every option shows its default (toolkit.defaults) in --help, unless it has none.
 _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100, "show_default": True}
@@ -145,18 +146,19 @@ def train(as_json: bool, quiet: bool, no_intercept: bool, **options: Any) -> Non
         intercept=not no_intercept, progress=not quiet and sys.stderr.isatty(), **options
     )
     previous = signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM saves resume state like Ctrl-C
-    try:
+    try:  # the handler stays until the summary is out: a late SIGTERM exits 130, not -15
         result = run_training(config)
+        if result.rank == 0:  # under torchrun, rank 0 speaks for the job
+            for note in result.notes:
+                if note.startswith("warning:") or not quiet:
+                    click.echo(note if note.startswith("warning:") else f"note: {note}", err=True)
+            click.echo(json.dumps(to_json(result), indent=2) if as_json else to_text(result))
+    except KeyboardInterrupt as error:  # training turns its own interrupts into errors
+        raise TrainingInterrupted(
+            f"interrupted after the checkpoint was written; {config.out} is complete."
+        ) from error
     finally:
         signal.signal(signal.SIGTERM, previous)
-    if result.rank != 0:  # under torchrun, rank 0 speaks for the job
-        return
-    for note in result.notes:
-        if note.startswith("warning:"):
-            click.echo(note, err=True)
-        elif not quiet:
-            click.echo(f"note: {note}", err=True)
-    click.echo(json.dumps(to_json(result), indent=2) if as_json else to_text(result))
 
 
 @cli.command(cls=ToolkitCommand, short_help="Export a checkpoint to ONNX behind the parity gate.")
