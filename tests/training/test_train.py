@@ -136,3 +136,13 @@ def test_an_interrupt_while_reading_the_data_exits_130_and_saves_nothing(
         result.output.strip() == "Error: interrupted before training finished; nothing was saved."
     )
     assert not (tmp_path / "m.pt").exists()
+
+
+def test_a_tiny_file_whose_rows_all_hash_to_validation_still_trains(tmp_path):
+    """The issue's case: 3 rows, all held out by the seeded hash (seed 225), and the default
+    split dropped for tiny data: StopIteration used to escape."""
+    path = tmp_path / "three.csv"
+    path.write_text("a,y\n1,2\n2,3\n3,5\n")
+    result = train(TrainConfig(data=path, seed=225, out=tmp_path / "m.pt"))
+    assert result.data["train_rows"] == 3 and result.data["val_rows"] == 0
+    np.testing.assert_allclose(result.weight[0], [1.5], rtol=1e-6)

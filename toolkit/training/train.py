@@ -227,7 +227,10 @@ def _choose_split(
     check_enough_rows(name, spec, n_train)
     check_dtype_range(spec, [train_moments, val_moments], [train_rows, val_rows], job.group)
     assert train_moments is not None  # at least n_parameters rows, checked above
-    train_shift = next(p.first_target for p in local if p.first_target is not None)
+    # Any training row's targets will do as the metrics' shift (every process picks the same);
+    # when the default split was dropped, the training rows include the held-out ones.
+    firsts = [p.first_target for p in local] + [p.first_val_target for p in local]
+    train_shift = next(first for first in firsts if first is not None)
     val_shift = None
     if n_val:
         val_shift = next(p.first_val_target for p in local if p.first_val_target is not None)
