@@ -69,10 +69,9 @@ def bare_export(model: Any, path: Path | str) -> None:
 
     # The point is to silence exactly as toolkit does.
     from toolkit.export import DEFAULT_OPSET, INPUT_NAME, OUTPUT_NAME
-    from toolkit.export.convert import TRACE_ROWS
     from toolkit.export.quiet import quiet
 
-    example = torch.zeros(TRACE_ROWS, model.in_features, dtype=model.weight.dtype)
+    example = torch.zeros(3, model.in_features, dtype=model.weight.dtype)
     batch = torch.export.Dim("batch", min=1)
     with quiet(), torch.no_grad():
         torch.onnx.export(
