@@ -61,29 +61,50 @@ def metric_sums(
     target) defaults to the first row's targets; `unit` (powers of two, one per target)
     to 1.
     """
-    t = weight.shape[0]
-    ones = np.ones(t)
-    sums = MetricSums(0, np.zeros(t), *(np.zeros(t) for _ in range(4)), unit=ones)
-    if unit is not None:
-        sums.unit = np.asarray(unit, dtype=np.float64).reshape(t)
+    return metric_sums_of(chunks, [(weight, bias, dtype)], shift, unit)[0]
+
+
+Model = tuple[np.ndarray, np.ndarray, str]  # weight (t, d), bias (t,), dtype of the predictions
+
+
+def metric_sums_of(
+    chunks: Iterable[tuple[np.ndarray, np.ndarray]],
+    models: Sequence[Model],
+    shift: np.ndarray | None = None,
+    unit: np.ndarray | None = None,
+) -> list[MetricSums]:
+    """`metric_sums` for several models in one pass over `chunks` (the rows are read once)."""
+    t = models[0][0].shape[0]
+    unit = np.ones(t) if unit is None else np.asarray(unit, dtype=np.float64).reshape(t)
+    every = [
+        MetricSums(0, np.zeros(t), *(np.zeros(t) for _ in range(4)), unit=unit) for _ in models
+    ]
     if shift is not None:
-        sums.shift = np.asarray(shift, dtype=np.float64).reshape(t)
+        for sums in every:
+            sums.shift = np.asarray(shift, dtype=np.float64).reshape(t)
     first = shift is None
-    model = _in_dtype(weight, bias, dtype)
+    prepared = [_in_dtype(*model) for model in models]
     for features, targets in chunks:
         targets = np.asarray(targets, dtype=np.float64).reshape(len(features), -1)
         if not len(features):
             continue
         if first:
-            sums.shift, first = targets[0].copy(), False
-        residual = (targets - predict(features, *model)) / sums.unit
-        sums.sse += np.einsum("ij,ij->j", residual, residual)
-        sums.sae += np.abs(residual).sum(axis=0)
-        centred = (targets - sums.shift) / sums.unit
-        sums.shifted_sum += centred.sum(axis=0)
-        sums.shifted_squares += np.einsum("ij,ij->j", centred, centred)
-        sums.n += len(features)
-    return sums
+            for sums in every:
+                sums.shift = targets[0].copy()
+            first = False
+        for sums, model in zip(every, prepared, strict=True):
+            _add(sums, targets, predict(features, *model))
+    return every
+
+
+def _add(sums: MetricSums, targets: np.ndarray, predicted: np.ndarray) -> None:
+    residual = (targets - predicted) / sums.unit
+    sums.sse += np.einsum("ij,ij->j", residual, residual)
+    sums.sae += np.abs(residual).sum(axis=0)
+    centred = (targets - sums.shift) / sums.unit
+    sums.shifted_sum += centred.sum(axis=0)
+    sums.shifted_squares += np.einsum("ij,ij->j", centred, centred)
+    sums.n += len(targets)
 
 
 def _in_dtype(weight: np.ndarray, bias: np.ndarray, dtype: str) -> tuple[Any, Any, Any]:

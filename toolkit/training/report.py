@@ -163,8 +163,9 @@ def optimality_gap(
     except CollinearityError as error:
         notes.append(f"no optimality gap: the exact solution is not unique ({error})")
         return None
-    unit = split.moments.unit[spec.n_features :].cpu().numpy()
-    sums = group_metric_sums(group, rows, fit.weight, fit.bias, split.train_shift, unit=unit)
+    sums = group_metric_sums(
+        group, rows, fit.weight, fit.bias, split.train_shift, unit=split.target_unit
+    )
     best = summarize(sums, spec.target_names)
     assert best is not None  # the same rows the model's own metrics came from
     model_metrics = metrics["train"]

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from toolkit.training.metrics import MetricSums, metric_sums
+from toolkit.training.metrics import MetricSums, Model, metric_sums_of
 from toolkit.training.spill import RowSpill
 
 if TYPE_CHECKING:
@@ -70,6 +70,11 @@ class Split:
     train_shift: np.ndarray  # the targets of the first training row: the metrics' shift
     val_shift: np.ndarray | None
 
+    @property
+    def target_unit(self) -> np.ndarray:
+        """The targets' power-of-two units (from the moments): the metric sums' units."""
+        return self.moments.unit[-len(self.train_shift) :].cpu().numpy()
+
 
 def group_metric_sums(
     group: Group,
@@ -81,11 +86,22 @@ def group_metric_sums(
     unit: np.ndarray | None = None,
 ) -> MetricSums:
     """The metric sums over every process's rows (added in rank order), predicted in `dtype`."""
-    parts = group.gather(metric_sums(rows.pairs(), weight, bias, shift, dtype, unit))
-    total = parts[0]
+    return group_metric_sums_of(group, rows, [(weight, bias, dtype)], shift, unit)[0]
+
+
+def group_metric_sums_of(
+    group: Group,
+    rows: Rows,
+    models: list[Model],
+    shift: np.ndarray,
+    unit: np.ndarray | None = None,
+) -> list[MetricSums]:
+    """`group_metric_sums` of several models, reading this process's rows once."""
+    parts = group.gather(metric_sums_of(rows.pairs(), models, shift, unit))
+    totals = list(parts[0])
     for part in parts[1:]:
-        total = total + part
-    return total
+        totals = [total + more for total, more in zip(totals, part, strict=True)]
+    return totals
 
 
 def combine_r(group: Group) -> Callable[[Any], Any] | None:

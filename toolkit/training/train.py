@@ -44,6 +44,7 @@ from toolkit.training.rows import (
     combine_r,
     combine_sums,
     group_metric_sums,
+    group_metric_sums_of,
     parity_sample,
 )
 from toolkit.training.spill import RowSpill
@@ -133,9 +134,7 @@ def _train(
             sha256 = digest.result() if digest is not None else source.sha256()
         solved_weight, solved_bias, details = _solve(job, split, sha256, on_epoch_end)
         weight, bias = _as_saved(spec, solved_weight, solved_bias)
-        metrics, gap = _evaluate(job, split, weight, bias)
-        if spec.dtype != "float64":
-            job.notes.extend(_rounding_cost(job, split, metrics, solved_weight, solved_bias))
+        metrics, gap = _evaluate(job, split, weight, bias, (solved_weight, solved_bias))
         job.notes.extend(_far_from_optimum(gap, job.notes))
 
     data_info = {
@@ -306,42 +305,40 @@ def _as_saved(spec: ModelSpec, weight: np.ndarray, bias: np.ndarray) -> tuple[An
 
 
 def _evaluate(
-    job: _Job, split: Split, weight: np.ndarray, bias: np.ndarray
+    job: _Job, split: Split, weight: np.ndarray, bias: np.ndarray, solved: tuple[Any, Any]
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """Step 5: metrics of the weights as saved, predicted in the model's dtype as the
-    exported model predicts; the gap to the exact fit; the cost of float32 rounding."""
-    group, spec = job.group, job.spec
-    unit = split.moments.unit[spec.n_features :].cpu().numpy()
-
-    def sums(rows: Rows, shift: np.ndarray, w: Any, b: Any, dtype: str) -> Any:
-        return group_metric_sums(group, rows, w, b, shift, dtype, unit)
-
-    train_sums = sums(split.train, split.train_shift, weight, bias, spec.dtype)
-    metrics = {"train": summarize(train_sums, spec.target_names), "val": None}
+    exported model predicts; the gap to the exact fit; the cost of float32 rounding (the
+    float64 solution's metrics come from the same read of the training rows)."""
+    group, spec, unit = job.group, job.spec, split.target_unit
+    models = [(weight, bias, spec.dtype)]
+    if spec.dtype != "float64":
+        models.append((*solved, "float64"))
+    train_sums = group_metric_sums_of(group, split.train, models, split.train_shift, unit)
+    saved, *wide = (summarize(sums, spec.target_names) for sums in train_sums)
+    metrics = {"train": saved, "val": None}
     if split.val is not None:
         assert split.val_shift is not None  # set whenever there are validation rows
-        val_sums = sums(split.val, split.val_shift, weight, bias, spec.dtype)
+        val_sums = group_metric_sums(
+            group, split.val, weight, bias, split.val_shift, spec.dtype, unit
+        )
         metrics["val"] = summarize(val_sums, spec.target_names)
+    if wide:
+        job.notes.extend(_rounding_cost(spec, saved, wide[0]))
     gap = None
     if job.config.solver != "exact":
         gap = optimality_gap(group, split, spec, job.config.l2, metrics, job.notes)
     return metrics, gap
 
 
-def _rounding_cost(
-    job: _Job, split: Split, metrics: dict[str, Any], weight: np.ndarray, bias: np.ndarray
-) -> list[str]:
+def _rounding_cost(spec: ModelSpec, saved: Any, wide: Any) -> list[str]:
     """A warning when the model's dtype costs accuracy against float64 (large offsets)."""
-    unit = split.moments.unit[job.spec.n_features :].cpu().numpy()
-    sums = group_metric_sums(job.group, split.train, weight, bias, split.train_shift, unit=unit)
-    wide = summarize(sums, job.spec.target_names)
-    saved = metrics["train"]
     if wide is None or wide["r2"] is None or saved["r2"] is None:
         return []
     if wide["r2"] - saved["r2"] <= ROUNDING_COST_R2:
         return []
     return [
-        f"warning: {job.spec.dtype} costs accuracy here: the saved model's training R^2 is "
+        f"warning: {spec.dtype} costs accuracy here: the saved model's training R^2 is "
         f"{saved['r2']:.9g} (MSE {saved['mse']:.6g}) against {wide['r2']:.9g} (MSE "
         f"{wide['mse']:.6g}) with float64 weights and arithmetic; large offsets or scales "
         "lose digits in float32. Train with --dtype float64 to keep them."
