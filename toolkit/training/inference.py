@@ -40,8 +40,6 @@ if TYPE_CHECKING:
     from toolkit.training.moments import Moments
 
 INTERCEPT_TERM = "(intercept)"
-
-
 # The distributions come from scipy.special: stdtr, stdtrit and fdtrc are exactly what
 # scipy.stats.t.sf, t.ppf and f.sf call, and importing scipy.stats takes 0.9 s here
 # against 0.2 s for scipy.special (toolkit train pays it on every run).
