@@ -12,6 +12,8 @@ Layout (format "toolkit.checkpoint", version 1):
     data:      {source, sha256, rows, train_rows, val_rows, val_fraction}
     metrics:   {"train": {...}, "val": {...} or None}
     optimality_gap: {...} or None (iterative solvers)
+    history:   {"train": [...], "val": [...]} each epoch's losses on standardized targets
+               (iterative solvers; None for exact, absent from older files)
     parity_sample: (k, d) float64 tensor of training rows, for the export's parity gate
     versions:  {toolkit, torch, numpy, pyarrow, python}
     created:   ISO 8601 UTC time

@@ -77,11 +77,7 @@ class EarlyStopping:
         return bool(self.patience) and self.bad_epochs >= self.patience
 
     def state(self) -> dict[str, Any]:
-        return {
-            "best_loss": self.best_loss,
-            "best_epoch": self.best_epoch,
-            "bad_epochs": self.bad_epochs,
-        }
+        return {key: getattr(self, key) for key in ("best_loss", "best_epoch", "bad_epochs")}
 
     def load_state(self, saved: dict[str, Any]) -> None:
         self.best_loss, self.best_epoch = saved["best_loss"], saved["best_epoch"]
@@ -130,6 +126,7 @@ class IterativeRun:
         self.stopping = EarlyStopping(hyper["patience"])
         self.start = 0
         self.start_loss = math.nan  # the training objective before the first step
+        self.history: dict[str, list[float]] = {}  # each epoch's losses: toolkit report's curves
 
     def _initial_model(self) -> tuple[torch.nn.Linear, torch.Generator]:
         """nn.Linear's own initialisation, but drawn from the seeded generator."""
@@ -156,6 +153,7 @@ class IterativeRun:
             self.stopping.load_state(saved)
             self.schedule.load_state(saved["schedule"])
             self.start_loss = saved["start_loss"]
+            self.history = saved.get("history", {})
         else:
             self.start_loss = self._losses()["train"]
         self.net = self._wrapped()
@@ -170,6 +168,7 @@ class IterativeRun:
             "monitored": "train",
             "final_batch": self.schedule.batch or "full",
             "final_lr": self.schedule.lr,
+            "history": self.history,  # taken out for the checkpoint's own key by train.py
         }
         return weight, bias, details
 
@@ -197,6 +196,8 @@ class IterativeRun:
         try:
             for epoch in range(self.start + 1, epochs + 1):
                 current = self._epoch(epoch)
+                for key, value in current.items():
+                    self.history.setdefault(key, []).append(value)
                 state = self._snapshot(epoch, fingerprint)
                 autosave(state, last_epoch=epoch >= epochs)
                 bar.update(1)
@@ -346,6 +347,7 @@ class IterativeRun:
             **self.stopping.state(),
             "schedule": self.schedule.state(),
             "start_loss": self.start_loss,
+            "history": {key: list(values) for key, values in self.history.items()},
         }
         return resume.snapshot(
             fingerprint, epoch, self.model, self.optimizer, None, generators, progress

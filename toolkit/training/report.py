@@ -40,6 +40,8 @@ class TrainResult:
     details: dict[str, Any]
     data: dict[str, Any]
     optimality_gap: dict[str, Any] | None = None
+    # Each epoch's losses of an iterative run: {"train": [...], "val": [...]}, standardized.
+    history: dict[str, list[float]] | None = None
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
     rank: int = 0  # this process's rank under torchrun; only rank 0 prints and writes
@@ -206,6 +208,7 @@ def checkpoint_payload(result: TrainResult, seed: int, sample: np.ndarray) -> di
         "data": dict(result.data),
         "metrics": result.metrics,
         "optimality_gap": result.optimality_gap,
+        "history": result.history,
         "parity_sample": torch.from_numpy(sample_array),
         "versions": {
             "toolkit": toolkit.__version__,
