@@ -31,6 +31,8 @@ code, .eq { font-family: ui-monospace, monospace; font-size: 13px; }
 figure { margin: 1rem 0; } figcaption { color: #555; font-size: 13px; max-width: 760px; }
 img { max-width: 100%; height: auto; border: 1px solid #eee; }
 .muted { color: #666; } .warn { color: #a33; }
+.figures { display: flex; flex-wrap: wrap; gap: 0 1.5rem; }
+.figures figure { flex: 1 1 420px; }
 nav a { margin-right: 1rem; } dl dt { font-weight: 600; } dl dd { margin: 0 0 .5rem 1rem; }
 """
 
@@ -74,7 +76,12 @@ def _table(rows: list[tuple[str, Any]], css: str = "card") -> str:
 
 
 def _plain(value: Any) -> str:
-    return _e(json.dumps(value, sort_keys=True)) if isinstance(value, (dict, list)) else _e(value)
+    """A value as text: a dictionary as "key value; ...", numbers to 6 digits."""
+    if isinstance(value, dict):
+        return "; ".join(f"{_e(k)} {_plain(v)}" for k, v in value.items() if v is not None)
+    if isinstance(value, list):
+        return _e(json.dumps(value))
+    return _e(cell(value) if isinstance(value, float) else value)
 
 
 def _model_section(content: dict[str, Any]) -> str:
@@ -182,7 +189,6 @@ def _coefficient_table(rows: list[dict[str, Any]]) -> str:
 def _diagnostics(report: Report, j: int) -> str:
     diagnostics = report.content["diagnostics"]
     target = diagnostics["targets"][j]
-    name = report.content["model"]["targets"][j]
     jb = target["jarque_bera"]
     which = "the model's training rows" if diagnostics["training_rows"] else "these rows"
     rows = [
@@ -199,26 +205,37 @@ def _diagnostics(report: Report, j: int) -> str:
         ("Jarque-Bera (p-value)", f"{cell(jb['statistic'], '.4g')} ({cell(jb['pvalue'], '.3g')})"),
         ("skew, kurtosis", f"{cell(jb['skew'], '.4f')}, {cell(jb['kurtosis'], '.4f')}"),
     ]
+    table = _table([(k, _e(v)) for k, v in rows])
+    return f"<h3>Residual diagnostics</h3>{table}\n{_residual_figures(report, j)}"
+
+
+def _residual_figures(report: Report, j: int) -> str:
+    """The residual plots of target `j`, from the pass's row sample."""
     sums = report.scanned.sums  # type: ignore[union-attr]
     sample = sums.sample.in_file_order()
+    if not len(sample):
+        return ""
+    name = report.content["model"]["targets"][j]
     t = sums.weight.shape[0]
-    parts = ["<h3>Residual diagnostics</h3>", _table([(k, _e(v)) for k, v in rows])]
-    if len(sample):
-        fitted, actual = sample[:, 1 + j], sample[:, 1 + t + j]
-        residuals = actual - fitted
-        what = f"{len(sample):,} rows sampled uniformly (seeded) from the {sums.n:,}"
-        parts += [
-            _figure(
-                "Predicted vs actual",
-                plots.fitted_vs_actual(fitted, actual, name),
-                f"{what}; a perfect model puts every point on the red diagonal.",
-            ),
-            _figure(
-                "Residuals vs fitted",
-                plots.residuals_vs_fitted(fitted, residuals, name),
-                f"{what}; a funnel shape means the spread changes (heteroskedasticity: "
-                "prefer the HC standard errors), a curve a missing term.",
-            ),
+    fitted, actual = sample[:, 1 + j], sample[:, 1 + t + j]
+    residuals = actual - fitted
+    what = f"{len(sample):,} rows sampled uniformly (seeded) from the {sums.n:,}"
+    pair = [
+        _figure(
+            "Predicted vs actual",
+            plots.fitted_vs_actual(fitted, actual, name),
+            f"{what}; a perfect model puts every point on the red diagonal.",
+        ),
+        _figure(
+            "Residuals vs fitted",
+            plots.residuals_vs_fitted(fitted, residuals, name),
+            f"{what}; a funnel shape means the spread changes (heteroskedasticity: "
+            "prefer the HC standard errors), a curve a missing term.",
+        ),
+    ]
+    return "\n".join(
+        [
+            f'<div class="figures">{"".join(pair)}</div>',
             _figure(
                 "Residual distribution and normal Q-Q plot",
                 plots.residual_distribution(residuals, name),
@@ -231,7 +248,7 @@ def _diagnostics(report: Report, j: int) -> str:
                 f"{what}; long runs of one sign are autocorrelation (Durbin-Watson well below 2).",
             ),
         ]
-    return "\n".join(parts)
+    )
 
 
 def _loss_section(content: dict[str, Any]) -> str:

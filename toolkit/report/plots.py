@@ -49,23 +49,42 @@ def _uri(figure: Figure) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+# Slopes whose magnitudes differ by more than this share no axis: most would be dots.
+SHARED_AXIS_RANGE = 20.0
+
+
 def coefficients(rows: list[dict[str, Any]], level: float | None, target: str) -> str:
-    """Each slope with its confidence interval (the intercept's scale would dwarf them)."""
+    """Each slope with its confidence interval, and zero (dashed): an interval that covers
+    zero is not significant at that level. Slopes of similar size share one axis; when
+    their units make them differ by more than SHARED_AXIS_RANGE each gets its own."""
     slopes = [row for row in rows if row["term"] != "(intercept)"]
-    figure, (axes,) = _figure(6.4, 0.6 + 0.32 * len(slopes))
-    y = np.arange(len(slopes))[::-1]
-    estimates = np.array([row["estimate"] for row in slopes], dtype=float)
     has_ci = all(row.get("lower") is not None for row in slopes)
-    if has_ci:
-        lower = estimates - np.array([row["lower"] for row in slopes], dtype=float)
-        upper = np.array([row["upper"] for row in slopes], dtype=float) - estimates
-        axes.errorbar(estimates, y, xerr=[lower, upper], fmt="o", color=POINT_COLOR, capsize=3)
-    else:
-        axes.plot(estimates, y, "o", color=POINT_COLOR)
-    axes.axvline(0.0, color="grey", lw=0.8, ls="--")
-    axes.set_yticks(y, [row["term"] for row in slopes])
+    spans = [
+        (float(r["lower"]), float(r["upper"])) if has_ci else (r["estimate"], r["estimate"])
+        for r in slopes
+    ]
+    sizes = [max(abs(a), abs(b)) for a, b in spans]
+    shared = min(sizes) > 0 and max(sizes) <= SHARED_AXIS_RANGE * min(sizes)
+    figure, _ = _figure(6.4, 0.6 + (0.32 if shared else 0.45) * len(slopes))
+    figure.clear()
+    grid = figure.subplots(1 if shared else len(slopes), 1, squeeze=False)[:, 0]
+    for i, (row, (low, high)) in enumerate(zip(slopes, spans, strict=True)):
+        axes = grid[0 if shared else i]
+        y = len(slopes) - 1 - i if shared else 0
+        axes.plot([low, high], [y, y], color=POINT_COLOR, lw=2.2)
+        axes.plot([float(row["estimate"])], [y], "o", color=POINT_COLOR, ms=5)
+        width = (high - low) or abs(float(row["estimate"])) or 1.0
+        if not shared and low - 3 * width <= 0.0 <= high + 3 * width:  # zero near enough
+            axes.axvline(0.0, color="grey", lw=0.8, ls="--")
+        if not shared:
+            axes.set_yticks([0], [row["term"]])
+            axes.tick_params(axis="x", labelsize=7)
+    if shared:
+        grid[0].axvline(0.0, color="grey", lw=0.8, ls="--")
+        grid[0].set_yticks(range(len(slopes))[::-1], [row["term"] for row in slopes])
+        grid[0].set_ylim(-0.6, len(slopes) - 0.4)
     what = f"estimate and {level:.0%} confidence interval" if has_ci and level else "estimate"
-    axes.set_xlabel(f"{target}: {what}")
+    grid[-1].set_xlabel(f"{target}: {what}{'' if shared else ' (each on its own scale)'}")
     return _uri(figure)
 
 
@@ -136,7 +155,8 @@ def loss_curves(history: dict[str, list[float]], solver: str) -> str:
         if values:
             epochs = np.arange(1, len(values) + 1)
             axes.plot(epochs, values, label=labels.get(key, key), lw=1.4)
-    if all(v > 0 for values in history.values() for v in values):
+    every = [v for values in history.values() for v in values]
+    if every and min(every) > 0 and max(every) > 20 * min(every):  # a log axis when it helps
         axes.set_yscale("log")
     axes.set_xlabel("epoch")
     axes.set_ylabel("loss (standardized targets)")
