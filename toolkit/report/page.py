@@ -146,6 +146,12 @@ def _target_section(report: Report, j: int) -> str:
         )
     if content["diagnostics"] is not None and report.scanned is not None:
         parts.append(_diagnostics(report, j))
+    else:
+        parts.append(
+            '<p class="muted">Robust standard errors, Durbin-Watson, Jarque-Bera and the '
+            "residual plots need the rows: <code>toolkit report --data PATH</code> with the "
+            "training data.</p>"
+        )
     parts.append("</section>")
     return "\n".join(parts)
 
