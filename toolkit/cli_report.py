@@ -85,7 +85,13 @@ def report(
     target = out or str(defaults.REPORT_OUTPUT if fmt == "html" else defaults.STDIO)
     progress = not quiet and sys.stderr.isatty()
     made = make_report(
-        checkpoint, data, model, chunk_rows=chunk_rows, sample_rows=sample_rows, progress=progress
+        checkpoint,
+        data,
+        model,
+        chunk_rows=chunk_rows,
+        sample_rows=sample_rows,
+        progress=progress,
+        draw=fmt == "html",
     )
     text = write_report(made, target, fmt)
     if not quiet and target != defaults.STDIO:

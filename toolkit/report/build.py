@@ -6,7 +6,11 @@ text forms are drawn from it, plus the pass's row sample for the plots.
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,13 +42,20 @@ def make_report(
     chunk_rows: int,
     sample_rows: int,
     progress: bool = False,
+    draw: bool = False,
 ) -> Report:
-    """Read the checkpoint (and the ONNX model, and one pass over `data`) into a Report."""
+    """Read the checkpoint (and the ONNX model, and one pass over `data`) into a Report.
+
+    `draw`: the plots will be drawn, so matplotlib is loaded while the data are read.
+    """
     import toolkit
 
     fitted = load_checkpoint(checkpoint)
     exported = load_model(model, fitted) if model is not None else None
-    scanned = scan(fitted, data, chunk_rows, sample_rows, progress) if data is not None else None
+    scanned = None
+    if data is not None:
+        with _loading(["scipy.stats", *(["toolkit.report.plots"] if draw else [])], draw):
+            scanned = scan(fitted, data, chunk_rows, sample_rows, progress)
     content = {
         "report": {
             "format": FORMAT,
@@ -69,6 +80,28 @@ def make_report(
     if scanned is not None:
         content["notes"] += content["diagnostics"]["notes"]
     return Report(content, fitted, exported, scanned)
+
+
+@contextlib.contextmanager
+def _loading(modules: list[str], draw: bool) -> Iterator[None]:
+    """Import `modules` (and warm matplotlib's fonts) in a thread while the block runs: the
+    pass waits on pyarrow and numpy, which release the GIL, so the imports come for free."""
+
+    def load() -> None:
+        with contextlib.suppress(ImportError):  # reported where the module is needed
+            for name in modules:
+                importlib.import_module(name)
+            if draw:
+                from toolkit.report.plots import warm
+
+                warm()
+
+    thread = threading.Thread(target=load, name="toolkit-report-imports", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        thread.join()
 
 
 def terms(fitted: Fitted) -> list[str]:

@@ -53,6 +53,13 @@ def _uri(figure: Figure) -> str:
 SHARED_AXIS_RANGE = 20.0
 
 
+def warm() -> None:
+    """Draw a tiny figure with text: loads matplotlib's renderer and font once, up front."""
+    figure, (axes,) = _figure(1, 1)
+    axes.set_xlabel("x")
+    _uri(figure)
+
+
 def coefficients(rows: list[dict[str, Any]], level: float | None, target: str) -> str:
     """Each slope with its confidence interval, and zero (dashed): an interval that covers
     zero is not significant at that level. Slopes of similar size share one axis; when
