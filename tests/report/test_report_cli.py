@@ -113,7 +113,7 @@ def test_an_iterative_fit_brings_its_loss_history(run, sgd_fit):
     result = run("report", "--checkpoint", str(sgd_fit.checkpoint), "--format", "json")
     content = _strict_json(result.stdout)
     history = content["history"]
-    assert len(history["train"]) == content["model"]["details"]["epochs_run"] == 15
+    assert len(history["train"]) == 1 + content["model"]["details"]["epochs_run"] == 1 + 15
     page = run("report", "--checkpoint", str(sgd_fit.checkpoint), "--out", "r.html")
     assert page.exit_code == 0, page.output
     assert 'id="loss"' in Path("r.html").read_text()

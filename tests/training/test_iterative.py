@@ -71,7 +71,7 @@ def test_each_epochs_losses_are_kept_in_the_checkpoint(tmp_path, scaled_csv):
     settings = {"data": scaled_csv, "dtype": "float64", "epochs": 7, "patience": 0}
     result = train(TrainConfig(**settings, solver="adam", out=tmp_path / "m.pt"))
     history = checkpoint.load(tmp_path / "m.pt")["history"]
-    assert len(history["train"]) == len(history["val"]) == 7
+    assert len(history["train"]) == len(history["val"]) == 1 + 7  # epoch 0: initial weights
     assert history["train"][-1] == pytest.approx(1 - result.metrics["train"]["r2"], rel=1e-6)
     assert history["train"][0] > history["train"][-1]
     train(TrainConfig(data=scaled_csv, out=tmp_path / "exact.pt"))

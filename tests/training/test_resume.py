@@ -64,7 +64,7 @@ def test_resume_keeps_the_loss_history_of_the_epochs_before_it(tmp_path, scaled_
     train(TrainConfig(**settings, out=out, resume=True))
     straight = checkpoint.load(tmp_path / "straight.pt")["history"]
     assert checkpoint.load(out)["history"] == straight  # bit for bit, as the weights
-    assert len(straight["train"]) == 6
+    assert len(straight["train"]) == 1 + 6
 
 
 def test_resume_from_the_cli_continues_the_saved_run(run, tmp_path, scaled_csv):

@@ -261,9 +261,10 @@ def _loss_section(content: dict[str, Any]) -> str:
     history, solver = content["history"], content["model"]["solver"]
     uri = plots.loss_curves(history, solver)
     caption = (
-        "Per epoch, on standardized targets (each target divided by its training standard "
-        "deviation): the training objective (MSE plus the ridge penalty) and the validation "
-        "MSE. 1.0 is as good as predicting the mean; the training curve ends at 1 - R²."
+        "At the initial weights (epoch 0) and after each epoch, on standardized targets "
+        "(each divided by its training standard deviation): the training objective (MSE plus "
+        "the ridge penalty) and the validation MSE. 1.0 is as good as predicting the mean; "
+        "without a ridge penalty the training curve ends at 1 - R²."
     )
     figure = _figure("Loss per epoch", uri, caption)
     return f'<section id="loss"><h2>Loss curves</h2>{figure}</section>'

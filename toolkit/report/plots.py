@@ -160,7 +160,7 @@ def loss_curves(history: dict[str, list[float]], solver: str) -> str:
     labels = {"train": "training objective", "val": "validation MSE"}
     for key, values in history.items():
         if values:
-            epochs = np.arange(1, len(values) + 1)
+            epochs = np.arange(len(values))  # 0: the initial weights
             axes.plot(epochs, values, label=labels.get(key, key), lw=1.4)
     every = [v for values in history.values() for v in values]
     if every and min(every) > 0 and max(every) > 20 * min(every):  # a log axis when it helps

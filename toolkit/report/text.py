@@ -135,7 +135,7 @@ def _history_lines(content: dict[str, Any]) -> list[str]:
         return []
     train = history["train"]
     line = (
-        f"loss per epoch ({len(train)} epochs, standardized): train {cell(train[0], '.4g')} -> "
+        f"loss per epoch ({len(train) - 1} epochs, standardized): train {cell(train[0], '.4g')} -> "
         f"{cell(train[-1], '.4g')}"
     )
     if history.get("val"):

@@ -12,8 +12,8 @@ Layout (format "toolkit.checkpoint", version 1):
     data:      {source, sha256, rows, train_rows, val_rows, val_fraction}
     metrics:   {"train": {...}, "val": {...} or None}
     optimality_gap: {...} or None (iterative solvers)
-    history:   {"train": [...], "val": [...]} each epoch's losses on standardized targets
-               (iterative solvers; None for exact, absent from older files)
+    history:   {"train": [...], "val": [...]} the losses on standardized targets at epochs
+               0 (the initial weights), 1, 2, ... (iterative solvers; None for exact)
     parity_sample: (k, d) float64 tensor of training rows, for the export's parity gate
     versions:  {toolkit, torch, numpy, pyarrow, python}
     created:   ISO 8601 UTC time

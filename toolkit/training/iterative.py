@@ -126,7 +126,7 @@ class IterativeRun:
         self.stopping = EarlyStopping(hyper["patience"])
         self.start = 0
         self.start_loss = math.nan  # the training objective before the first step
-        self.history: dict[str, list[float]] = {}  # each epoch's losses: toolkit report's curves
+        self.history: dict[str, list[float]] = {}  # losses at epochs 0, 1, ...: report's curves
 
     def _initial_model(self) -> tuple[torch.nn.Linear, torch.Generator]:
         """nn.Linear's own initialisation, but drawn from the seeded generator."""
@@ -155,7 +155,8 @@ class IterativeRun:
             self.start_loss = saved["start_loss"]
             self.history = saved.get("history", {})
         else:
-            self.start_loss = self._losses()["train"]
+            self.history = {key: [value] for key, value in self._losses().items()}  # epoch 0
+            self.start_loss = self.history["train"][0]
         self.net = self._wrapped()
         epoch, stopped_early = self._epochs(fingerprint, on_epoch_end)
         weight, bias = self.scaling.unscale(self.model)
@@ -168,7 +169,6 @@ class IterativeRun:
             "monitored": "train",
             "final_batch": self.schedule.batch or "full",
             "final_lr": self.schedule.lr,
-            "history": self.history,  # taken out for the checkpoint's own key by train.py
         }
         return weight, bias, details
 

@@ -40,7 +40,7 @@ class TrainResult:
     details: dict[str, Any]
     data: dict[str, Any]
     optimality_gap: dict[str, Any] | None = None
-    # Each epoch's losses of an iterative run: {"train": [...], "val": [...]}, standardized.
+    # An iterative run's losses at epochs 0, 1, ...: {"train": [...], "val": [...]}, standardized.
     history: dict[str, list[float]] | None = None
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
