@@ -49,49 +49,38 @@ def _uri(figure: Figure) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-# Slopes whose magnitudes differ by more than this share no axis: most would be dots.
+# Slopes whose magnitudes differ by more than this share no axis in their own units: most
+# would be dots. They are shown on the t scale (estimate / std err) instead.
 SHARED_AXIS_RANGE = 20.0
-
-
-def warm() -> None:
-    """Draw a tiny figure with text: loads matplotlib's renderer and font once, up front."""
-    figure, (axes,) = _figure(1, 1)
-    axes.set_xlabel("x")
-    _uri(figure)
 
 
 def coefficients(rows: list[dict[str, Any]], level: float | None, target: str) -> str:
     """Each slope with its confidence interval, and zero (dashed): an interval that covers
-    zero is not significant at that level. Slopes of similar size share one axis; when
-    their units make them differ by more than SHARED_AXIS_RANGE each gets its own."""
+    zero is not significant at that level. In the features' units when the slopes are of
+    similar size; else divided by their standard errors (t +- the t quantile), where the
+    intervals compare although the units differ. One axis either way, however many."""
     slopes = [row for row in rows if row["term"] != "(intercept)"]
-    has_ci = all(row.get("lower") is not None for row in slopes)
-    spans = [
-        (float(r["lower"]), float(r["upper"])) if has_ci else (r["estimate"], r["estimate"])
-        for r in slopes
-    ]
-    sizes = [max(abs(a), abs(b)) for a, b in spans]
-    shared = min(sizes) > 0 and max(sizes) <= SHARED_AXIS_RANGE * min(sizes)
-    figure, _ = _figure(6.4, 0.6 + (0.32 if shared else 0.45) * len(slopes))
-    figure.clear()
-    grid = figure.subplots(1 if shared else len(slopes), 1, squeeze=False)[:, 0]
-    for i, (row, (low, high)) in enumerate(zip(slopes, spans, strict=True)):
-        axes = grid[0 if shared else i]
-        y = len(slopes) - 1 - i if shared else 0
-        axes.plot([low, high], [y, y], color=POINT_COLOR, lw=2.2)
-        axes.plot([float(row["estimate"])], [y], "o", color=POINT_COLOR, ms=5)
-        width = (high - low) or abs(float(row["estimate"])) or 1.0
-        if not shared and low - 3 * width <= 0.0 <= high + 3 * width:  # zero near enough
-            axes.axvline(0.0, color="grey", lw=0.8, ls="--")
-        if not shared:
-            axes.set_yticks([0], [row["term"]])
-            axes.tick_params(axis="x", labelsize=7)
-    if shared:
-        grid[0].axvline(0.0, color="grey", lw=0.8, ls="--")
-        grid[0].set_yticks(range(len(slopes))[::-1], [row["term"] for row in slopes])
-        grid[0].set_ylim(-0.6, len(slopes) - 0.4)
+    estimates = np.array([float(row["estimate"]) for row in slopes])
+    has_ci = all(row.get("lower") is not None and row.get("stderr") for row in slopes)
+    low = np.array([float(r["lower"]) for r in slopes]) if has_ci else estimates
+    high = np.array([float(r["upper"]) for r in slopes]) if has_ci else estimates
+    sizes = np.maximum(np.abs(low), np.abs(high))
+    shared = sizes.min() > 0 and sizes.max() <= SHARED_AXIS_RANGE * sizes.min()
+    scale = "in the features' units"
+    if has_ci and not shared:
+        stderr = np.array([float(row["stderr"]) for row in slopes])
+        estimates, low, high = estimates / stderr, low / stderr, high / stderr
+        scale = "divided by its standard error (t)"
+    figure, (axes,) = _figure(6.4, 0.7 + (0.3 if len(slopes) <= 30 else 0.2) * len(slopes))
+    y = np.arange(len(slopes))[::-1]
+    if has_ci:
+        axes.hlines(y, low, high, color=POINT_COLOR, lw=2.2)
+    axes.plot(estimates, y, "o", color=POINT_COLOR, ms=4.5)
+    axes.axvline(0.0, color="grey", lw=0.8, ls="--")
+    axes.set_yticks(y, [row["term"] for row in slopes], fontsize=8 if len(slopes) > 30 else 10)
+    axes.set_ylim(-0.7, len(slopes) - 0.3)
     what = f"estimate and {level:.0%} confidence interval" if has_ci and level else "estimate"
-    grid[-1].set_xlabel(f"{target}: {what}{'' if shared else ' (each on its own scale)'}")
+    axes.set_xlabel(f"{target}: {what}, {scale}")
     return _uri(figure)
 
 
