@@ -38,9 +38,14 @@ TRAINING_DATA_SHA256 = "training_data_sha256"
 TRAINING_DATA_SOURCE = "training_data_source"
 TRAINING_METRICS = "training_metrics"
 PARITY = "parity"
+# Compact statistical inference (toolkit.coefficients.compact): per target R^2, adjusted
+# R^2, RSE, F and its p-value, AIC, BIC; per coefficient estimate, std err and p-value.
+INFERENCE = "inference"
 
 # Keys whose values are JSON; every other key holds plain text.
-JSON_KEYS = frozenset({FEATURE_NAMES, TARGET_NAMES, INTERCEPT, TRAINING_METRICS, PARITY})
+JSON_KEYS = frozenset(
+    {FEATURE_NAMES, TARGET_NAMES, INTERCEPT, TRAINING_METRICS, PARITY, INFERENCE}
+)
 KEYS = (
     CARD_VERSION,
     FEATURE_NAMES,
@@ -61,6 +66,7 @@ KEYS = (
     TRAINING_DATA_SOURCE,
     TRAINING_METRICS,
     PARITY,
+    INFERENCE,
 )
 
 

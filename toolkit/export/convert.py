@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from toolkit import card, defaults
+from toolkit import card, coefficients, defaults
 from toolkit.errors import CheckpointError, ExportError, OutputError, ParityError, UsageError
 from toolkit.files import atomic_write, cause_of
 
@@ -207,6 +207,8 @@ def model_card(
 
     spec = payload["spec"]
     training = payload["training"]
+    inference = payload.get("inference")  # absent from checkpoints written before it
+    extra = {} if inference is None else {card.INFERENCE: coefficients.compact(inference)}
     return card.encode(
         {
             card.FEATURE_NAMES: spec["feature_names"],
@@ -227,6 +229,7 @@ def model_card(
             card.TRAINING_DATA_SOURCE: payload["data"]["source"],
             card.TRAINING_METRICS: payload["metrics"],
             card.PARITY: {"pending": True} if parity is None else parity,
+            **extra,
         }
     )
 
