@@ -1,9 +1,7 @@
 """Shared by the report tests: generated tables, trained checkpoints, statsmodels references.
 
-`fit` trains a real checkpoint with toolkit on a CSV. If the checkpoint carries no
-"inference" table (a toolkit without the inference module), `fit` adds the one the
-contract describes, computed here with statsmodels on the same training rows, so that
-the report has its leverage to work with.
+`fit` trains a real checkpoint with toolkit on a CSV (its "inference" table included)
+and keeps the training rows, in file order, for the statsmodels references.
 """
 
 from __future__ import annotations
@@ -14,9 +12,7 @@ from typing import Any
 
 import numpy as np
 import statsmodels.api as sm
-import torch
 from conftest import write_table_csv
-from statsmodels.stats.outliers_influence import variance_inflation_factor
 
 from toolkit.io import holdout_mask
 from toolkit.training import TrainConfig, checkpoint, train
@@ -64,7 +60,7 @@ def fit(
     name: str = "model",
     **config: Any,
 ) -> Fit:
-    """Train toolkit (float64) on the table and make sure the checkpoint has inference."""
+    """Train toolkit (float64) on the table; the training rows as the file holds them."""
     features = [f"x{j}" for j in range(x.shape[1])]
     targets = ["y"] if y.shape[1] == 1 else [f"y{j}" for j in range(y.shape[1])]
     columns = dict(zip([*features, *targets], np.hstack([x, y]).T, strict=True))
@@ -83,9 +79,8 @@ def fit(
         )
     )
     held = holdout_mask(np.hstack([x, y]), val_fraction, settings["seed"])
-    result = Fit(out, data, x[~held], y[~held], features, targets, intercept)
-    add_inference(result)
-    return result
+    assert checkpoint.load(out)["inference"] is not None  # what the report builds on
+    return Fit(out, data, x[~held], y[~held], features, targets, intercept)
 
 
 def _read_back(path: Path, features: list[str], targets: list[str]) -> tuple[Any, Any]:
@@ -94,80 +89,3 @@ def _read_back(path: Path, features: list[str], targets: list[str]) -> tuple[Any
     table = pa_csv.read_csv(path)
     columns = lambda names: np.column_stack([table[n].to_numpy() for n in names])  # noqa: E731
     return columns(features).astype(np.float64), columns(targets).astype(np.float64)
-
-
-def add_inference(result: Fit, alpha: float = 0.05) -> None:
-    """Put the contract's "inference" dict into the checkpoint, unless it has one."""
-    payload = torch.load(result.checkpoint, weights_only=True)
-    if payload.get("inference") is not None:
-        return
-    payload["inference"] = inference_table(result, alpha, payload["training"]["solver"])
-    torch.save(payload, result.checkpoint)
-    checkpoint.load(result.checkpoint)  # still a valid checkpoint
-
-
-def inference_table(result: Fit, alpha: float, solver: str) -> dict[str, Any]:
-    """The contract's dict, from statsmodels on the training rows."""
-    x, n, d = result.x, len(result.x), result.x.shape[1]
-    design = result.design()
-    mean = x.mean(axis=0)
-    centred = x - mean if result.intercept else x
-    targets = [
-        _target_table(result.ols(j), name, result, alpha) for j, name in enumerate(result.targets)
-    ]
-    first = result.ols(0)
-    return {
-        "alpha": alpha,
-        "n": n,
-        "df_model": int(first.df_model),
-        "df_resid": int(first.df_resid),
-        "l2": 0.0,
-        "solver": solver,
-        "optimality_gap": None,
-        "condition_number": float(np.linalg.cond(design)),
-        "feature_mean": mean.tolist(),
-        "leverage": {
-            "constant": 1.0 / n if result.intercept else 0.0,
-            "center": (mean if result.intercept else np.zeros(d)).tolist(),
-            "inverse": np.linalg.inv(centred.T @ centred).tolist(),
-        },
-        "notes": [],
-        "targets": targets,
-    }
-
-
-def _target_table(ols: Any, name: str, result: Fit, alpha: float) -> dict[str, Any]:
-    design = result.design()
-    terms = (["(intercept)"] if result.intercept else []) + result.features
-    lower, upper = ols.conf_int(alpha).T
-    vif = [
-        None if term == "(intercept)" else float(variance_inflation_factor(design, i))
-        for i, term in enumerate(terms)
-    ]
-    coefficients = [
-        {
-            "term": term,
-            "estimate": float(ols.params[i]),
-            "stderr": float(ols.bse[i]),
-            "t": float(ols.tvalues[i]),
-            "p": float(ols.pvalues[i]),
-            "lower": float(lower[i]),
-            "upper": float(upper[i]),
-            "vif": vif[i],
-        }
-        for i, term in enumerate(terms)
-    ]
-    return {
-        "name": name,
-        "ssr": float(ols.ssr),
-        "sigma2": float(ols.mse_resid),
-        "rse": float(np.sqrt(ols.mse_resid)),
-        "r2": float(ols.rsquared),
-        "r2_adj": float(ols.rsquared_adj),
-        "f": float(ols.fvalue),
-        "f_pvalue": float(ols.f_pvalue),
-        "loglik": float(ols.llf),
-        "aic": float(ols.aic),
-        "bic": float(ols.bic),
-        "coefficients": coefficients,
-    }

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from report_data import Fit, fit, heteroskedastic
 
 from toolkit.export import export_model
@@ -152,21 +151,16 @@ def test_the_onnx_model_adds_its_card_and_parity(run, fitted, sgd_fit, tmp_path)
     assert "warning: the weights in" in other.stdout and "parity passed" in other.stdout
 
 
-def test_a_ridge_table_without_leverage_gets_a_note_not_robust_errors(run, fitted, tmp_path):
-    payload = torch.load(fitted.checkpoint, weights_only=True)
-    payload["inference"] = {**payload["inference"], "l2": 0.5, "leverage": None}
-    torch.save(payload, tmp_path / "ridge.pt")
+def test_a_ridge_fit_gets_a_note_not_robust_errors(run, tmp_path):
+    ridge = fit(tmp_path, *heteroskedastic(200, d=2, seed=13), l2=0.5, name="ridge")
+    assert checkpoint.load(ridge.checkpoint)["inference"]["leverage"] is None
     result = run(
-        "report",
-        "--checkpoint",
-        str(tmp_path / "ridge.pt"),
-        "--data",
-        str(fitted.data),
-        "--format",
-        "json",
-    )
+        "report", "--checkpoint", str(ridge.checkpoint), "--data", str(ridge.data),
+        "--format", "json",
+    )  # fmt: skip
     content = _strict_json(result.stdout)
     assert content["diagnostics"]["targets"][0]["robust_stderr"] is None
+    assert content["diagnostics"]["targets"][0]["durbin_watson"] is not None
     assert any("a ridge fit (--l2 0.5)" in note for note in content["notes"])
 
 

@@ -12,6 +12,7 @@ import html
 import json
 from typing import Any
 
+from toolkit import card
 from toolkit.report import plots
 from toolkit.report.build import Report, coefficient_rows, parity_line
 from toolkit.report.text import COLUMNS, cell
@@ -283,14 +284,15 @@ def _onnx_section(onnx: dict[str, Any]) -> str:
     parity = onnx.get("parity") or {}
     for provider, found in (parity.get("providers") or {}).items():
         rows.append((f"  {provider}", _plain(found)))
-    card = [
+    shown_above = (card.PARITY, card.TRAINING_METRICS, card.INFERENCE)
+    entries = [
         (key, _plain(value))
         for key, value in sorted(onnx["card"].items())
-        if key not in ("parity", "training_metrics")
+        if key not in shown_above
     ]
     return (
         f'<section id="onnx"><h2>ONNX model</h2>{_table(rows)}'
-        f"<h3>Model card</h3>{_table(card)}</section>"
+        f"<h3>Model card</h3>{_table(entries)}</section>"
     )
 
 

@@ -6,6 +6,7 @@ import json
 import math
 from typing import Any
 
+from toolkit.coefficients import strict
 from toolkit.report.build import Report, coefficient_rows, parity_line
 
 # The coefficient table's columns: (key, heading, format).
@@ -27,17 +28,6 @@ WIDTH = 12
 def to_json(report: Report) -> str:
     """The report's content as strict JSON (indented)."""
     return json.dumps(strict(report.content), indent=2, allow_nan=False) + "\n"
-
-
-def strict(value: Any) -> Any:
-    """Plain JSON values: non-finite floats become None, tuples lists, keys text."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): strict(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [strict(v) for v in value]
-    return value
 
 
 def cell(value: Any, spec: str = ".6g") -> str:
