@@ -42,7 +42,7 @@ THIRD_PARTY = {
     "io": {"numpy", "pyarrow", "tqdm"},
     "training": {"numpy", "pyarrow", "tqdm", "torch", "scipy"},
     "export": {"numpy", "torch", "onnx", "onnxscript", "onnxruntime"},
-    "report": {"numpy", "scipy", "matplotlib"},
+    "report": {"numpy", "scipy", "matplotlib", "threadpoolctl"},
 }
 # toolkit packages each folder may import, besides the core modules.
 INTERNAL = {

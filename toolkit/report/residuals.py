@@ -163,15 +163,27 @@ class ResidualPass:
         self.n += len(x)
 
     def _add_meats(self, z: np.ndarray, e: np.ndarray) -> None:
-        """sum e^2 z z' and sum (e / (1 - h))^2 z z', with h = constant + z' inverse z."""
+        """sum e^2 z z' and sum (e / (1 - h))^2 z z', with h = constant + z' inverse z.
+
+        With an intercept the design row is [1, z]: its meat's first row and column are
+        sum w and sum w z, the rest sum w z z' (one symmetric rank-k update, BLAS syrk).
+        """
+        from scipy.linalg.blas import dsyrk
+
         assert self.inverse is not None
         h = self.constant + np.einsum("ij,ij->i", z @ self.inverse, z)
         self.max_leverage = max(self.max_leverage, float(h.max()))
-        design = np.hstack([np.ones((len(z), 1)), z]) if self.intercept else z
         with np.errstate(divide="ignore", invalid="ignore"):
             inflate = 1.0 / (1.0 - h)
+        k = int(self.intercept)
         for j in range(e.shape[1]):
-            scaled = design * e[:, j : j + 1]
-            self.meat0[j] += scaled.T @ scaled
-            scaled *= inflate[:, None]
-            self.meat3[j] += scaled.T @ scaled
+            for meat, root in ((self.meat0[j], e[:, j]), (self.meat3[j], e[:, j] * inflate)):
+                scaled = z * root[:, None]  # rows times sqrt of their weight e^2 (/ (1-h)^2)
+                upper = dsyrk(1.0, scaled.T)  # scaled' scaled, upper triangle (F-order view)
+                meat[k:, k:] += upper + np.triu(upper, 1).T
+                if k:
+                    weights = root * root
+                    meat[0, 0] += weights.sum()
+                    cross = z.T @ weights
+                    meat[0, 1:] += cross
+                    meat[1:, 0] += cross
