@@ -152,7 +152,7 @@ def loss_curves(history: dict[str, list[float]], solver: str) -> str:
             epochs = np.arange(len(values))  # 0: the initial weights
             axes.plot(epochs, values, label=labels.get(key, key), lw=1.4)
     every = [v for values in history.values() for v in values]
-    if every and min(every) > 0 and max(every) > 20 * min(every):  # a log axis when it helps
+    if every and min(every) > 0 and max(every) > 4 * min(every):  # a log axis when it helps
         axes.set_yscale("log")
     axes.set_xlabel("epoch")
     axes.set_ylabel("loss (standardized targets)")
