@@ -164,6 +164,26 @@ def test_a_ridge_fit_gets_a_note_not_robust_errors(run, tmp_path):
     assert any("a ridge fit (--l2 0.5)" in note for note in content["notes"])
 
 
+def test_a_checkpoint_from_before_the_inference_table_still_reports(run, fitted, tmp_path):
+    import torch
+
+    payload = torch.load(fitted.checkpoint, weights_only=True)
+    del payload["inference"], payload["history"]  # as toolkit wrote them before
+    torch.save(payload, tmp_path / "old.pt")
+    result = run(
+        "report", "--checkpoint", str(tmp_path / "old.pt"), "--data", str(fitted.data),
+        "--format", "json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    content = _strict_json(result.stdout)
+    found = content["diagnostics"]["targets"][0]
+    assert found["robust_stderr"] is None and found["durbin_watson"] is not None
+    assert content["diagnostics"]["training_rows"] is True  # by the row count alone
+    assert any("no inference table" in note for note in content["notes"])
+    rows = run("report", "--checkpoint", str(tmp_path / "old.pt"), "--format", "text").stdout
+    assert "(intercept)" in rows and "std err" not in rows  # estimates only
+
+
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
