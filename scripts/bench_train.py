@@ -42,6 +42,16 @@ except SystemExit:
     pass
 print("torch-loaded=" + str("torch" in sys.modules), file=sys.stderr)
 """
+# Fresh interpreter running `toolkit train ARGS`, with the inference step ("on") or with it
+# replaced by nothing ("off": neither its work nor its scipy import happens).
+TRAIN_PROBE = """
+import sys
+if sys.argv[1] == "off":
+    from toolkit.training import inference
+    inference.of_run = lambda *args: None
+from toolkit.cli import cli
+cli.main(["train", *sys.argv[2:]], prog_name="toolkit")
+"""
 # Fresh interpreter that only loads the CSV: the benchmark process holds other data.
 MEMORY_PROBE = """
 import json, resource, sys
@@ -136,7 +146,11 @@ def bench_exact(x: np.ndarray, y: np.ndarray, repeats: int) -> dict[str, Any]:
     reference = np.linalg.solve(xa64.T @ xa64, xa64.T @ y.astype(np.float64))
     del xa64
     toolkit, numpy_a_fit = fits["toolkit exact"], fits["numpy A (+intercept)"]
+    inference = bench_inference(chunks, names, repeats)
     return {
+        "inference_seconds": inference,
+        "inference_over_fit": inference["warm"] / best["toolkit exact"],
+        "inference_cold_over_fit": inference["cold"] / best["toolkit exact"],
         "seconds": best,
         "toolkit_over_numpy_a": best["toolkit exact"] / best["numpy A (+intercept)"],
         "toolkit_over_numpy_b": best["toolkit exact"] / best["numpy B (no intercept)"],
@@ -147,6 +161,29 @@ def bench_exact(x: np.ndarray, y: np.ndarray, repeats: int) -> dict[str, Any]:
         },
         "max_abs_diff_toolkit_vs_numpy_a": float(np.max(np.abs(toolkit - numpy_a_fit))),
     }
+
+
+def bench_inference(chunks: Callable[[], Any], names: list[str], repeats: int) -> dict[str, float]:
+    """The inference step of `toolkit train` on a finished exact fit (its moments, factor and
+    metric sums, which training has anyway): best of `repeats`, and the first call plus the
+    import of scipy.special in a fresh interpreter (what one `toolkit train` pays)."""
+    from toolkit.training.inference import infer
+    from toolkit.training.metrics import metric_sums
+    from toolkit.training.model import ModelSpec
+
+    moments = exact.accumulate(chunks(), "cpu")
+    fit = exact.solve(moments, len(names), names, intercept=True, rechunk=chunks)
+    sums = metric_sums(chunks(), fit.weight, fit.bias, unit=moments.unit[-1:].numpy())
+    spec = ModelSpec(tuple(names), ("y",), True, "float64")
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        infer(moments, spec, fit.weight, fit.bias, sums, alpha=0.05, fit=fit)
+        best = min(best, time.perf_counter() - start)
+    probe = "import time, torch, numpy; t = time.perf_counter(); import scipy.special; "
+    probe += "print(time.perf_counter() - t)"
+    imported = min(float(python("-c", probe).stdout) for _ in range(repeats))
+    return {"warm": best, "scipy_import": imported, "cold": best + imported}
 
 
 def write_csv(x: np.ndarray, y: np.ndarray, path: Path) -> None:
@@ -178,6 +215,20 @@ def bench_csv(path: Path, repeats: int) -> dict[str, Any]:
     }
 
 
+def bench_train_inference(path: Path, repeats: int) -> dict[str, Any]:
+    """Whole `toolkit train --solver exact` runs on the CSV, fresh processes, with and
+    without the inference step: what it adds to the command."""
+    with tempfile.TemporaryDirectory() as tmp:
+        args = ["--data", str(path), "--solver", "exact", "-q", "--out", f"{tmp}/m.pt"]
+        sides = {
+            "toolkit train": lambda: python("-c", TRAIN_PROBE, "on", *args),
+            "toolkit train, no inference": lambda: python("-c", TRAIN_PROBE, "off", *args),
+        }
+        best, _ = interleave(sides, repeats)
+    on, off = best["toolkit train"], best["toolkit train, no inference"]
+    return {"seconds": best, "inference_share": on / off - 1}
+
+
 def bench_help(repeats: int) -> dict[str, Any]:
     sides = {
         "python -c pass": lambda: python("-c", "pass"),
@@ -199,6 +250,7 @@ def summary_rows(report: dict[str, Any]) -> list[Row]:
     ex, hp, csv = report["exact"], report["help"], report.get("csv")
     a, b, sk = ex["toolkit_over_numpy_a"], ex["toolkit_over_numpy_b"], ex["sklearn_over_toolkit"]
     diffs = ex["max_abs_diff_vs_float64"]
+    inf = ex["inference_over_fit"]
     err = diffs["toolkit exact"]
     rows = [
         row("exact: toolkit / numpy A", f"{a:.2f}x", "<= 1.5x", a <= 1.5),
@@ -208,6 +260,8 @@ def summary_rows(report: dict[str, Any]) -> list[Row]:
         row("exact: max|w| numpy A vs float64 NE", f"{diffs['numpy A (+intercept)']:.1e}"),
         row("exact: max|w| sklearn vs float64 NE", f"{diffs['scikit-learn']:.1e}"),
         row("exact: max|w| toolkit vs numpy A", f"{ex['max_abs_diff_toolkit_vs_numpy_a']:.1e}"),
+        row("inference / exact fit", f"{ex['inference_over_fit']:.1%}", "<= 5%", inf <= 0.05),
+        row("inference + scipy import / exact fit", f"{ex['inference_cold_over_fit']:.1%}"),
     ]
     if csv:
         load, both = csv["loadtxt_over_load"], csv["loadtxt_over_load_and_chunks"]
@@ -216,6 +270,9 @@ def summary_rows(report: dict[str, Any]) -> list[Row]:
         for key, value in csv["memory_bytes"].items():
             if value is not None:
                 rows.append(row(f"csv: {key} (fresh process)", f"{value / 2**20:.0f} MiB"))
+    if "train" in report:
+        share = report["train"]["inference_share"]
+        rows.append(row("train: inference's share", f"{share:+.1%}", "<= 5%", share <= 0.05))
     wall = hp["seconds"]["python -m toolkit --help"]
     rows.append(row("help: toolkit --help wall", f"{wall:.3f} s", "< 0.3 s", wall < 0.3))
     rows.append(row("help: --help / python -c pass", f"{hp['help_over_bare_python']:.2f}x"))
@@ -254,9 +311,11 @@ def main() -> int:
             write_csv(x, y, path)
             del x, y  # the readers should not compete with arrays they do not need
             report["csv"] = bench_csv(path, args.repeats)
+            report["train"] = bench_train_inference(path, args.repeats)
         print_seconds(
             f"CSV read ({report['csv']['file_bytes'] / 1e9:.2f} GB)", report["csv"]["seconds"]
         )
+        print_seconds("toolkit train on the CSV (fresh process)", report["train"]["seconds"])
 
     report["help"] = bench_help(args.repeats)
     print_seconds("CLI start-up (fresh subprocess)", report["help"]["seconds"])

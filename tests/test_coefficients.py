@@ -46,9 +46,9 @@ def test_the_table_reads_like_statsmodels_summary():
     # Hand-formatted: four significant digits (three for p), trailing zeros kept.
     assert table_lines(FULL) == [
         "  y: least squares on 21 rows; 95% intervals",
-        "  term               coef    std err          t      P>|t|     [0.025     0.975]",
-        "  (intercept)      -39.92      11.90     -3.356    0.00375     -65.02     -14.82",
-        "  AIRFLOW          0.7156     0.1349      5.307   5.80e-05     0.4311      1.000",
+        "  term                coef     std err           t       P>|t|      [0.025      0.975]",
+        "  (intercept)       -39.92       11.90      -3.356     0.00375      -65.02      -14.82",
+        "  AIRFLOW           0.7156      0.1349       5.307    5.80e-05      0.4311       1.000",
         "  R^2 0.9123, adj. R^2 0.8999, F 59.90 (p 3.02e-09), RSE 1.225 on 18 df",
         "  log-likelihood -52.29, AIC 112.6, BIC 116.8, cond. no. 1812, "
         "largest VIF 2.900 (AIRFLOW)",

@@ -18,7 +18,7 @@ MAX_ROWS = 20
 MAX_TARGETS = 4
 # The term column's width: long feature names are cut to it.
 TERM_WIDTH = (11, 24)
-_CELL = 11  # width of a number column, the gap before it included
+_CELL = 12  # width of a number column, the gap before it included
 NOTE_WIDTH = 92  # the notes under the table are wrapped to this
 
 # What the model card keeps: enough to read the table and judge the fit.

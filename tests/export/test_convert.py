@@ -409,12 +409,8 @@ def test_the_card_carries_the_compact_inference(tmp_path):
         stored = json.loads(props[card.INFERENCE])  # strict JSON: NaN would not parse back
         inference = checkpoint.load(out)["inference"]
         assert stored == compact(inference)
-        assert (stored["alpha"], stored["n"], stored["df_resid"], stored["l2"]) == (
-            0.05,
-            50,
-            47,
-            l2,
-        )
+        figures = [stored[key] for key in ("alpha", "n", "df_resid", "l2")]
+        assert figures == [0.05, 50, 47, l2]
         (target,) = stored["targets"]
         assert set(target) == {
             "name", "r2", "r2_adj", "rse", "df_resid", "f", "f_pvalue", "aic", "bic",

@@ -46,6 +46,11 @@ def test_library_raises_typed_usage_errors():
         ({"l2": -1.0}, "--l2 must be a finite number >= 0, got -1.0."),
         ({"l2": math.nan}, "--l2 must be a finite number >= 0, got nan."),
         ({"val_fraction": 1.0}, "--val-fraction must be in [0, 1), got 1.0."),
+        ({"alpha": 1.0}, "--alpha must be in (0, 1) (the intervals' level is 1 - alpha), got 1.0."),
+        (
+            {"alpha": math.nan},
+            "--alpha must be in (0, 1) (the intervals' level is 1 - alpha), got nan",
+        ),
         ({"solver": "sgd", "lr": 0.0}, "--lr must be a finite number > 0, got 0.0."),
         ({"solver": "adam", "lr": math.inf}, "--lr must be a finite number > 0, got inf."),
         ({"solver": "sgd", "epochs": 0}, "--epochs must be at least 1, got 0."),

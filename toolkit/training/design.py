@@ -13,9 +13,11 @@ sum cancels and data from 1e-300 to 1e300 neither overflows nor underflows: the 
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -35,7 +37,6 @@ class Design:
     scale: np.ndarray  # (d,) norms of the (centred, with an intercept) columns, in units
     unit: np.ndarray  # (d,) the features' power-of-two units
     r_inverse: np.ndarray | None  # R^-1, so G^-1 = R^-1 R^-T; None when G is singular
-    gram_condition: float = math.inf  # G's condition number (R's squared)
     condition_number: float = math.inf  # statsmodels': X's, constant column included
     vif: np.ndarray | None = None  # (d,) variance inflation factors
 
@@ -47,6 +48,14 @@ class Design:
     def df_resid(self) -> int:
         return self.n - self.d - int(self.intercept)
 
+    def gram_condition(self) -> float:
+        """G's condition number (R's squared): how many digits the factor keeps."""
+        if self.r_inverse is None:
+            return math.inf
+        with one_thread() as torch:
+            singular = torch.linalg.svdvals(torch.from_numpy(self.r_inverse))
+        return float((singular[0] / singular[-1]) ** 2)
+
     def inverse_diagonal(self) -> np.ndarray:
         """diag(G^-1): each slope's variance over sigma^2, in scaled coordinates."""
         assert self.r_inverse is not None
@@ -56,15 +65,34 @@ class Design:
         """1/n + m' S^-1 m: the intercept's variance over sigma^2 (m the means, S scatter)."""
         assert self.r_inverse is not None
         z = (self.mean / self.unit) / self.scale
-        return 1.0 / self.n + float(np.sum((z @ self.r_inverse) ** 2))
+        with one_thread() as torch:
+            projected = torch.from_numpy(z) @ torch.from_numpy(self.r_inverse)
+        return 1.0 / self.n + float((projected**2).sum())
 
     def raw_inverse(self) -> np.ndarray:
         """S^-1 (centred scatter) or (X'X)^-1 without an intercept, in the data's units."""
         assert self.r_inverse is not None
         column = self.scale * self.unit
+        with one_thread() as torch:
+            r_inverse = torch.from_numpy(self.r_inverse)
+            inverse = (r_inverse @ r_inverse.T).numpy()
         with np.errstate(over="ignore", under="ignore"):
-            inverse = self.r_inverse @ self.r_inverse.T
             return inverse / column[:, None] / column[None, :]
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[Any]:
+    """torch, on one thread for d x d linear algebra: each call takes a millisecond, and on a
+    busy machine a thread pool's hand-offs made them take up to 0.3 s (measured; numpy's
+    OpenBLAS alike, which is why none of this goes through numpy.linalg)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield torch
+    finally:
+        torch.set_num_threads(threads)
 
 
 def design(
@@ -82,18 +110,17 @@ def design(
     if not intercept:  # moments about zero: the model passes through the origin
         mean_u = mean / unit
         second = centred + moments.n * np.outer(mean_u, mean_u)
-    if factor is not None and scale is not None:
-        r, norms = factor.cpu().numpy(), scale.cpu().numpy()
-    else:
-        r, norms = _factor(second)
-    result = Design(moments.n, intercept, mean, norms, unit, _inverse(r))
-    if result.r_inverse is not None and r is not None:
-        singular = np.linalg.svd(r, compute_uv=False)
-        result.gram_condition = float((singular[0] / singular[-1]) ** 2)
-        result.condition_number = _condition_number(r, result)
-    # VIFs are of the centred features (their correlation matrix), with or without an
-    # intercept: statsmodels' variance_inflation_factor (standardize=True, its default).
-    centred_inverse = result.r_inverse if intercept else _inverse(_factor(centred)[0])
+    with one_thread():
+        if factor is not None and scale is not None:
+            r, norms = factor.cpu().numpy(), scale.cpu().numpy()
+        else:
+            r, norms = _factor(second)
+        result = Design(moments.n, intercept, mean, norms, unit, _inverse(r))
+        if result.r_inverse is not None and r is not None:
+            result.condition_number = _condition_number(r, result)
+        # VIFs are of the centred features (their correlation matrix), with or without an
+        # intercept: statsmodels' variance_inflation_factor (standardize=True, its default).
+        centred_inverse = result.r_inverse if intercept else _inverse(_factor(centred)[0])
     if centred_inverse is not None:
         result.vif = np.einsum("ij,ij->i", centred_inverse, centred_inverse)
     return result
@@ -101,25 +128,26 @@ def design(
 
 def _factor(second: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
     """R with R'R = the scaled `second` (None if not numerically positive definite); norms."""
+    import torch
+
     norms = np.sqrt(np.diagonal(second))
     with np.errstate(divide="ignore", invalid="ignore"):
         gram = second / np.outer(norms, norms)
     if not np.isfinite(gram).all():
         return None, norms
-    try:
-        return np.linalg.cholesky(gram).T, norms
-    except np.linalg.LinAlgError:
-        return None, norms
+    lower, info = torch.linalg.cholesky_ex(torch.from_numpy(gram))
+    return (lower.T.contiguous().numpy() if int(info) == 0 else None), norms
 
 
 def _inverse(r: np.ndarray | None) -> np.ndarray | None:
     """R^-1 of an upper-triangular factor; None when there is none or it is singular."""
     if r is None:
         return None
-    from scipy.linalg import solve_triangular
+    import torch
 
-    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        inverse = solve_triangular(r, np.eye(len(r)), lower=False)
+    upper = torch.from_numpy(np.ascontiguousarray(r))
+    identity = torch.eye(len(r), dtype=upper.dtype)
+    inverse = torch.linalg.solve_triangular(upper, identity, upper=True).numpy()
     return inverse if np.isfinite(inverse).all() else None
 
 
@@ -130,6 +158,8 @@ def _condition_number(r: np.ndarray, design: Design) -> float:
     without an intercept), so A has X's singular values. One power of two scales A so
     that nothing overflows; the ratio does not change.
     """
+    import torch
+
     mean, unit, n = design.mean, design.unit, design.n
     largest = max(1.0, float(np.max(np.abs(mean), initial=0.0)), float(np.max(unit)))
     c = math.ldexp(1.0, math.frexp(largest)[1])
@@ -139,5 +169,5 @@ def _condition_number(r: np.ndarray, design: Design) -> float:
             d, root = design.d, math.sqrt(n)
             top = np.concatenate([[root / c], root * (mean / c)])
             a = np.vstack([top, np.hstack([np.zeros((d, 1)), a])])
-    singular = np.linalg.svd(a, compute_uv=False)
+    singular = torch.linalg.svdvals(torch.from_numpy(a)).numpy()
     return float(singular[0] / singular[-1]) if singular[-1] > 0 else math.inf

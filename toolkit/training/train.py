@@ -117,6 +117,7 @@ def _train(
     on_epoch_end: EpochCallback | None,
 ) -> TrainResult:
     source = group.agree(lambda: open_source(config.data, config.targets, config.features))
+    inference.prefetch()  # scipy's import overlaps the data pass
     spec = ModelSpec(
         tuple(source.feature_names), tuple(source.target_names), config.intercept, config.dtype
     )
