@@ -55,6 +55,11 @@ class TrainResult:
     rank: int = 0  # this process's rank under torchrun; only rank 0 prints and writes
     inference: dict[str, Any] | None = None  # toolkit.training.inference; None: not computed
 
+    def __post_init__(self) -> None:
+        # An iterative run's details arrive with its losses; the checkpoint keeps them apart.
+        if self.history is None:
+            self.history = self.details.pop("history", None)
+
 
 def to_json(result: TrainResult) -> dict[str, Any]:
     """The `--json` object. Non-finite floats become null so the output is strict JSON."""

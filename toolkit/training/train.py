@@ -163,7 +163,6 @@ def _train(
         details=details,
         data=data_info,
         optimality_gap=gap,
-        history=details.pop("history", None),  # iterative solvers' per-epoch losses
         notes=job.notes,
         rank=group.rank,
         inference=stats,
