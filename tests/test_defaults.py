@@ -52,6 +52,15 @@ def shows(text: str, option: str, default: object) -> bool:
         ("serve", "--max-body-bytes", defaults.SERVE_MAX_BODY_BYTES),
         ("serve", "--max-rows", defaults.SERVE_MAX_ROWS),
         ("serve", "--body-timeout", defaults.SERVE_BODY_TIMEOUT),
+        ("report", "--checkpoint", defaults.CHECKPOINT),
+        ("report", "--format", defaults.REPORT_FORMAT),
+        ("report", "--sample-rows", defaults.REPORT_SAMPLE_ROWS),
+        ("report", "--chunk-rows", defaults.CHUNK_ROWS),
+        (
+            "report",
+            "--out",
+            f"{defaults.REPORT_OUTPUT} for html, {defaults.STDIO} for json and text",
+        ),
     ],
 )
 def test_help_shows_the_default_from_toolkit_defaults(command, option, default):
@@ -62,6 +71,7 @@ def test_choices_are_the_ones_defaults_lists():
     train = help_text("train")
     assert f"--solver [{'|'.join(defaults.SOLVERS)}]" in train
     assert f"--dtype [{'|'.join(defaults.DTYPES)}]" in train
+    assert f"--format [{'|'.join(defaults.REPORT_FORMATS)}]" in help_text("report")
 
 
 def test_documented_defaults_in_help_text_are_built_from_defaults():

@@ -8,6 +8,7 @@ Tiers (a folder may import the tiers listed before it, and nothing heavier):
     io        toolkit/io/: + numpy, pyarrow (tqdm for progress bars); never torch
     training  toolkit/training/: + torch, io, scipy (the inference's distributions)
     export    toolkit/export/: + torch, onnx, onnxscript, runtime, training
+    report    toolkit/report/: + io, training (checkpoints), runtime, scipy, matplotlib
     top       predict.py, serve/, cli.py: anything above, imported lazily by the CLI
 
 Checked twice: statically (every `import` in every file of a folder, function bodies
@@ -41,6 +42,7 @@ THIRD_PARTY = {
     "io": {"numpy", "pyarrow", "tqdm"},
     "training": {"numpy", "pyarrow", "tqdm", "torch", "scipy"},
     "export": {"numpy", "torch", "onnx", "onnxscript", "onnxruntime"},
+    "report": {"numpy", "scipy", "matplotlib", "threadpoolctl"},
 }
 # toolkit packages each folder may import, besides the core modules.
 INTERNAL = {
@@ -49,6 +51,7 @@ INTERNAL = {
     "io": {"toolkit.io"},
     "training": {"toolkit.io", "toolkit.training"},
     "export": {"toolkit.runtime", "toolkit.training", "toolkit.export"},
+    "report": {"toolkit.io", "toolkit.training", "toolkit.runtime", "toolkit.report"},
 }
 MAX_FUNCTION_LINES = 60
 MAX_MODULE_LINES = 400
@@ -101,7 +104,14 @@ def test_each_folder_imports_only_its_tier_and_those_below(tier):
 
 
 def test_every_file_in_the_package_belongs_to_a_tier_or_the_top():
-    top = {"__main__.py", "cli.py", "cli_types.py", "predict.py", "checkpoint_info.py"}
+    top = {
+        "__main__.py",
+        "cli.py",
+        "cli_report.py",
+        "cli_types.py",
+        "predict.py",
+        "checkpoint_info.py",
+    }
     strays = [
         str(path.relative_to(PACKAGE))
         for path in _package_files()
@@ -137,6 +147,8 @@ def _import_all(folder: str) -> str:
         ("runtime", {"torch", "onnx", "onnxscript", "pyarrow", "click", "pandas"}),
         ("io", {"torch", "onnx", "onnxruntime"}),
         ("training", {"onnx", "onnxscript", "onnxruntime", "click"}),
+        # matplotlib only once a page is drawn; torch only once a checkpoint is read
+        ("report", {"torch", "onnx", "onnxscript", "click", "matplotlib"}),
     ],
 )
 def test_importing_a_tier_in_a_fresh_interpreter_loads_nothing_forbidden(folder, forbidden):
@@ -147,7 +159,7 @@ def test_importing_a_tier_in_a_fresh_interpreter_loads_nothing_forbidden(folder,
 def test_toolkit_help_loads_neither_torch_nor_numpy():
     code = (
         "from toolkit.cli import cli\n"
-        "for command in ('', 'train', 'export', 'predict', 'info', 'serve'):\n"
+        "for command in ('', 'train', 'export', 'predict', 'info', 'serve', 'report'):\n"
         "    try:\n"
         "        cli.main([*command.split(), '--help'], prog_name='toolkit')\n"
         "    except SystemExit:\n"

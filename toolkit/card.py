@@ -43,9 +43,7 @@ PARITY = "parity"
 INFERENCE = "inference"
 
 # Keys whose values are JSON; every other key holds plain text.
-JSON_KEYS = frozenset(
-    {FEATURE_NAMES, TARGET_NAMES, INTERCEPT, TRAINING_METRICS, PARITY, INFERENCE}
-)
+JSON_KEYS = frozenset({FEATURE_NAMES, TARGET_NAMES, INTERCEPT, TRAINING_METRICS, PARITY, INFERENCE})
 KEYS = (
     CARD_VERSION,
     FEATURE_NAMES,

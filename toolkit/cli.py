@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from toolkit import __version__, defaults
+from toolkit.cli_report import report
 from toolkit.cli_types import (
     SEED_TYPE,
     DeviceType,
@@ -360,6 +361,9 @@ def serve(model: Path, host: str, port: int, workers: int, **settings: Any) -> N
 
     # The other options are ServeSettings' fields, by name.
     run_server(ServeSettings(str(model), **settings), host=host, port=port, workers=workers)
+
+
+cli.add_command(report)
 
 
 def _interrupt(signum: int, frame: Any) -> None:

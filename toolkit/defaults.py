@@ -55,6 +55,14 @@ OPSET = 18
 # leaves the same kind of margin.
 PARITY_TOLERANCES = {"float32": (1e-5, 1e-5), "float64": (1e-12, 1e-12)}
 
+# Report
+REPORT_OUTPUT = Path("models") / "report.html"  # --format html; json and text go to stdout
+REPORT_FORMATS = ("html", "json", "text")
+REPORT_FORMAT = "html"
+# Rows the residual plots are drawn from (a seeded uniform sample of --data): enough to
+# show a scatter's shape and a Q-Q plot's tails, few enough for a page of ~1 MB.
+REPORT_SAMPLE_ROWS = 10_000
+
 # Runtime, predict, info and serve
 PROVIDERS = "auto"
 SERVE_HOST = "127.0.0.1"

@@ -10,7 +10,7 @@ import torch
 from conftest import train_json
 
 from toolkit.errors import TrainingError
-from toolkit.training import TrainConfig, train
+from toolkit.training import TrainConfig, checkpoint, train
 from toolkit.training.iterative import EarlyStopping, shuffled_batches
 from toolkit.training.rows import Rows
 from toolkit.training.spill import RowSpill
@@ -62,6 +62,20 @@ def test_early_stopping_keeps_the_best_epoch(tmp_path, scaled_csv):
     )
     assert result.details["stopped_early"]
     assert result.details["epochs_run"] == result.details["best_epoch"] + 2
+
+
+def test_each_epochs_losses_are_kept_in_the_checkpoint(tmp_path, scaled_csv):
+    # On standardized targets the training objective (no ridge) is SSE / (n var(y)): its
+    # last value is 1 - R^2 of the saved float64 model (rel 1e-6: the same sums, rounded
+    # differently, on an R^2 within 1e-4 of 1).
+    settings = {"data": scaled_csv, "dtype": "float64", "epochs": 7, "patience": 0}
+    result = train(TrainConfig(**settings, solver="adam", out=tmp_path / "m.pt"))
+    history = checkpoint.load(tmp_path / "m.pt")["history"]
+    assert len(history["train"]) == len(history["val"]) == 1 + 7  # epoch 0: initial weights
+    assert history["train"][-1] == pytest.approx(1 - result.metrics["train"]["r2"], rel=1e-6)
+    assert history["train"][0] > history["train"][-1]
+    train(TrainConfig(data=scaled_csv, out=tmp_path / "exact.pt"))
+    assert checkpoint.load(tmp_path / "exact.pt")["history"] is None
 
 
 def test_progress_bar_shows_epochs_when_enabled(tmp_path, capsys):

@@ -55,6 +55,18 @@ def test_resume_ends_bit_identical_to_an_uninterrupted_run(
         assert torch.equal(straight[name], resumed[name]), name
 
 
+def test_resume_keeps_the_loss_history_of_the_epochs_before_it(tmp_path, scaled_csv):
+    settings = {"data": scaled_csv, "solver": "sgd", "seed": 3, "patience": 0, "epochs": 6}
+    train(TrainConfig(**settings, out=tmp_path / "straight.pt"))
+    out = tmp_path / "resumed.pt"
+    with pytest.raises(TrainingInterrupted):
+        train(TrainConfig(**settings, out=out), on_epoch_end=_interrupt_at(3))
+    train(TrainConfig(**settings, out=out, resume=True))
+    straight = checkpoint.load(tmp_path / "straight.pt")["history"]
+    assert checkpoint.load(out)["history"] == straight  # bit for bit, as the weights
+    assert len(straight["train"]) == 1 + 6
+
+
 def test_resume_from_the_cli_continues_the_saved_run(run, tmp_path, scaled_csv):
     args = ["--data", str(scaled_csv), "--solver", "adam", "--epochs", "8", "--patience", "0"]
     train_json(run, *args, "--out", "straight.pt")

@@ -12,6 +12,8 @@ Layout (format "toolkit.checkpoint", version 1):
     data:      {source, sha256, rows, train_rows, val_rows, val_fraction}
     metrics:   {"train": {...}, "val": {...} or None}
     optimality_gap: {...} or None (iterative solvers)
+    history:   {"train": [...], "val": [...]} the losses on standardized targets at epochs
+               0 (the initial weights), 1, 2, ... (iterative solvers; None for exact)
     inference: statsmodels-style statistics of the fit (toolkit.training.inference), or
                None; absent from files written before it
     parity_sample: (k, d) float64 tensor of training rows, for the export's parity gate

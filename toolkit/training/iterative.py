@@ -77,11 +77,7 @@ class EarlyStopping:
         return bool(self.patience) and self.bad_epochs >= self.patience
 
     def state(self) -> dict[str, Any]:
-        return {
-            "best_loss": self.best_loss,
-            "best_epoch": self.best_epoch,
-            "bad_epochs": self.bad_epochs,
-        }
+        return {key: getattr(self, key) for key in ("best_loss", "best_epoch", "bad_epochs")}
 
     def load_state(self, saved: dict[str, Any]) -> None:
         self.best_loss, self.best_epoch = saved["best_loss"], saved["best_epoch"]
@@ -130,6 +126,7 @@ class IterativeRun:
         self.stopping = EarlyStopping(hyper["patience"])
         self.start = 0
         self.start_loss = math.nan  # the training objective before the first step
+        self.history: dict[str, list[float]] = {}  # losses at epochs 0, 1, ...: report's curves
 
     def _initial_model(self) -> tuple[torch.nn.Linear, torch.Generator]:
         """nn.Linear's own initialisation, but drawn from the seeded generator."""
@@ -156,8 +153,10 @@ class IterativeRun:
             self.stopping.load_state(saved)
             self.schedule.load_state(saved["schedule"])
             self.start_loss = saved["start_loss"]
+            self.history = saved.get("history", {})
         else:
-            self.start_loss = self._losses()["train"]
+            self.history = {key: [value] for key, value in self._losses().items()}  # epoch 0
+            self.start_loss = self.history["train"][0]
         self.net = self._wrapped()
         epoch, stopped_early = self._epochs(fingerprint, on_epoch_end)
         weight, bias = self.scaling.unscale(self.model)
@@ -197,6 +196,8 @@ class IterativeRun:
         try:
             for epoch in range(self.start + 1, epochs + 1):
                 current = self._epoch(epoch)
+                for key, value in current.items():
+                    self.history.setdefault(key, []).append(value)
                 state = self._snapshot(epoch, fingerprint)
                 autosave(state, last_epoch=epoch >= epochs)
                 bar.update(1)
@@ -346,6 +347,7 @@ class IterativeRun:
             **self.stopping.state(),
             "schedule": self.schedule.state(),
             "start_loss": self.start_loss,
+            "history": {key: list(values) for key, values in self.history.items()},
         }
         return resume.snapshot(
             fingerprint, epoch, self.model, self.optimizer, None, generators, progress

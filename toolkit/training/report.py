@@ -48,10 +48,17 @@ class TrainResult:
     details: dict[str, Any]
     data: dict[str, Any]
     optimality_gap: dict[str, Any] | None = None
+    # An iterative run's losses at epochs 0, 1, ...: {"train": [...], "val": [...]}, standardized.
+    history: dict[str, list[float]] | None = None
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
     rank: int = 0  # this process's rank under torchrun; only rank 0 prints and writes
     inference: dict[str, Any] | None = None  # toolkit.training.inference; None: not computed
+
+    def __post_init__(self) -> None:
+        # An iterative run's details arrive with its losses; the checkpoint keeps them apart.
+        if self.history is None:
+            self.history = self.details.pop("history", None)
 
 
 def to_json(result: TrainResult) -> dict[str, Any]:
@@ -246,6 +253,7 @@ def checkpoint_payload(result: TrainResult, seed: int, sample: np.ndarray) -> di
         "data": dict(result.data),
         "metrics": result.metrics,
         "optimality_gap": result.optimality_gap,
+        "history": result.history,
         "inference": result.inference,
         "parity_sample": torch.from_numpy(sample_array),
         "versions": {

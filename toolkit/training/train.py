@@ -269,9 +269,9 @@ def _solve(
         fingerprint = resume.fingerprint(
             config, job.hyper, spec, sha256, job.device, split.fraction, group.world
         )
-        return IterativeRun(config, job.hyper, spec, split, job.device, group).fit(
-            fingerprint, on_epoch_end
-        )
+        run = IterativeRun(config, job.hyper, spec, split, job.device, group)
+        weight, bias, details = run.fit(fingerprint, on_epoch_end)
+        return weight, bias, {**details, "history": run.history}  # the checkpoint's own key
     fit = exact.solve(
         split.moments,
         spec.n_features,
