@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -84,6 +86,17 @@ def full_disk(tmp_path: Path) -> Iterator[Path]:
         yield folder
     finally:
         subprocess.run(["umount", "-l", str(folder)], capture_output=True, timeout=30)
+
+
+@pytest.fixture
+def chromium() -> str:
+    """A headless-capable Chromium for the browser tests; they skip, saying why, without one."""
+    pytest.importorskip("playwright.sync_api", reason="needs playwright (pip install playwright)")
+    for candidate in (os.environ.get("TOOLKIT_TEST_CHROMIUM"), "chromium", "chromium-browser"):
+        found = candidate and shutil.which(candidate)
+        if found:
+            return found
+    pytest.skip("needs a Chromium (apt-get install chromium, or TOOLKIT_TEST_CHROMIUM=path)")
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ tests/serve/test_docs.py is.
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -23,15 +22,6 @@ from toolkit.report import make_report, write_report
 
 BROWSER_TIMEOUT_MS = 20_000
 SCREENSHOT = "report.png"
-
-
-def _chromium() -> str:
-    pytest.importorskip("playwright.sync_api", reason="needs playwright (pip install playwright)")
-    for candidate in (os.environ.get("TOOLKIT_TEST_CHROMIUM"), "chromium", "chromium-browser"):
-        found = candidate and shutil.which(candidate)
-        if found:
-            return found
-    pytest.skip("needs a Chromium (apt-get install chromium, or TOOLKIT_TEST_CHROMIUM=path)")
 
 
 def _artifacts(tmp_path: Path) -> Path:
@@ -55,8 +45,8 @@ def report_file(tmp_path: Path) -> Path:
 
 
 @pytest.mark.slow  # a browser start and a 6-epoch lbfgs fit: ~5-10 s on 2 busy cores
-def test_the_report_renders_offline_with_every_image(report_file, tmp_path):
-    executable = _chromium()
+def test_the_report_renders_offline_with_every_image(report_file, tmp_path, chromium):
+    executable = chromium
     from playwright.sync_api import sync_playwright
 
     url = report_file.resolve().as_uri()

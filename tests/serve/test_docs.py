@@ -9,9 +9,7 @@ blocked and recorded, and waits for the /predict operation to appear.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
@@ -76,17 +74,8 @@ def test_the_swagger_ui_files_ship_with_their_license():
     assert f'"{docs.SWAGGER_UI_VERSION}"' in bundle  # the version the module names
 
 
-def _chromium() -> str:
-    pytest.importorskip("playwright.sync_api", reason="needs playwright (pip install playwright)")
-    for candidate in (os.environ.get("TOOLKIT_TEST_CHROMIUM"), "chromium", "chromium-browser"):
-        found = candidate and shutil.which(candidate)
-        if found:
-            return found
-    pytest.skip("needs a Chromium (apt-get install chromium, or TOOLKIT_TEST_CHROMIUM=path)")
-
-
-def test_docs_render_in_a_browser_with_no_request_leaving_the_server(server):
-    executable = _chromium()
+def test_docs_render_in_a_browser_with_no_request_leaving_the_server(server, chromium):
+    executable = chromium
     from playwright.sync_api import sync_playwright
 
     outside: list[str] = []
