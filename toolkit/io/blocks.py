@@ -79,45 +79,65 @@ class _Raised:
 _DONE = object()
 
 
-def prefetch(items: Iterator[Any], depth: int = PREFETCH_BLOCKS) -> Generator[Any, None, None]:
-    """Yield `items`, produced by a background thread up to `depth` items ahead.
+class Prefetch(Iterator[Any]):
+    """`items`, produced by a background thread up to `depth` items ahead; it starts now.
 
     pyarrow and numpy release the GIL while they parse and copy, so the producer's work
-    overlaps with the consumer's. Errors reach the consumer in order; a consumer that
-    stops early stops the producer too.
+    overlaps with the consumer's, and with whatever the caller does before its first
+    `next` (training imports torch meanwhile). Errors reach the consumer in order;
+    `close` (also at the end, or by a consumer that stops early) stops the producer.
     """
-    ready: queue.Queue[Any] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
 
-    def produce() -> None:
+    def __init__(self, items: Iterator[Any], depth: int = PREFETCH_BLOCKS) -> None:
+        self._items = items
+        self._ready: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._finished = False
+        self._producer = threading.Thread(target=self._produce, name="toolkit-reader", daemon=True)
+        self._producer.start()
+
+    def _produce(self) -> None:
         try:
-            for item in items:
-                while not stop.is_set():
+            for item in self._items:
+                while not self._stop.is_set():
                     try:
-                        ready.put(item, timeout=0.1)
+                        self._ready.put(item, timeout=0.1)
                         break
                     except queue.Full:
                         continue
-                if stop.is_set():
+                if self._stop.is_set():
                     return
         except BaseException as error:  # handed to the consumer, raised there
-            ready.put(_Raised(error))
+            self._ready.put(_Raised(error))
             return
-        ready.put(_DONE)
+        self._ready.put(_DONE)
 
-    producer = threading.Thread(target=produce, name="toolkit-reader", daemon=True)
-    producer.start()
-    try:
-        while (item := ready.get()) is not _DONE:
-            if isinstance(item, _Raised):
-                raise item.error
-            yield item
-    finally:
-        stop.set()
-        while producer.is_alive():  # unblock a producer waiting on a full queue
+    def __next__(self) -> Any:
+        if self._finished:
+            raise StopIteration
+        item = self._ready.get()
+        if item is _DONE or isinstance(item, _Raised):
+            self.close()
+            if item is _DONE:
+                raise StopIteration
+            raise item.error
+        return item
+
+    def close(self) -> None:
+        """Stop the producer and release what `items` holds (open files); idempotent."""
+        if self._finished:
+            return
+        self._finished = True
+        self._stop.set()
+        while self._producer.is_alive():  # unblock a producer waiting on a full queue
             try:
-                ready.get_nowait()
+                self._ready.get_nowait()
             except queue.Empty:
-                producer.join(0.05)
-        if isinstance(items, Generator):
-            items.close()  # runs its cleanup (open files) here, now that the producer is gone
+                self._producer.join(0.05)
+        if isinstance(self._items, Generator):
+            self._items.close()  # runs its cleanup here, now that the producer is gone
+
+
+def prefetch(items: Iterator[Any], depth: int = PREFETCH_BLOCKS) -> Prefetch:
+    """`Prefetch(items, depth)`: read ahead in a background thread, starting now."""
+    return Prefetch(items, depth)

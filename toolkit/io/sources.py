@@ -26,7 +26,7 @@ import numpy as np
 from toolkit.defaults import CHUNK_ROWS, DEFAULT_TARGET
 from toolkit.errors import DataError, UsageError
 from toolkit.io import globs
-from toolkit.io.blocks import prefetch
+from toolkit.io.blocks import PREFETCH_BLOCKS, Prefetch
 from toolkit.io.formats import FORMATS, open_shard, suffixes
 from toolkit.io.names import csv_header_hint, did_you_mean, listed, numeric_header
 from toolkit.io.reader import read_piece
@@ -86,26 +86,42 @@ class DataSource:
         while large CSV files are read. Reading and checking run in a background thread,
         a few blocks ahead, so that parsing overlaps with the caller's work.
         """
+        reader = self.start_blocks(pieces, rows, progress)
+        try:
+            yield from reader
+        finally:
+            reader.close()
+
+    def start_blocks(
+        self,
+        pieces: Sequence[Piece] | None = None,
+        rows: int = CHUNK_ROWS,
+        progress: bool = False,
+        depth: int = PREFETCH_BLOCKS,
+    ) -> Prefetch:
+        """What `blocks` yields, with the reading thread started now, up to `depth` blocks
+        ahead: parsing begins while the caller still prepares (training imports torch)."""
         pieces = self.pieces() if pieces is None else pieces
         streamed = sum(p.nbytes for p in pieces if FORMATS[p.shard.format].STREAMED)
         bar = _byte_bar(streamed, pieces) if progress and streamed >= PROGRESS_MIN_BYTES else None
-        try:
-            yield from prefetch(self._checked_blocks(pieces, rows, bar))
-        finally:
-            if bar is not None:
-                bar.close()
+        return Prefetch(self._checked_blocks(pieces, rows, bar), depth)
 
     def _checked_blocks(self, pieces: Sequence[Piece], rows: int, bar: Any) -> Iterator[np.ndarray]:
         columns = self.columns
-        for piece in pieces:
-            count = 0
-            for batch in read_piece(piece, columns, rows, bar=bar, hashed=self._hashed):
-                block = batch.block(finite=True)
-                count += len(block)
-                yield block
-            if count == 0 and piece.whole:
-                shard = piece.shard
-                raise DataError(f"{shard.name}: {FORMATS[shard.format].no_rows(shard, columns)}")
+        try:
+            for piece in pieces:
+                count = 0
+                for batch in read_piece(piece, columns, rows, bar=bar, hashed=self._hashed):
+                    block = batch.block(finite=True)
+                    count += len(block)
+                    yield block
+                if count == 0 and piece.whole:
+                    shard = piece.shard
+                    no_rows = FORMATS[shard.format].no_rows(shard, columns)
+                    raise DataError(f"{shard.name}: {no_rows}")
+        finally:
+            if bar is not None:
+                bar.close()
 
     def sha256(self, stop: threading.Event | None = None) -> str:
         """SHA-256 of the file for one shard; else of every shard's name and SHA-256, in order.

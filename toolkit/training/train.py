@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,9 +26,11 @@ import numpy as np
 
 from toolkit.defaults import VAL_FRACTION
 from toolkit.errors import DataError, TrainingError, TrainingInterrupted
-from toolkit.io import DataSource, open_source
+from toolkit.io import DataSource
 from toolkit.training import checkpoint, exact, inference, resume
 from toolkit.training.config import TrainConfig
+from toolkit.training.early import EarlyRead
+from toolkit.training.early import start as start_reading
 from toolkit.training.iterative import EpochCallback, IterativeRun
 from toolkit.training.metrics import MetricSums, summarize
 from toolkit.training.model import ModelSpec, round_to_dtype
@@ -75,23 +78,26 @@ def train(config: TrainConfig, on_epoch_end: EpochCallback | None = None) -> Tra
     completed epoch of an iterative solver (1-based epoch); raising KeyboardInterrupt
     from it interrupts the run there.
     """
-    import torch  # noqa: F401 (imported before the clock starts: seconds are the work's)
-
-    from toolkit.training import distributed
-    from toolkit.training.device import resolve_device
-
     started = time.perf_counter()
     hyper = config.hyperparameters()
-    # A missing device fails here, before any data is read.
-    group, device = distributed.join(resolve_device(config.device))
+    early = start_reading(config)  # before torch: parsing overlaps its import
     try:
-        result = _train(config, hyper, group, device, on_epoch_end)
+        import torch  # noqa: F401
+
+        from toolkit.training import distributed
+        from toolkit.training.device import resolve_device
+
+        # A missing device fails here, before any row is used.
+        group, device = distributed.join(resolve_device(config.device))
+        result = _train(config, hyper, group, device, on_epoch_end, early)
     except KeyboardInterrupt:
         # The epochs of an iterative run save their state and say so themselves; this is
         # an interruption anywhere else (reading, solving): nothing to continue from.
         raise group.printed_by_rank_0(
             TrainingInterrupted("interrupted before training finished; nothing was saved.")
         ) from None
+    finally:
+        early.close()
     result.seconds = time.perf_counter() - started
     return result
 
@@ -115,8 +121,9 @@ def _train(
     group: Group,
     device: Any,
     on_epoch_end: EpochCallback | None,
+    early: EarlyRead,
 ) -> TrainResult:
-    source = group.agree(lambda: open_source(config.data, config.targets, config.features))
+    source = early.opened(config, group)
     inference.prefetch()  # scipy's import overlaps the data pass
     spec = ModelSpec(
         tuple(source.feature_names), tuple(source.target_names), config.intercept, config.dtype
@@ -128,16 +135,15 @@ def _train(
         RowSpill(width) as val_spill,
         ThreadPoolExecutor(max_workers=1) as pool,
     ):
-        local, digest = _read(job, source, train_spill, val_spill, pool)
+        local, digest = _read(job, source, train_spill, val_spill, pool, early.take_blocks())
         split = _choose_split(job, source.name, local, train_spill, val_spill)
         job.notes.extend(constant_target_warnings(spec, local))
         sample = parity_sample(group, [train_spill, val_spill])
         sha256 = ""
         if group.is_main:
             sha256 = digest.result() if digest is not None else source.sha256()
-        solved_weight, solved_bias, details = _solve(job, split, sha256, on_epoch_end)
-        weight, bias = _as_saved(spec, solved_weight, solved_bias)
-        solved = (solved_weight, solved_bias)
+        *solved, details = _solve(job, split, sha256, on_epoch_end)
+        weight, bias = _as_saved(spec, *solved)
         metrics, gap, sums = _evaluate(job, split, weight, bias, solved)
         job.notes.extend(far_from_optimum(gap, job.notes))
         stats = inference.of_run(config, spec, split.moments, solved, sums, gap, job.fit)
@@ -177,6 +183,7 @@ def _read(
     train_spill: RowSpill,
     val_spill: RowSpill,
     pool: ThreadPoolExecutor,
+    started: Iterator[np.ndarray] | None = None,
 ) -> tuple[list[PassSummary], Future[str] | None]:
     """Step 2: each process reads its piece once; every process's summary, in rank order.
 
@@ -194,7 +201,15 @@ def _read(
     try:
         mine = group.agree(
             lambda: read_pass(
-                source, pieces, config, job.device, fraction, train_spill, val_spill, group.is_main
+                source,
+                pieces,
+                config,
+                job.device,
+                fraction,
+                train_spill,
+                val_spill,
+                group.is_main,
+                started,
             )
         )
         return group.gather(mine), digest

@@ -1,0 +1,66 @@
+"""The data pass starts before torch is imported, so parsing overlaps the import.
+
+Importing torch takes 1-2 s, as long as parsing a few hundred MB of CSV. For a single
+process, training opens the data and starts the reading thread first (a bad path or
+column is reported without importing torch at all), then imports torch while the first
+blocks are parsed. Under torchrun the piece a process reads depends on its rank, which
+the process group confirms after torch is up: those processes start reading then.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from toolkit.io import open_source
+from toolkit.training.distributed import launched
+
+if TYPE_CHECKING:
+    from toolkit.io import DataSource
+    from toolkit.io.blocks import Prefetch
+    from toolkit.training.config import TrainConfig
+    from toolkit.training.distributed import Group
+
+# Blocks parsed ahead while torch imports: 16 blocks of 65,536 rows cover ~1.8 s of CSV
+# parsing here, at 11 MiB a block for 21 columns (memory still follows --chunk-rows).
+HEAD_START_BLOCKS = 16
+
+
+@dataclass
+class EarlyRead:
+    """The opened data and, for a single process, its reading thread already under way."""
+
+    source: DataSource | None = None
+    blocks: Prefetch | None = None
+
+    def opened(self, config: TrainConfig, group: Group) -> DataSource:
+        """The data: opened already, or now by every process together (torchrun)."""
+        if self.source is None:
+            self.source = group.agree(
+                lambda: open_source(config.data, config.targets, config.features)
+            )
+        return self.source
+
+    def take_blocks(self) -> Prefetch | None:
+        """The started reader (once): the first pass reads from it instead of starting anew."""
+        blocks, self.blocks = self.blocks, None
+        return blocks
+
+    def close(self) -> None:
+        """Stop a reader nobody took (an error came first)."""
+        if self.blocks is not None:
+            self.blocks.close()
+            self.blocks = None
+
+
+def start(config: TrainConfig) -> EarlyRead:
+    """Open the data and start reading every row (single process only; no torch here)."""
+    if launched():
+        return EarlyRead()  # every process opens the data together, after joining
+    source = open_source(config.data, config.targets, config.features)
+    if getattr(source, "in_memory", False):
+        return EarlyRead(source)  # nothing to parse
+    blocks = source.start_blocks(
+        source.pieces(), config.chunk_rows, progress=config.progress, depth=HEAD_START_BLOCKS
+    )
+    return EarlyRead(source, blocks)
