@@ -194,6 +194,17 @@ def train(as_json: bool, quiet: bool, no_intercept: bool, **options: Any) -> Non
     help="Skip the parity gate (a warning; the model card records it).",
 )
 @click.option(
+    "--explain",
+    is_flag=True,
+    help="Add outputs that explain each prediction (contributions: w * (x - training mean)) "
+    "and, for least-squares models, bound it (stderr, lower, upper).",
+)
+@click.option(
+    "--interval-level",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    help="Level of --explain's prediction interval.  [default: 1 - the checkpoint's alpha]",
+)
+@click.option(
     "--json", "as_json", is_flag=True, help="Print one JSON object instead of the status line."
 )
 def export(
@@ -203,6 +214,8 @@ def export(
     atol: float | None,
     rtol: float | None,
     no_validate: bool,
+    explain: bool,
+    interval_level: float | None,
     as_json: bool,
 ) -> None:
     """Export a checkpoint to ONNX (OUTPUT: models/model.onnx), gated on parity with PyTorch."""
@@ -213,7 +226,16 @@ def export(
             "warning: --no-validate: the parity gate is skipped; the model card records it.",
             err=True,
         )
-    result = export_model(checkpoint, output, opset, atol, rtol, validate=not no_validate)
+    result = export_model(
+        checkpoint,
+        output,
+        opset,
+        atol,
+        rtol,
+        validate=not no_validate,
+        explain=explain,
+        interval_level=interval_level,
+    )
     click.echo(json.dumps(result.to_json(), indent=2) if as_json else result.summary())
 
 

@@ -43,6 +43,7 @@ def describe(predictor: Predictor) -> dict[str, Any]:
         "size_bytes": len(data),
         "input": {"name": inp.name, "type": inp.type, "shape": list(inp.shape)},
         "output": {"name": out.name, "type": out.type, "shape": list(out.shape)},
+        "explain_outputs": explain_outputs(predictor),
         "feature_names": list(predictor.feature_names),
         "target_names": list(predictor.target_names),
         "dtype": str(predictor.dtype),
@@ -53,6 +54,36 @@ def describe(predictor: Predictor) -> dict[str, Any]:
         "metadata": dict(predictor.metadata),
         **_weights(predictor, data),
     }
+
+
+def explain_outputs(predictor: Predictor) -> list[dict[str, Any]]:
+    """The outputs of `toolkit export --explain` after the prediction ([] for other models)."""
+    explainer = predictor._explainer
+    if explainer is None:
+        return []
+    shown = {v.name: v for v in explainer.session.get_outputs()}
+    return [
+        {"name": name, "type": shown[name].type, "shape": list(shown[name].shape)}
+        for name in predictor.explain_outputs
+    ]
+
+
+def _explain_line(details: Mapping[str, Any]) -> list[str]:
+    """`explain:` with the outputs, the interval's level and t (from the card), if any."""
+    outputs = details.get("explain_outputs")
+    if not outputs:
+        return []
+    text = ", ".join(f"{o['name']} {o['type']} {o['shape']}" for o in outputs)
+    entry = card.decode(details["metadata"]).get(card.EXPLAIN)
+    interval = entry.get("interval") if isinstance(entry, dict) else None
+    if isinstance(interval, dict) and all(
+        isinstance(interval.get(k), int | float) for k in ("level", "t_quantile", "df")
+    ):
+        text += (
+            f"; {interval['level']:.4g} prediction interval, t = {interval['t_quantile']:.6g} "
+            f"on {interval['df']} df"
+        )
+    return [_line("explain", text)]
 
 
 def _weights(predictor: Predictor, data: bytes) -> dict[str, Any]:
@@ -90,6 +121,7 @@ def to_lines(details: Mapping[str, Any]) -> list[str]:
             for key in ("input", "output")
             for value in [details[key]]
         ),
+        *_explain_line(details),
         _line("features", ", ".join(details["feature_names"])),
         _line("targets", ", ".join(details["target_names"])),
         _line("opset", opsets),
@@ -112,7 +144,7 @@ def card_lines(metadata: Mapping[str, str]) -> list[str]:
     """The model card, one `key  value` line each, in toolkit's order (unknown keys last)."""
     if not metadata:
         return ["model card: none (names default to x0..xn)"]
-    known = [key for key in card.KEYS if key in metadata]
+    known = [key for key in (*card.KEYS, *card.OPTIONAL_KEYS) if key in metadata]
     keys = known + sorted(set(metadata) - set(known))
     width = max(len(key) for key in keys)
     return ["model card:", *(f"  {key:<{width}}  {metadata[key]}" for key in keys)]
