@@ -33,7 +33,9 @@ def write_csv(path: Path, x: np.ndarray, y: np.ndarray) -> tuple[list[str], list
     features = [f"x{j + 1}" for j in range(x.shape[1])]
     targets = ["y"] if y.shape[1] == 1 else [f"y{t + 1}" for t in range(y.shape[1])]
     header = ",".join(features + targets)
-    np.savetxt(path, np.column_stack([x, y]), delimiter=",", header=header, comments="", fmt="%.17g")
+    np.savetxt(
+        path, np.column_stack([x, y]), delimiter=",", header=header, comments="", fmt="%.17g"
+    )
     return features, targets
 
 

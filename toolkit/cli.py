@@ -277,6 +277,12 @@ def export(
 )
 @providers_option
 @click.option("--allow-non-finite", is_flag=True, help="Accept NaN and infinity in features.")
+@click.option(
+    "--explain",
+    is_flag=True,
+    help="Add, per target y, y_lower, y_upper and y_stderr (models with inference) and one "
+    "y:FEATURE contribution per feature; MODEL must be exported with --explain.",
+)
 def predict(
     model: Path,
     source: str,
@@ -286,6 +292,7 @@ def predict(
     chunk_rows: int,
     providers: str,
     allow_non_finite: bool,
+    explain: bool,
 ) -> None:
     """Predict every row of a CSV/Parquet file (or stdin) with an ONNX MODEL."""
     from toolkit.predict import predict_file
@@ -293,7 +300,14 @@ def predict(
 
     predictor = Predictor(model, providers=providers, allow_non_finite=allow_non_finite)
     summary = predict_file(
-        predictor, source, destination, id_column, chunk_rows, as_json, "--allow-non-finite"
+        predictor,
+        source,
+        destination,
+        id_column,
+        chunk_rows,
+        as_json,
+        "--allow-non-finite",
+        explain=explain,
     )
     if destination != defaults.STDIO:
         rows = f"{summary.rows:,} row{'s' if summary.rows != 1 else ''}"
@@ -366,7 +380,7 @@ def info(model: Path, providers: str, as_json: bool) -> None:
     help="Requests in progress per worker; more get 503 with Retry-After.",
 )
 def serve(model: Path, host: str, port: int, workers: int, **settings: Any) -> None:
-    """Serve MODEL: POST /predict, GET /health, GET /metadata, docs at /docs."""
+    """Serve MODEL: POST /predict, POST /explain, GET /health, GET /metadata, docs at /docs."""
     if importlib.util.find_spec("uvicorn") is None or importlib.util.find_spec("fastapi") is None:
         raise click.UsageError(
             "toolkit serve needs the 'serve' extra: pip install 'toolkit[serve]'."
