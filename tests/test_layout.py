@@ -38,7 +38,7 @@ THIRD_PARTY = {
     "runtime": {"numpy", "onnxruntime", "google"},
     "io": {"numpy", "pyarrow", "tqdm"},
     "training": {"numpy", "pyarrow", "tqdm", "torch"},
-    "export": {"numpy", "torch", "onnx", "onnxscript", "onnxruntime"},
+    "export": {"numpy", "torch", "onnx", "onnxscript", "onnxruntime", "scipy"},  # --explain: t
 }
 # toolkit packages each folder may import, besides the core modules.
 INTERNAL = {

@@ -21,6 +21,9 @@ from toolkit.cli_types import (
     DeviceType,
     PlainCommand,
     ToolkitCommand,
+    explain_export_option,
+    explain_predict_option,
+    interval_level_option,
     providers_option,
     split_each,
     split_names,
@@ -193,17 +196,8 @@ def train(as_json: bool, quiet: bool, no_intercept: bool, **options: Any) -> Non
     is_flag=True,
     help="Skip the parity gate (a warning; the model card records it).",
 )
-@click.option(
-    "--explain",
-    is_flag=True,
-    help="Add outputs that explain each prediction (contributions: w * (x - training mean)) "
-    "and, for least-squares models, bound it (stderr, lower, upper).",
-)
-@click.option(
-    "--interval-level",
-    type=click.FloatRange(0, 1, min_open=True, max_open=True),
-    help="Level of --explain's prediction interval.  [default: 1 - the checkpoint's alpha]",
-)
+@explain_export_option
+@interval_level_option
 @click.option(
     "--json", "as_json", is_flag=True, help="Print one JSON object instead of the status line."
 )
@@ -214,9 +208,8 @@ def export(
     atol: float | None,
     rtol: float | None,
     no_validate: bool,
-    explain: bool,
-    interval_level: float | None,
     as_json: bool,
+    **explain: Any,
 ) -> None:
     """Export a checkpoint to ONNX (OUTPUT: models/model.onnx), gated on parity with PyTorch."""
     from toolkit.export import export_model
@@ -226,16 +219,8 @@ def export(
             "warning: --no-validate: the parity gate is skipped; the model card records it.",
             err=True,
         )
-    result = export_model(
-        checkpoint,
-        output,
-        opset,
-        atol,
-        rtol,
-        validate=not no_validate,
-        explain=explain,
-        interval_level=interval_level,
-    )
+    # explain: --explain and --interval-level, by export_model's names.
+    result = export_model(checkpoint, output, opset, atol, rtol, not no_validate, **explain)
     click.echo(json.dumps(result.to_json(), indent=2) if as_json else result.summary())
 
 
@@ -277,12 +262,7 @@ def export(
 )
 @providers_option
 @click.option("--allow-non-finite", is_flag=True, help="Accept NaN and infinity in features.")
-@click.option(
-    "--explain",
-    is_flag=True,
-    help="Add, per target y, y_lower, y_upper and y_stderr (models with inference) and one "
-    "y:FEATURE contribution per feature; MODEL must be exported with --explain.",
-)
+@explain_predict_option
 def predict(
     model: Path,
     source: str,
@@ -299,15 +279,9 @@ def predict(
     from toolkit.runtime import Predictor
 
     predictor = Predictor(model, providers=providers, allow_non_finite=allow_non_finite)
+    hint = "--allow-non-finite"  # how this command accepts NaN and infinity
     summary = predict_file(
-        predictor,
-        source,
-        destination,
-        id_column,
-        chunk_rows,
-        as_json,
-        "--allow-non-finite",
-        explain=explain,
+        predictor, source, destination, id_column, chunk_rows, as_json, hint, explain
     )
     if destination != defaults.STDIO:
         rows = f"{summary.rows:,} row{'s' if summary.rows != 1 else ''}"
