@@ -3,8 +3,8 @@
 A linear regressor is y = x W^T + b. toolkit's exports are one Gemm (with a bias, or
 without one for `--no-intercept`); other exporters write MatMul + Add, put a Cast, a
 Reshape or a scaler (Sub, Div) in front, or use ai.onnx.ml's LinearRegressor;
-`toolkit export --explain` adds elementwise Sub, Mul, Add and Sqrt, an Unsqueeze and two
-MatMuls (toolkit/export/explain.py). Only the operators in LINEAR_OPERATORS are run;
+`toolkit export --explain` adds elementwise Sub, Mul, Add and Sqrt, an Unsqueeze, a
+MatMul and a Gemm (toolkit/export/explain.py). Only the operators in LINEAR_OPERATORS are run;
 anything else is refused before onnxruntime opens the file. That rules out, by
 construction:
 
