@@ -20,7 +20,7 @@ onnxfile parsed; the fields it does not declare survive as unknown fields.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,31 +70,31 @@ class Explanation:
     def columns(self) -> dict[str, np.ndarray]:
         """Flat named columns, per target: `y`, `y_lower`, `y_upper`, `y_stderr` (when
         present), then one `y:feature` contribution per feature."""
-        return {name: self._column(i) for i, name in enumerate(column_names(self))}
-
-    def _column(self, index: int) -> np.ndarray:
-        per_target = 1 + 3 * (self.stderr is not None) + len(self.feature_names)
-        t, k = divmod(index, per_target)
-        parts = [self.prediction]
-        if self.stderr is not None:
-            parts += [self.lower, self.upper, self.stderr]
-        if k < len(parts):
-            return parts[k][:, t]  # type: ignore[index]
-        return self.contributions[:, t, k - len(parts)]
+        bounds = self.stderr is not None
+        return {
+            name: self.contributions[:, t, j] if j >= 0 else getattr(self, part)[:, t]
+            for name, part, t, j in _layout(self.target_names, self.feature_names, bounds)
+        }
 
 
-def column_names(model: Any) -> list[str]:
-    """The column names of `Explanation.columns` for a Predictor or an Explanation."""
-    bounds = getattr(model, "stderr", None) is not None or STDERR in getattr(
-        model, "explain_outputs", ()
-    )
-    names = []
-    for target in model.target_names:
-        names.append(target)
+def column_names(predictor: Any) -> list[str]:
+    """The names of `Explanation.columns` for a Predictor's explanations."""
+    bounds = STDERR in predictor.explain_outputs
+    layout = _layout(predictor.target_names, predictor.feature_names, bounds)
+    return [name for name, *_ in layout]
+
+
+def _layout(
+    targets: Sequence[str], features: Sequence[str], bounds: bool
+) -> Iterator[tuple[str, str, int, int]]:
+    """(column name, Explanation field, target index, feature index or -1), in order."""
+    for t, target in enumerate(targets):
+        yield target, "prediction", t, -1
         if bounds:
-            names += [f"{target}_lower", f"{target}_upper", f"{target}_stderr"]
-        names += [f"{target}:{feature}" for feature in model.feature_names]
-    return names
+            for part in (LOWER, UPPER, STDERR):
+                yield f"{target}_{part}", part, t, -1
+        for j, feature in enumerate(features):
+            yield f"{target}:{feature}", CONTRIBUTIONS, t, j
 
 
 def extra_outputs(info: onnxfile.ModelFile) -> tuple[str, ...]:
@@ -138,6 +138,7 @@ class Explainer:
         self.input_name, self.dtype = predictor.input_name, predictor.dtype
         targets, features = predictor.n_targets, predictor.n_features
         self.shapes = [(targets,), (targets, features)] + [(targets,)] * (len(names) - 1)
+        self.one_row = [(1, *shape) for shape in self.shapes]
         _check_signature(predictor.path, session, self.outputs, self.shapes)
         entry = card.decode(predictor.metadata).get(card.EXPLAIN)
         entry = entry if isinstance(entry, dict) else {}
@@ -154,11 +155,14 @@ class Explainer:
         if n == 0:
             return [np.empty((0, *shape), dtype=self.dtype) for shape in self.shapes]
         try:
-            if n == 1:  # its output buffers have the right shapes: onnxruntime checks
-                return self._run_one(rows)
-            results = self.session.run(self.outputs, {self.input_name: rows})
+            if n == 1:
+                results = self._run_one(rows)
+            else:
+                results = self.session.run(self.outputs, {self.input_name: rows})
         except Exception as error:  # onnxruntime's Fail/InvalidArgument/... types
             raise run_error(error, n) from error
+        if n == 1 and [r.shape for r in results] == self.one_row:
+            return results  # the common case, checked in one comparison
         for name, shape, result in zip(self.outputs, self.shapes, results, strict=True):
             if result.shape != (n, *shape):
                 raise ModelRunError(
