@@ -130,8 +130,7 @@ def make_model(folder: Path, features: int | None) -> Path:
 def make_explain_model(folder: Path, features: int | None) -> Path:
     """The same model exported with --explain: folder/seed-explain.onnx or wide-explain.onnx.
 
-    Trained on every row (no validation split) through tests/explain_models.py, which adds
-    the checkpoint's inference statistics with numpy where `toolkit train` did not."""
+    Trained on every row (no validation split) by tests/explain_models.py."""
     sys.path.insert(0, str(ROOT / "tests"))
     from explain_models import exported, trained
 

@@ -1,10 +1,8 @@
-"""Models for the `--explain` tests: trained by toolkit, with the inference statistics.
+"""Models for the `--explain` tests: real `toolkit train` checkpoints, exported --explain.
 
-`trained` trains a real checkpoint with `toolkit train` (no validation split, so the
-training rows are the whole table) and makes sure it holds the checkpoint's "inference"
-entry of the inference contract: when toolkit did not store one, it is computed here with
-numpy from the same rows and the saved weights (`inference_for`), exactly as the contract
-defines it. `exported` then exports it with `--explain`.
+`trained` trains on a table with no validation split, so that the training rows (those the
+checkpoint's "inference" statistics describe) are the whole table, the rows statsmodels
+fits in the tests. `exported` exports it with `--explain`.
 """
 
 from __future__ import annotations
@@ -39,55 +37,6 @@ def write_csv(path: Path, x: np.ndarray, y: np.ndarray) -> tuple[list[str], list
     return features, targets
 
 
-def inference_for(
-    x: np.ndarray,
-    y: np.ndarray,
-    weight: np.ndarray,
-    bias: np.ndarray | None,
-    target_names: list[str],
-    alpha: float = 0.05,
-    l2: float = 0.0,
-) -> dict[str, Any]:
-    """The contract's "inference" entry (the keys --explain reads, and a few more), from the
-    rows and the saved weights, in float64 with numpy."""
-    n, d = x.shape
-    intercept = bias is not None
-    mean = x.mean(axis=0)
-    if intercept:
-        centred = x - mean
-        inverse, constant, center = np.linalg.inv(centred.T @ centred), 1.0 / n, mean
-    else:
-        inverse, constant, center = np.linalg.inv(x.T @ x), 0.0, np.zeros(d)
-    df_resid = n - d - int(intercept)
-    residuals = y - (x @ weight.T + (bias if intercept else 0.0))
-    ssr = (residuals**2).sum(axis=0)
-    ridge = l2 > 0
-    return {
-        "alpha": alpha,
-        "n": n,
-        "df_model": d,
-        "df_resid": df_resid,
-        "l2": float(l2),
-        "solver": "exact",
-        "optimality_gap": None,
-        "condition_number": float(np.linalg.cond(np.column_stack([np.ones(n), x]))),
-        "feature_mean": mean.tolist(),
-        "leverage": None
-        if ridge
-        else {"constant": constant, "center": center.tolist(), "inverse": inverse.tolist()},
-        "notes": [],
-        "targets": [
-            {
-                "name": name,
-                "ssr": float(ssr[t]),
-                "sigma2": None if ridge else float(ssr[t] / df_resid),
-                "rse": None if ridge else float(np.sqrt(ssr[t] / df_resid)),
-            }
-            for t, name in enumerate(target_names)
-        ],
-    }
-
-
 def trained(
     folder: Path,
     x: np.ndarray,
@@ -98,10 +47,7 @@ def trained(
     alpha: float = 0.05,
     name: str = "model",
 ) -> Path:
-    """Train on (x, y) with toolkit train (every row a training row); the checkpoint, with
-    its "inference" entry."""
-    import torch
-
+    """Train on (x, y) with toolkit train (every row a training row); the checkpoint."""
     from toolkit.training import TrainConfig, checkpoint, train
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -117,16 +63,11 @@ def trained(
         dtype=dtype,
         intercept=intercept,
         l2=l2,
+        alpha=alpha,
     )
     train(config)
     payload = checkpoint.load(out)
-    if payload.get("inference") is None:
-        state = payload["state_dict"]
-        weight = state["weight"].double().numpy()
-        bias = state["bias"].double().numpy() if "bias" in state else None
-        payload["inference"] = inference_for(x, y, weight, bias, targets, alpha, l2)
-        payload["state_dict"] = {k: torch.as_tensor(v) for k, v in state.items()}
-        checkpoint.save(out, payload)
+    assert payload["inference"] is not None, "toolkit train stores the inference statistics"
     return out
 
 

@@ -29,6 +29,7 @@ def full_card() -> dict:
         card.TRAINING_DATA_SOURCE: "seed",
         card.TRAINING_METRICS: {"val": {"r2": 0.5}, "train": {"r2": 1.0, "mse": 0.0}},
         card.PARITY: {"passed": True, "atol": 1e-5},
+        card.INFERENCE: {"alpha": 0.05, "n": 4, "targets": [{"name": "y", "r2": None}]},
     }
 
 

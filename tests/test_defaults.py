@@ -35,6 +35,7 @@ def shows(text: str, option: str, default: object) -> bool:
         ("train", "--device", defaults.DEVICE),
         ("train", "--seed", defaults.SEED),
         ("train", "--l2", defaults.L2),
+        ("train", "--alpha", defaults.ALPHA),
         ("train", "--out", defaults.CHECKPOINT),
         ("train", "--chunk-rows", defaults.CHUNK_ROWS),
         ("export", "--checkpoint", defaults.CHECKPOINT),

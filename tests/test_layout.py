@@ -1,11 +1,12 @@
 """The tree is the architecture: each folder is a dependency tier, and the pieces stay small.
 
 Tiers (a folder may import the tiers listed before it, and nothing heavier):
-    core      toolkit/*.py top-level helpers (errors, defaults, card, files, equations):
+    core      toolkit/*.py top-level helpers (errors, defaults, card, files, equations,
+              coefficients):
               stdlib only
     runtime   toolkit/runtime/: + numpy, onnxruntime (protobuf comes with onnxruntime)
     io        toolkit/io/: + numpy, pyarrow (tqdm for progress bars); never torch
-    training  toolkit/training/: + torch, io
+    training  toolkit/training/: + torch, io, scipy (the inference's distributions)
     export    toolkit/export/: + torch, onnx, onnxscript, runtime, training
     top       predict.py, serve/, cli.py: anything above, imported lazily by the CLI
 
@@ -31,14 +32,15 @@ CORE = {
     "toolkit.card",
     "toolkit.files",
     "toolkit.equations",
+    "toolkit.coefficients",
 }
 # Third-party modules each folder may import; the standard library is always allowed.
 THIRD_PARTY = {
     "core": set(),
     "runtime": {"numpy", "onnxruntime", "google"},
     "io": {"numpy", "pyarrow", "tqdm"},
-    "training": {"numpy", "pyarrow", "tqdm", "torch"},
-    "export": {"numpy", "torch", "onnx", "onnxscript", "onnxruntime", "scipy"},  # --explain: t
+    "training": {"numpy", "pyarrow", "tqdm", "torch", "scipy"},
+    "export": {"numpy", "torch", "onnx", "onnxscript", "onnxruntime"},
 }
 # toolkit packages each folder may import, besides the core modules.
 INTERNAL = {

@@ -38,12 +38,17 @@ TRAINING_DATA_SHA256 = "training_data_sha256"
 TRAINING_DATA_SOURCE = "training_data_source"
 TRAINING_METRICS = "training_metrics"
 PARITY = "parity"
+# Compact statistical inference (toolkit.coefficients.compact): per target R^2, adjusted
+# R^2, RSE, F and its p-value, AIC, BIC; per coefficient estimate, std err and p-value.
+INFERENCE = "inference"
 # Only in models exported with --explain: {"outputs", "feature_mean", "baseline" (the
 # prediction at the mean), "interval": {"level", "alpha", "df", "t_quantile"} or null}.
 EXPLAIN = "explain"
 
 # Keys whose values are JSON; every other key holds plain text.
-JSON_KEYS = frozenset({FEATURE_NAMES, TARGET_NAMES, INTERCEPT, TRAINING_METRICS, PARITY, EXPLAIN})
+JSON_KEYS = frozenset(
+    {FEATURE_NAMES, TARGET_NAMES, INTERCEPT, TRAINING_METRICS, PARITY, INFERENCE, EXPLAIN}
+)
 KEYS = (
     CARD_VERSION,
     FEATURE_NAMES,
@@ -64,6 +69,7 @@ KEYS = (
     TRAINING_DATA_SOURCE,
     TRAINING_METRICS,
     PARITY,
+    INFERENCE,
 )
 # Keys written only when they apply, after KEYS.
 OPTIONAL_KEYS = (EXPLAIN,)

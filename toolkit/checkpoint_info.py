@@ -98,5 +98,6 @@ def _load(path: str | Path) -> tuple[dict[str, Any], TrainResult]:
         details={k: v for k, v in training.items() if k not in known},
         data=dict(payload["data"]),
         optimality_gap=payload.get("optimality_gap"),
+        inference=payload.get("inference"),  # absent from checkpoints written before it
     )
     return payload, result

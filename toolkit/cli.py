@@ -96,6 +96,12 @@ def cli() -> None:
 )
 @click.option("--no-intercept", is_flag=True, help="Fit y = w.x with no bias term.")
 @click.option(
+    "--alpha",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=defaults.ALPHA,
+    help="Significance level of the coefficient table: its confidence intervals are 1 - alpha.",
+)
+@click.option(
     "--dtype",
     type=click.Choice(defaults.DTYPES),
     default=defaults.DTYPE,

@@ -33,6 +33,9 @@ SEED = 0
 # --seed's range: numpy's generators take no negative seed, torch's take at most 64 bits.
 SEED_MIN, SEED_MAX = 0, 2**64 - 1
 L2 = 0.0
+# Significance level of the inference's confidence intervals (1 - ALPHA = 95%): the
+# statsmodels and R default.
+ALPHA = 0.05
 # Tuned so that each solver with its defaults reaches the exact solution's R^2 within
 # 1e-4 on the seed data and on features spanning 1 to 100 in scale (tests/training).
 SOLVER_DEFAULTS: dict[str, dict[str, Any]] = {

@@ -388,3 +388,54 @@ def test_the_status_line_shows_the_closest_call_against_its_allowance(run, scale
     diff, allowed, used = (float(v) for v in closest.groups())
     assert 0 < used <= 1 and diff <= allowed
     assert used == pytest.approx(diff / allowed, rel=0.1)  # both printed to 2 digits
+
+
+def test_the_card_carries_the_compact_inference(tmp_path):
+    """Per target the fit's figures, per coefficient estimate, std err and p (strict JSON)."""
+    from toolkit.coefficients import compact
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((50, 2))
+    y = x @ [1.5, -2.0] + 0.5 + rng.standard_normal(50)
+    rows = "\n".join(f"{a!r},{b!r},{c!r}" for (a, b), c in zip(x.tolist(), y.tolist(), strict=True))
+    (tmp_path / "d.csv").write_text("a,b,y\n" + rows + "\n")
+    for l2 in (0.0, 3.0):
+        out = tmp_path / f"m{l2}.pt"
+        train(
+            TrainConfig(data=tmp_path / "d.csv", dtype="float64", val_fraction=0.0, l2=l2, out=out)
+        )
+        export_model(out, tmp_path / "m.onnx")
+        props = {p.key: p.value for p in onnx.load(tmp_path / "m.onnx").metadata_props}
+        stored = json.loads(props[card.INFERENCE])  # strict JSON: NaN would not parse back
+        inference = checkpoint.load(out)["inference"]
+        assert stored == compact(inference)
+        assert (stored["alpha"], stored["n"], stored["df_resid"], stored["l2"]) == (
+            0.05,
+            50,
+            47,
+            l2,
+        )
+        (target,) = stored["targets"]
+        assert set(target) == {
+            "name", "r2", "r2_adj", "rse", "df_resid", "f", "f_pvalue", "aic", "bic",
+            "coefficients",
+        }  # fmt: skip
+        assert [row["term"] for row in target["coefficients"]] == ["(intercept)", "a", "b"]
+        full = inference["targets"][0]["coefficients"]
+        for row, whole in zip(target["coefficients"], full, strict=True):
+            assert set(row) == {"term", "estimate", "stderr", "p"}
+            assert (row["estimate"], row["stderr"], row["p"]) == (
+                whole["estimate"], whole["stderr"], whole["p"],
+            )  # fmt: skip
+        assert (target["f"] is None) == (l2 > 0)
+
+
+def test_a_checkpoint_without_inference_exports_without_it(seed_export, tmp_path):
+    """Checkpoints written before the inference existed still export (no card key)."""
+    ckpt_path, _ = seed_export
+    payload = checkpoint.load(ckpt_path)
+    del payload["inference"]
+    torch.save(payload, tmp_path / "old.pt")
+    export_model(tmp_path / "old.pt", tmp_path / "old.onnx")
+    keys = [p.key for p in onnx.load(tmp_path / "old.onnx").metadata_props]
+    assert keys == [key for key in card.KEYS if key != card.INFERENCE]

@@ -1,7 +1,7 @@
 """toolkit/export/explain.py: `toolkit export --explain`, against statsmodels and numpy.
 
-The models are trained by toolkit (tests/explain_models.py: every row a training row, the
-checkpoint's "inference" entry per the contract). References: statsmodels' OLS
+The models are real `toolkit train` checkpoints (tests/explain_models.py: every row a
+training row), whose "inference" statistics --explain reads. References: statsmodels' OLS
 `get_prediction(X0).summary_frame(alpha)` for the interval (rtol 1e-8 in float64, the
 issue's bar), numpy in float64 for the contributions and the float32 models.
 """
@@ -91,6 +91,15 @@ def test_each_target_gets_its_own_interval(tmp_path):
         np.testing.assert_allclose(found.upper[:, t], frame["obs_ci_upper"], rtol=RTOL_STATSMODELS)
 
 
+def test_the_default_level_is_the_training_runs_alpha(tmp_path, data):
+    x, y = data
+    model = exported(trained(tmp_path, x, y, alpha=0.1))  # `toolkit train --alpha 0.1`
+    found = Predictor(model).explain(new_rows(x))
+    _, frame = statsmodels_frame(x, y[:, 0], new_rows(x), alpha=0.1)
+    np.testing.assert_allclose(found.upper[:, 0], frame["obs_ci_upper"], rtol=RTOL_STATSMODELS)
+    assert found.level == 0.9
+
+
 def test_the_level_is_fixed_at_export_and_recorded_in_the_card(tmp_path, data):
     x, y = data
     model = exported(trained(tmp_path, x, y), interval_level=0.9)
@@ -169,12 +178,12 @@ def test_a_checkpoint_without_inference_is_refused_with_the_remedy(tmp_path, dat
     x, y = data
     ckpt = trained(tmp_path, x, y)
     payload = checkpoint.load(ckpt)
-    payload["inference"] = None
+    inference, payload["inference"] = payload["inference"], None
     checkpoint.save(ckpt, payload)
     with pytest.raises(CheckpointError, match=r"has none .* retrain it with `toolkit train`"):
         export_model(ckpt, tmp_path / "m.onnx", explain=True)
     assert not (tmp_path / "m.onnx").exists()
-    payload["inference"] = {"feature_mean": [1.0]}
+    payload["inference"] = {**inference, "feature_mean": [1.0]}  # what the schema leaves
     checkpoint.save(ckpt, payload)
     with pytest.raises(CheckpointError, match=r"feature_mean should be 3 finite numbers"):
         export_model(ckpt, tmp_path / "m.onnx", explain=True)

@@ -173,3 +173,31 @@ def test_weights_in_external_data_are_not_read(tmp_path):
         size_threshold=0,
     )
     assert shown(path)["equations"] is None
+
+
+def test_the_cards_inference_is_shown_as_a_table(details):
+    """The seed model is fitted exactly: std err 0, t infinite (null in the card)."""
+    assert details["inference"]["n"] == 4
+    assert [row["term"] for row in details["inference"]["targets"][0]["coefficients"]] == [
+        "(intercept)",
+        "x1",
+        "x2",
+    ]
+    lines = to_lines(details)
+    start = lines.index("inference:")
+    assert lines[start + 1] == "  y: least squares on 4 rows"
+    assert lines[start + 2].split() == ["term", "coef", "std", "err", "t", "P>|t|"]
+    assert lines[start + 3].split() == ["(intercept)", "-1.000", "0", "-inf", "0"]
+    assert lines[start + 6].startswith("  R^2 1.000, adj. R^2 1.000, F n/a")
+    (shown,) = [
+        line for line in card_lines(details["metadata"], table_below=True) if "inference" in line
+    ]
+    assert shown.split()[1:3] == ["(JSON,", f"{len(details['metadata'][card.INFERENCE]):,}"]
+
+
+def test_a_foreign_inference_value_does_not_break_info():
+    assert card_lines({card.INFERENCE: "[1, 2"}) == ["model card:", "  inference  [1, 2"]
+    from toolkit.runtime.info import _inference
+
+    assert _inference({card.INFERENCE: '{"targets": 3}'}) is None
+    assert _inference({card.INFERENCE: "not json"}) is None

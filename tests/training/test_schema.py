@@ -100,6 +100,21 @@ BROKEN = {
     "seed is text": (_set("training.seed", "0"), r"training.seed should be an integer, got '0'"),
     "unknown solver": (_set("training.solver", "magic"), "training.solver should be one of exact"),
     "format version is text": (_set("format_version", "1"), "has format version '1'"),
+    "inference is a list": (
+        _set("inference", [1]),
+        r"inference should be a dictionary, got \[1\] \(a list\)",
+    ),
+    "inference without targets": (
+        _set("inference.targets", []),
+        r"inference.targets should be a list of 1 targets, got \[\]",
+    ),
+    "inference alpha of 5": (_set("inference.alpha", 5), r"inference.alpha should be a number in"),
+    "an estimate is text": (
+        lambda payload: payload["inference"]["targets"][0]["coefficients"][1].update(
+            estimate="2.5"
+        ),
+        r"inference.targets\[0\].coefficients\[1\].estimate should be a finite number",
+    ),
 }
 
 

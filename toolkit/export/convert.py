@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from toolkit import card, defaults
+from toolkit import card, coefficients, defaults
 from toolkit.errors import CheckpointError, ExportError, OutputError, ParityError, UsageError
 from toolkit.files import atomic_write, cause_of
 
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
     from toolkit.export.explain import ExplainPlan
     from toolkit.export.parity import ParityReport
+    from toolkit.training.model import ModelSpec
 
 # The oldest opset toolkit writes (Gemm-13, with its optional bias, runs from there on).
 MIN_OPSET = 13
@@ -113,7 +114,7 @@ def export_model(
     proto = _export_proto(model, opset)
     if plan is not None:
         explaining.add_outputs(proto.graph, plan, INPUT_NAME, OUTPUT_NAME)
-    _check_proto(proto, spec.n_features, spec.n_targets, spec.dtype, plan)
+    _check_proto(proto, spec, plan)
     report = None
     parity_record: dict[str, Any] = {"skipped": True, "reason": "--no-validate"}
     if validate:
@@ -226,6 +227,8 @@ def model_card(
 
     spec = payload["spec"]
     training = payload["training"]
+    inference = payload.get("inference")  # absent from checkpoints written before it
+    extra = {} if inference is None else {card.INFERENCE: coefficients.compact(inference)}
     return card.encode(
         {
             card.FEATURE_NAMES: spec["feature_names"],
@@ -246,6 +249,7 @@ def model_card(
             card.TRAINING_DATA_SOURCE: payload["data"]["source"],
             card.TRAINING_METRICS: payload["metrics"],
             card.PARITY: {"pending": True} if parity is None else parity,
+            **extra,
             **({card.EXPLAIN: plan.card()} if plan is not None else {}),
         }
     )
@@ -317,14 +321,9 @@ def _export_proto(model: torch.nn.Linear, opset: int) -> onnx.ModelProto:
     return proto
 
 
-def _check_proto(
-    proto: onnx.ModelProto,
-    n_features: int,
-    n_targets: int,
-    dtype: str,
-    plan: ExplainPlan | None = None,
-) -> None:
+def _check_proto(proto: onnx.ModelProto, spec: ModelSpec, plan: ExplainPlan | None) -> None:
     """Full checker, strict shape inference, and the documented signature."""
+    n_features, n_targets, dtype = spec.n_features, spec.n_targets, spec.dtype
     import onnx
 
     try:

@@ -180,7 +180,7 @@ def _no_interval(inference: dict[str, Any], targets: int) -> str:
 def _interval(
     inference: dict[str, Any], level: float | None, spec: dict[str, Any], features: int
 ) -> Interval:
-    from scipy import stats
+    from toolkit.training.inference import t_quantile  # scipy.stats.t.ppf
 
     alpha = _number(inference, "alpha")
     level = 1 - alpha if level is None else level
@@ -196,7 +196,7 @@ def _interval(
         level=float(level),
         alpha=float(alpha),
         df=df,
-        t_quantile=float(stats.t.ppf(1 - (1 - level) / 2, df)),
+        t_quantile=t_quantile(1 - level, df),  # scipy's t.ppf(1 - (1 - level) / 2, df)
         sigma2=sigma2,
         constant=_number(leverage, "constant"),
         center=_vector(leverage, "center", features),

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from toolkit import card
+from toolkit.coefficients import table_lines
 from toolkit.equations import equations
 from toolkit.errors import ModelLoadError
 from toolkit.runtime import Predictor, available_providers, onnxfile
@@ -52,6 +53,7 @@ def describe(predictor: Predictor) -> dict[str, Any]:
         "provider": predictor.provider,
         "available_providers": available_providers(),
         "metadata": dict(predictor.metadata),
+        "inference": _inference(predictor.metadata),
         **_weights(predictor, data),
     }
 
@@ -84,6 +86,16 @@ def _explain_line(details: Mapping[str, Any]) -> list[str]:
             f"on {interval['df']} df"
         )
     return [_line("explain", text)]
+
+
+def _inference(metadata: Mapping[str, str]) -> dict[str, Any] | None:
+    """The card's compact statistical inference, decoded; None when absent or unreadable."""
+    value = (
+        card.decode({card.INFERENCE: metadata[card.INFERENCE]}).get(card.INFERENCE)
+        if card.INFERENCE in metadata
+        else None
+    )
+    return value if isinstance(value, dict) and isinstance(value.get("targets"), list) else None
 
 
 def _weights(predictor: Predictor, data: bytes) -> dict[str, Any]:
@@ -130,7 +142,10 @@ def to_lines(details: Mapping[str, Any]) -> list[str]:
             f"using {details['provider']}; available " + ", ".join(details["available_providers"]),
         ),
     ]
-    return lines + equation_lines(details.get("equations")) + card_lines(details["metadata"])
+    lines += equation_lines(details.get("equations"))
+    inference = details.get("inference")
+    lines += card_lines(details["metadata"], table_below=inference is not None)
+    return lines + (["inference:", *table_lines(inference)] if inference is not None else [])
 
 
 def equation_lines(lines: list[str] | None) -> list[str]:
@@ -140,14 +155,21 @@ def equation_lines(lines: list[str] | None) -> list[str]:
     return [_line("equation" if i == 0 else "", line) for i, line in enumerate(lines)]
 
 
-def card_lines(metadata: Mapping[str, str]) -> list[str]:
-    """The model card, one `key  value` line each, in toolkit's order (unknown keys last)."""
+def card_lines(metadata: Mapping[str, str], table_below: bool = False) -> list[str]:
+    """The model card, one `key  value` line each, in toolkit's order (unknown keys last).
+
+    With `table_below`, the inference (a long JSON value) is named, not repeated.
+    """
     if not metadata:
         return ["model card: none (names default to x0..xn)"]
     known = [key for key in (*card.KEYS, *card.OPTIONAL_KEYS) if key in metadata]
     keys = known + sorted(set(metadata) - set(known))
     width = max(len(key) for key in keys)
-    return ["model card:", *(f"  {key:<{width}}  {metadata[key]}" for key in keys)]
+    values = dict(metadata)
+    if table_below and card.INFERENCE in values:
+        size = len(values[card.INFERENCE].encode())
+        values[card.INFERENCE] = f"(JSON, {size:,} bytes: the table below; --json has it all)"
+    return ["model card:", *(f"  {key:<{width}}  {values[key]}" for key in keys)]
 
 
 def _line(label: str, text: str) -> str:

@@ -12,6 +12,8 @@ Layout (format "toolkit.checkpoint", version 1):
     data:      {source, sha256, rows, train_rows, val_rows, val_fraction}
     metrics:   {"train": {...}, "val": {...} or None}
     optimality_gap: {...} or None (iterative solvers)
+    inference: statsmodels-style statistics of the fit (toolkit.training.inference), or
+               None; absent from files written before it
     parity_sample: (k, d) float64 tensor of training rows, for the export's parity gate
     versions:  {toolkit, torch, numpy, pyarrow, python}
     created:   ISO 8601 UTC time

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.defaults import (
+    ALPHA,
     CHECKPOINT,
     CHUNK_ROWS,
     DEVICE,
@@ -59,6 +60,7 @@ PARAMETERS: dict[str, Choice | Bound] = {
     "dtype": Choice(DTYPES),
     "l2": Bound(lambda v: math.isfinite(v) and v >= 0, "be a finite number >= 0"),
     "val_fraction": Bound(lambda v: v is None or 0 <= v < 1, "be in [0, 1)"),  # None: default
+    "alpha": Bound(lambda v: 0 < v < 1, "be in (0, 1) (the intervals' level is 1 - alpha)"),
 }
 # The iterative solvers' settings (defaults in SOLVER_DEFAULTS), checked once filled in.
 ITERATIVE_PARAMETERS: dict[str, Bound] = {
@@ -96,6 +98,7 @@ class TrainConfig:
     resume: bool = False
     chunk_rows: int = CHUNK_ROWS
     progress: bool = False
+    alpha: float = ALPHA  # the inference's confidence intervals are at level 1 - alpha
 
     def hyperparameters(self) -> dict[str, Any]:
         """The solver's settings after defaults are filled in (validated)."""

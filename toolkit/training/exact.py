@@ -60,6 +60,10 @@ class ExactFit:
     condition_number: float  # of the scaled (correlation-like) Gram matrix
     method: str  # "cholesky" or "qr"
     refinement_passes: int = 0
+    # Upper-triangular R with R'R = the scaled Gram matrix (ridge included), from Cholesky
+    # or the QR of the data, and the scaling: toolkit.training.inference reuses them.
+    factor: torch.Tensor | None = None
+    scale: torch.Tensor | None = None
 
 
 @dataclass
@@ -113,12 +117,14 @@ def solve(
     condition = _condition_number(problem.gram)
     factor = _cholesky(problem.gram) if condition <= COND_SWITCH else None
     method = "cholesky"
+    upper = None if factor is None else factor.mT
     if factor is None:
         if rechunk is None:
             raise ValueError("an ill-conditioned problem needs `rechunk` for the QR pass")
         method = "qr"
         factor, rhs, condition = _qr_factor(rechunk(), problem, feature_names, combine_r)
         coefficients = _triangular_solve(factor, rhs)
+        upper = factor
     else:
         coefficients = _cholesky_solve(factor, problem.rhs)
     weight, bias = problem.to_raw(coefficients)
@@ -135,7 +141,7 @@ def solve(
             contraction=4 * n_features * _EPS * condition,
         )
     _check_representable(weight, bias, feature_names)
-    return ExactFit(weight, bias, condition, method, passes)
+    return ExactFit(weight, bias, condition, method, passes, upper, problem.scale)
 
 
 def _scaled(

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from toolkit.coefficients import table_lines
 from toolkit.errors import CollinearityError
 from toolkit.training import checkpoint, exact
 from toolkit.training.metrics import summarize
@@ -23,6 +24,13 @@ from toolkit.training.rows import Split, combine_r, combine_sums, group_metric_s
 
 if TYPE_CHECKING:
     from toolkit.training.distributed import Group
+
+# A float32 model whose training R^2 trails the float64 solution's by more than this gets
+# a warning: rounding, not the data, is costing accuracy.
+ROUNDING_COST_R2 = 1e-6
+# The iterative solvers' promise (README, tests/training/test_convergence.py): their
+# training R^2 ends within this of the exact fit's; further is a warning.
+OPTIMALITY_TOLERANCE_R2 = 1e-5
 
 
 @dataclass
@@ -43,6 +51,7 @@ class TrainResult:
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
     rank: int = 0  # this process's rank under torchrun; only rank 0 prints and writes
+    inference: dict[str, Any] | None = None  # toolkit.training.inference; None: not computed
 
 
 def to_json(result: TrainResult) -> dict[str, Any]:
@@ -64,6 +73,7 @@ def to_json(result: TrainResult) -> dict[str, Any]:
         "data": result.data,
         "notes": result.notes,
         "seconds": result.seconds,
+        "inference": result.inference,
     }
     if result.solver != "exact":
         payload["optimality_gap"] = result.optimality_gap
@@ -111,6 +121,8 @@ def to_text(result: TrainResult) -> str:
                 f"{_plain(gap['r2_exact'])} (gap {_plain(gap['r2_gap'], '.2e')}), "
                 f"MSE {_plain(gap['mse'], '.6g')} vs {_plain(gap['mse_exact'], '.6g')}"
             )
+    if result.inference is not None:
+        lines += ["", *table_lines(result.inference), ""]
     lines.append(f"  checkpoint: {result.checkpoint}")
     return "\n".join(lines)
 
@@ -179,6 +191,34 @@ def optimality_gap(
     }
 
 
+def rounding_cost(spec: ModelSpec, saved: Any, wide: Any) -> list[str]:
+    """A warning when the model's dtype costs accuracy against float64 (large offsets)."""
+    if wide is None or wide["r2"] is None or saved["r2"] is None:
+        return []
+    if wide["r2"] - saved["r2"] <= ROUNDING_COST_R2:
+        return []
+    return [
+        f"warning: {spec.dtype} costs accuracy here: the saved model's training R^2 is "
+        f"{saved['r2']:.9g} (MSE {saved['mse']:.6g}) against {wide['r2']:.9g} (MSE "
+        f"{wide['mse']:.6g}) with float64 weights and arithmetic; large offsets or scales "
+        "lose digits in float32. Train with --dtype float64 to keep them."
+    ]
+
+
+def far_from_optimum(gap: dict[str, Any] | None, notes: list[str]) -> list[str]:
+    """A loud warning when an iterative run stopped short of the exact optimum."""
+    if gap is None or gap["r2_gap"] is None or abs(gap["r2_gap"]) <= OPTIMALITY_TOLERANCE_R2:
+        return []
+    if any("costs accuracy here" in note for note in notes):
+        return []  # the dtype's rounding, already explained, is what costs the accuracy
+    return [
+        f"warning: the model is short of the least-squares optimum: training R^2 "
+        f"{gap['r2']:.9g} against the exact solution's {gap['r2_exact']:.9g} (gap "
+        f"{gap['r2_gap']:.2e}, more than {OPTIMALITY_TOLERANCE_R2:g}). Allow more --epochs or "
+        "--patience, or use --solver exact."
+    ]
+
+
 def checkpoint_payload(result: TrainResult, seed: int, sample: np.ndarray) -> dict[str, Any]:
     """The checkpoint of a finished run: the model, how it was trained, on what, how well."""
     import platform
@@ -206,6 +246,7 @@ def checkpoint_payload(result: TrainResult, seed: int, sample: np.ndarray) -> di
         "data": dict(result.data),
         "metrics": result.metrics,
         "optimality_gap": result.optimality_gap,
+        "inference": result.inference,
         "parity_sample": torch.from_numpy(sample_array),
         "versions": {
             "toolkit": toolkit.__version__,

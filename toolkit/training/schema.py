@@ -36,6 +36,24 @@ def validate(payload: dict[str, Any], name: str) -> None:
         _check_tensor(name, "state_dict.bias", state["bias"], spec["dtype"], (t,))
     sample = payload["parity_sample"]
     _check_tensor(name, "parity_sample", sample, "float64", (None, d))
+    if payload.get("inference") is not None:  # absent from files written before it
+        _check_inference(payload["inference"], name, d + int(spec["intercept"]), t)
+
+
+def _check_inference(inference: Any, name: str, k: int, t: int) -> None:
+    """The statistics the table, the card and the explained export read (see inference.py)."""
+    _check_fields(inference, name, "inference.", _INFERENCE)
+    targets = inference["targets"]
+    if not isinstance(targets, list) or len(targets) != t:
+        _fail(name, "inference.targets", f"a list of {t} targets", _describe(targets))
+    for i, target in enumerate(targets):
+        _check_fields(target, name, f"inference.targets[{i}].", _INFERENCE_TARGET)
+        rows = target["coefficients"]
+        if not isinstance(rows, list) or len(rows) != k:
+            key = f"inference.targets[{i}].coefficients"
+            _fail(name, key, f"a list of {k} coefficients", _describe(rows))
+        for j, row in enumerate(rows):
+            _check_fields(row, name, f"inference.targets[{i}].coefficients[{j}].", _COEFFICIENT)
 
 
 def _check_fields(values: Any, name: str, prefix: str, fields: dict[str, Check]) -> None:
@@ -101,6 +119,10 @@ def _of_type(kind: type, text: str) -> Check:
     return check
 
 
+def _is_number(value: Any) -> bool:
+    return type(value) in (int, float)
+
+
 def _dictionary(value: Any) -> str | None:
     return None if isinstance(value, dict) else "a dictionary"
 
@@ -128,6 +150,22 @@ _TRAINING: dict[str, Check] = {
     "solver": _one_of(SOLVERS),
     "seed": _of_type(int, "an integer"),
     "hyperparameters": _dictionary,
+}
+_INFERENCE: dict[str, Check] = {
+    "alpha": lambda v: None if _is_number(v) and 0 < v < 1 else "a number in (0, 1)",
+    "n": _of_type(int, "an integer"),
+    "df_resid": _of_type(int, "an integer"),
+    "leverage": _optional_dictionary,
+    "targets": lambda value: None,  # a list: checked with its length above
+}
+_INFERENCE_TARGET: dict[str, Check] = {
+    "name": _of_type(str, "a text"),
+    "sigma2": lambda v: None if v is None or _is_number(v) else "a number or nothing",
+}
+_COEFFICIENT: dict[str, Check] = {
+    "term": _of_type(str, "a text"),
+    "estimate": _of_type(float, "a finite number"),
+    "stderr": lambda v: None if v is None or _is_number(v) else "a number or nothing",
 }
 _DATA: dict[str, Check] = {
     "source": _of_type(str, "a text"),

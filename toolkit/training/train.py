@@ -5,6 +5,7 @@
     3. choose the split (the default one is skipped on tiny data) `_choose_split`
     4. solve: closed form, or epochs of an iterative solver      `_solve`
     5. evaluate the weights as saved: metrics, optimality gap    `_evaluate`
+       and the statistical inference (no further pass)            `inference.of_run`
     6. rank 0 writes the checkpoint                              `_write`
 
 Solvers: exact (`toolkit.training.exact`, closed-form least squares, the default), and
@@ -25,10 +26,10 @@ import numpy as np
 from toolkit.defaults import VAL_FRACTION
 from toolkit.errors import DataError, TrainingError, TrainingInterrupted
 from toolkit.io import DataSource, open_source
-from toolkit.training import checkpoint, exact, resume
+from toolkit.training import checkpoint, exact, inference, resume
 from toolkit.training.config import TrainConfig
 from toolkit.training.iterative import EpochCallback, IterativeRun
-from toolkit.training.metrics import summarize
+from toolkit.training.metrics import MetricSums, summarize
 from toolkit.training.model import ModelSpec, round_to_dtype
 from toolkit.training.readpass import (
     PassSummary,
@@ -37,7 +38,13 @@ from toolkit.training.readpass import (
     read_pass,
     to_moments,
 )
-from toolkit.training.report import TrainResult, checkpoint_payload, optimality_gap
+from toolkit.training.report import (
+    TrainResult,
+    checkpoint_payload,
+    far_from_optimum,
+    optimality_gap,
+    rounding_cost,
+)
 from toolkit.training.rows import (
     Rows,
     Split,
@@ -57,12 +64,6 @@ __all__ = ["EpochCallback", "TrainConfig", "TrainResult", "train"]
 # The default split is skipped unless it leaves this many validation rows (fewer give
 # too noisy a signal for early stopping) and two training rows per parameter.
 MIN_DEFAULT_VAL_ROWS = 10
-# A float32 model whose training R^2 trails the float64 solution's by more than this gets
-# a warning: rounding, not the data, is costing accuracy.
-ROUNDING_COST_R2 = 1e-6
-# The iterative solvers' promise (README, tests/training/test_convergence.py): their
-# training R^2 ends within this of the exact fit's; further is a warning.
-OPTIMALITY_TOLERANCE_R2 = 1e-5
 
 
 def train(config: TrainConfig, on_epoch_end: EpochCallback | None = None) -> TrainResult:
@@ -105,6 +106,7 @@ class _Job:
     device: Any
     group: Group
     notes: list[str]  # shown after the run ("warning: ..." ones even with --quiet)
+    fit: exact.ExactFit | None = None  # the exact solve, whose factor the inference reuses
 
 
 def _train(
@@ -134,8 +136,10 @@ def _train(
             sha256 = digest.result() if digest is not None else source.sha256()
         solved_weight, solved_bias, details = _solve(job, split, sha256, on_epoch_end)
         weight, bias = _as_saved(spec, solved_weight, solved_bias)
-        metrics, gap = _evaluate(job, split, weight, bias, (solved_weight, solved_bias))
-        job.notes.extend(_far_from_optimum(gap, job.notes))
+        solved = (solved_weight, solved_bias)
+        metrics, gap, sums = _evaluate(job, split, weight, bias, solved)
+        job.notes.extend(far_from_optimum(gap, job.notes))
+        stats = inference.of_run(config, spec, split.moments, solved, sums, gap, job.fit)
 
     data_info = {
         "source": source.name,
@@ -160,6 +164,7 @@ def _train(
         optimality_gap=gap,
         notes=job.notes,
         rank=group.rank,
+        inference=stats,
     )
     _write(job, result, sample)
     return result
@@ -276,6 +281,7 @@ def _solve(
         combine_r(group),
         combine_sums(group),
     )
+    job.fit = fit
     if fit.method == "qr":
         job.notes.append(
             "the scaled Gram matrix is ill-conditioned (condition number "
@@ -306,10 +312,11 @@ def _as_saved(spec: ModelSpec, weight: np.ndarray, bias: np.ndarray) -> tuple[An
 
 def _evaluate(
     job: _Job, split: Split, weight: np.ndarray, bias: np.ndarray, solved: tuple[Any, Any]
-) -> tuple[dict[str, Any], dict[str, Any] | None]:
+) -> tuple[dict[str, Any], dict[str, Any] | None, MetricSums]:
     """Step 5: metrics of the weights as saved, predicted in the model's dtype as the
     exported model predicts; the gap to the exact fit; the cost of float32 rounding (the
-    float64 solution's metrics come from the same read of the training rows)."""
+    float64 solution's metrics come from the same read of the training rows). Also the
+    float64 solution's sums on the training rows, which the inference takes its SSR from."""
     group, spec, unit = job.group, job.spec, split.target_unit
     models = [(weight, bias, spec.dtype)]
     if spec.dtype != "float64":
@@ -324,39 +331,11 @@ def _evaluate(
         )
         metrics["val"] = summarize(val_sums, spec.target_names)
     if wide:
-        job.notes.extend(_rounding_cost(spec, saved, wide[0]))
+        job.notes.extend(rounding_cost(spec, saved, wide[0]))
     gap = None
     if job.config.solver != "exact":
         gap = optimality_gap(group, split, spec, job.config.l2, metrics, job.notes)
-    return metrics, gap
-
-
-def _rounding_cost(spec: ModelSpec, saved: Any, wide: Any) -> list[str]:
-    """A warning when the model's dtype costs accuracy against float64 (large offsets)."""
-    if wide is None or wide["r2"] is None or saved["r2"] is None:
-        return []
-    if wide["r2"] - saved["r2"] <= ROUNDING_COST_R2:
-        return []
-    return [
-        f"warning: {spec.dtype} costs accuracy here: the saved model's training R^2 is "
-        f"{saved['r2']:.9g} (MSE {saved['mse']:.6g}) against {wide['r2']:.9g} (MSE "
-        f"{wide['mse']:.6g}) with float64 weights and arithmetic; large offsets or scales "
-        "lose digits in float32. Train with --dtype float64 to keep them."
-    ]
-
-
-def _far_from_optimum(gap: dict[str, Any] | None, notes: list[str]) -> list[str]:
-    """A loud warning when an iterative run stopped short of the exact optimum."""
-    if gap is None or gap["r2_gap"] is None or abs(gap["r2_gap"]) <= OPTIMALITY_TOLERANCE_R2:
-        return []
-    if any("costs accuracy here" in note for note in notes):
-        return []  # the dtype's rounding, already explained, is what costs the accuracy
-    return [
-        f"warning: the model is short of the least-squares optimum: training R^2 "
-        f"{gap['r2']:.9g} against the exact solution's {gap['r2_exact']:.9g} (gap "
-        f"{gap['r2_gap']:.2e}, more than {OPTIMALITY_TOLERANCE_R2:g}). Allow more --epochs or "
-        "--patience, or use --solver exact."
-    ]
+    return metrics, gap, train_sums[-1]
 
 
 def check_dtype_range(
