@@ -330,8 +330,11 @@ def reference(plan: ExplainPlan, rows: np.ndarray) -> dict[str, tuple[np.ndarray
     z_size = (size + np.abs(interval.center)) @ np.abs(interval.factor)
     one = 1.0 + interval.constant
     stderr = np.sqrt(interval.sigma2 * (one + (z * z).sum(axis=1, keepdims=True)))
-    stderr_scale = interval.sigma2 * (one + (z_size * z_size).sum(axis=1, keepdims=True))
-    stderr_scale = stderr_scale / (2 * stderr)
+    variance_scale = interval.sigma2 * (one + (z_size * z_size).sum(axis=1, keepdims=True))
+    # First-order through the square root; a zero stderr (sigma2 = 0, an exact fit) is
+    # computed exactly (0 times anything), and its scale is 0, not 0 / 0.
+    stderr_scale = np.zeros_like(stderr)
+    np.divide(variance_scale, 2 * stderr, out=stderr_scale, where=stderr > 0)
     prediction = x @ plan.weight.T + plan.bias
     margin = interval.t_quantile * stderr
     interval_scale = size @ np.abs(plan.weight).T + np.abs(plan.bias)

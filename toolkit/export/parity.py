@@ -324,6 +324,7 @@ def _compare_values(
         diff = np.abs(got.astype(np.float64) - want)
         diff = np.where(np.isfinite(diff), diff, np.inf)
         scaled = diff / (atol + rtol * scale)
+        scaled = np.where(np.isnan(scaled), np.inf, scaled)  # a NaN would pass every max()
         relative = diff / np.maximum(np.abs(want), np.finfo(np.float64).tiny)
     report.max_abs_diff = max(report.max_abs_diff, float(diff.max(initial=0.0)))
     report.max_rel_diff = max(report.max_rel_diff, float(relative.max(initial=0.0)))
