@@ -9,6 +9,7 @@ issue's bar), numpy in float64 for the contributions and the float32 models.
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -275,3 +276,18 @@ def test_the_cli_reports_the_outputs_and_refuses_a_level_without_explain(tmp_pat
     assert "--interval-level applies to --explain models; add --explain." in result.output
     result = run("export", "--checkpoint", ckpt, "--explain", "--interval-level", "1")
     assert result.exit_code == 2 and "--interval-level" in result.output
+
+
+def test_an_exact_fit_has_a_zero_width_interval(tmp_path):
+    """The seed data lie on a plane: sigma2 is 0, and so are stderr and the interval's
+    width; the gate's reference must not divide 0 by 0 (warnings are errors here)."""
+    from toolkit.training import TrainConfig, train
+
+    train(TrainConfig(out=tmp_path / "seed.pt", dtype="float64"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = exported(tmp_path / "seed.pt")
+    found = Predictor(model).explain([[1.0, 2.0], [30.0, -4.0]])
+    assert np.all(found.stderr < 1e-12)
+    np.testing.assert_allclose(found.lower, found.prediction, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(found.prediction[:, 0], [2.0, 25.0], rtol=1e-12)

@@ -152,3 +152,15 @@ def test_other_extra_outputs_are_still_an_unsupported_signature(tmp_path):
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), path)
     with pytest.raises(ModelLoadError, match=r"expected one 2-D float input and one 2-D output"):
         Predictor(path)
+
+
+def test_info_lists_the_explain_outputs(predictor, seed_onnx):
+    from toolkit.runtime.info import describe, to_lines
+
+    details = describe(predictor)
+    assert details["output"]["name"] == "prediction"
+    assert [o["name"] for o in details["explain_outputs"]] == list(predictor.explain_outputs)
+    assert details["explain_outputs"][0]["shape"] == ["batch", 2, 2]
+    (line,) = [line for line in to_lines(details) if line.startswith("explain:")]
+    assert line.endswith("; 0.95 prediction interval, t = 2.01174 on 47 df")  # t_.975,47
+    assert describe(Predictor(seed_onnx))["explain_outputs"] == []
