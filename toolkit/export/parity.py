@@ -90,9 +90,8 @@ class ParityReport:
 
     def breach_message(self, output: str | Path) -> str:
         explained = any(_failed(sub) for p in self.providers for sub in p.outputs.values())
-        against = (
-            "PyTorch or the float64 reference of the explain outputs" if explained else ("PyTorch")
-        )
+        against = "PyTorch or the float64 reference of the explain outputs"
+        against = against if explained else "PyTorch"
         lines = [
             f"parity gate failed: ONNX Runtime disagrees with {against}; nothing written "
             f"to {output}."
@@ -110,7 +109,7 @@ def _breach_lines(provider: ProviderReport, atol: float, rtol: float) -> list[st
     for report in provider.parts():
         if not _failed(report):
             continue
-        closest = _closest([report])
+        closest = _closest_row(report.worst_rows[:1])
         worst = (
             f"a difference of {closest[0]:.3g} where atol + rtol * scale allows "
             f"{closest[1]:.3g} ({closest[2]:.3g}x the allowance); "
@@ -159,7 +158,10 @@ def _provider_dict(report: ProviderReport) -> dict[str, Any]:
 def _closest(reports: list[ProviderReport]) -> tuple[float, float, float] | None:
     """(difference, its allowance, their ratio) of the worst row of `reports` (explain
     outputs included), by ratio; None when every difference is zero."""
-    rows = [row for report in reports for part in report.parts() for row in part.worst_rows[:1]]
+    return _closest_row([row for r in reports for part in r.parts() for row in part.worst_rows[:1]])
+
+
+def _closest_row(rows: list[dict[str, Any]]) -> tuple[float, float, float] | None:
     row = max(rows, key=lambda r: r["scaled"], default=None)
     if row is None or not row["diff"] or not np.isfinite(row["scaled"]):
         return None
