@@ -291,3 +291,22 @@ def test_an_exact_fit_has_a_zero_width_interval(tmp_path):
     assert np.all(found.stderr < 1e-12)
     np.testing.assert_allclose(found.lower, found.prediction, rtol=0, atol=1e-10)
     np.testing.assert_allclose(found.prediction[:, 0], [2.0, 25.0], rtol=1e-12)
+
+
+@pytest.mark.gpu
+def test_explain_outputs_pass_the_gate_on_cuda_and_match_the_cpu(tmp_path, data):
+    x, y = data
+    ckpt = trained(tmp_path, x, y, dtype="float32")
+    result = export_model(ckpt, tmp_path / "m.onnx", explain=True)
+    providers = result.parity.to_dict()["providers"]
+    if "CUDAExecutionProvider" in providers:
+        assert sorted(providers["CUDAExecutionProvider"]["outputs"]) == [
+            "contributions", "lower", "stderr", "upper"
+        ]  # fmt: skip
+    assert result.parity.passed
+    rows = new_rows(x).astype(np.float32)
+    cpu = Predictor(result.output, providers="cpu").explain(rows)
+    auto = Predictor(result.output).explain(rows)  # CUDA where onnxruntime-gpu runs it
+    # float32 on two devices: their sums run in other orders; 1e-5 of the interval's value.
+    np.testing.assert_allclose(auto.upper, cpu.upper, rtol=1e-5)
+    np.testing.assert_allclose(auto.stderr, cpu.stderr, rtol=1e-5)
