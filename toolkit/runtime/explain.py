@@ -19,6 +19,7 @@ onnxfile parsed; the fields it does not declare survive as unknown fields.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -202,7 +203,7 @@ def explain_rows(
     if not deferred:
         predictor.prepare(original, first_row)  # raises for a bad cell
     prediction, contributions, *bounds = explainer.run(rows, predictor._run_error)
-    if deferred and not all_finite(prediction):
+    if deferred and not _finite(prediction):
         predictor.prepare(original, first_row)
     stderr, lower, upper = bounds if bounds else (None, None, None)
     return Explanation(
@@ -216,6 +217,14 @@ def explain_rows(
         predictor.feature_names,
         predictor.target_names,
     )
+
+
+def _finite(values: np.ndarray) -> bool:
+    """all_finite, with a pure-Python path for a few values (one row's prediction): 0.3 us
+    where numpy's calls take 1.2 us, a tenth of a one-row explain."""
+    if values.size > 16:
+        return all_finite(values)
+    return all(map(math.isfinite, values.ravel().tolist()))
 
 
 def _check_signature(
