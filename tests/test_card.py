@@ -67,9 +67,17 @@ def test_encode_refuses_keys_the_card_does_not_define():
 
 
 def test_every_json_key_is_a_card_key_and_keys_are_unique():
-    assert set(card.KEYS) >= card.JSON_KEYS
-    assert len(set(card.KEYS)) == len(card.KEYS)
+    every = (*card.KEYS, *card.OPTIONAL_KEYS)
+    assert set(every) >= card.JSON_KEYS
+    assert len(set(every)) == len(every)
     assert card.KEYS[0] == card.CARD_VERSION
+
+
+def test_optional_keys_are_written_only_when_given_after_the_others():
+    encoded = card.encode({**full_card(), card.EXPLAIN: {"baseline": [1.0]}})
+    assert list(encoded) == [*card.KEYS, card.EXPLAIN]
+    assert encoded[card.EXPLAIN] == '{"baseline": [1.0]}'
+    assert card.EXPLAIN not in card.encode(full_card())
 
 
 @pytest.mark.parametrize(

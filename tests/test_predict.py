@@ -354,3 +354,58 @@ def test_bad_bytes_on_stdin_are_named_by_row(model, content, message):
     result = CliRunner().invoke(cli, ["predict", str(model)], input=content)
     assert result.exit_code == 1
     assert result.output.startswith(message), result.output
+
+
+# --explain: the columns of a model exported with --explain (tests/explain_models.py).
+
+
+@pytest.fixture(scope="module")
+def explain_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from explain_models import exported, make_data, trained
+
+    x, y = make_data(rows=30, features=2, seed=9)
+    return exported(trained(tmp_path_factory.mktemp("explain"), x, y))
+
+
+EXPLAIN_COLUMNS = ["y", "y_lower", "y_upper", "y_stderr", "y:x1", "y:x2"]
+
+
+def test_explain_adds_the_interval_and_contribution_columns(explain_model, write_csv):
+    path = write_csv("in.csv", "id,x1,x2\na,1,2\nb,-3,0.5\nc,100,7\n")
+    result = invoke("predict", str(explain_model), "--input", str(path), "--id", "id", "--explain")
+    assert result.exit_code == 0, result.output
+    table = pa_csv.read_csv(pa.BufferReader(result.stdout_bytes))
+    assert table.column_names == ["id", *EXPLAIN_COLUMNS]
+    columns = Predictor(explain_model).explain([[1, 2], [-3, 0.5], [100, 7]]).columns()
+    for name in EXPLAIN_COLUMNS:  # CSV keeps float64's shortest round-trip text
+        assert table.column(name).to_pylist() == columns[name].tolist(), name
+
+
+def test_explain_writes_json_lines_and_parquet(explain_model, tmp_path):
+    result = invoke("predict", str(explain_model), "--json", "--explain", stdin="x1,x2\n1,2\n")
+    (record,) = [json.loads(line) for line in result.stdout.splitlines()]
+    assert list(record) == EXPLAIN_COLUMNS
+    assert record["y_lower"] < record["y"] < record["y_upper"]
+    output = tmp_path / "out.parquet"
+    result = invoke(
+        "predict", str(explain_model), "--output", str(output), "--explain", stdin="x1,x2\n1,2\n"
+    )
+    assert result.exit_code == 0, result.output
+    assert pq.read_table(output).to_pylist() == [record]
+
+
+def test_explain_needs_a_model_exported_with_explain(model):
+    result = invoke("predict", str(model), "--explain", stdin="x1,x2\n1,2\n")
+    assert result.exit_code == 2
+    assert "has no explain outputs (only 'prediction'); export it with `toolkit export " in (
+        result.output
+    )
+
+
+def test_explain_refuses_an_id_column_named_like_an_output_column(explain_model, write_csv):
+    path = write_csv("in.csv", "y_lower,x1,x2\na,1,2\n")
+    result = invoke(
+        "predict", str(explain_model), "--input", str(path), "--id", "y_lower", "--explain"
+    )
+    assert result.exit_code == 2
+    assert "--explain cannot name its columns: 'y_lower' would appear twice" in result.output

@@ -41,9 +41,14 @@ PARITY = "parity"
 # Compact statistical inference (toolkit.coefficients.compact): per target R^2, adjusted
 # R^2, RSE, F and its p-value, AIC, BIC; per coefficient estimate, std err and p-value.
 INFERENCE = "inference"
+# Only in models exported with --explain: {"outputs", "feature_mean", "baseline" (the
+# prediction at the mean), "interval": {"level", "alpha", "df", "t_quantile"} or null}.
+EXPLAIN = "explain"
 
 # Keys whose values are JSON; every other key holds plain text.
-JSON_KEYS = frozenset({FEATURE_NAMES, TARGET_NAMES, INTERCEPT, TRAINING_METRICS, PARITY, INFERENCE})
+JSON_KEYS = frozenset(
+    {FEATURE_NAMES, TARGET_NAMES, INTERCEPT, TRAINING_METRICS, PARITY, INFERENCE, EXPLAIN}
+)
 KEYS = (
     CARD_VERSION,
     FEATURE_NAMES,
@@ -66,15 +71,18 @@ KEYS = (
     PARITY,
     INFERENCE,
 )
+# Keys written only when they apply, after KEYS.
+OPTIONAL_KEYS = (EXPLAIN,)
 
 
 def encode(values: Mapping[str, Any]) -> dict[str, str]:
-    """The `metadata_props` strings for `values` (the version is added; order as in KEYS)."""
-    unknown = sorted(set(values) - set(KEYS))
+    """The `metadata_props` strings for `values` (the version is added; order as in KEYS,
+    then OPTIONAL_KEYS)."""
+    unknown = sorted(set(values) - set(KEYS) - set(OPTIONAL_KEYS))
     if unknown:
         raise KeyError(f"not model-card keys: {', '.join(unknown)}; add them to toolkit/card.py")
     full = {CARD_VERSION: VERSION, **values}
-    return {key: _encode_value(key, full[key]) for key in KEYS if key in full}
+    return {key: _encode_value(key, full[key]) for key in (*KEYS, *OPTIONAL_KEYS) if key in full}
 
 
 def decode(metadata: Mapping[str, str]) -> dict[str, Any]:

@@ -22,6 +22,9 @@ from toolkit.cli_types import (
     DeviceType,
     PlainCommand,
     ToolkitCommand,
+    explain_export_option,
+    explain_predict_option,
+    interval_level_option,
     providers_option,
     split_each,
     split_names,
@@ -200,6 +203,8 @@ def train(as_json: bool, quiet: bool, no_intercept: bool, **options: Any) -> Non
     is_flag=True,
     help="Skip the parity gate (a warning; the model card records it).",
 )
+@explain_export_option
+@interval_level_option
 @click.option(
     "--json", "as_json", is_flag=True, help="Print one JSON object instead of the status line."
 )
@@ -211,6 +216,7 @@ def export(
     rtol: float | None,
     no_validate: bool,
     as_json: bool,
+    **explain: Any,
 ) -> None:
     """Export a checkpoint to ONNX (OUTPUT: models/model.onnx), gated on parity with PyTorch."""
     from toolkit.export import export_model
@@ -220,7 +226,8 @@ def export(
             "warning: --no-validate: the parity gate is skipped; the model card records it.",
             err=True,
         )
-    result = export_model(checkpoint, output, opset, atol, rtol, validate=not no_validate)
+    # explain: --explain and --interval-level, by export_model's names.
+    result = export_model(checkpoint, output, opset, atol, rtol, not no_validate, **explain)
     click.echo(json.dumps(result.to_json(), indent=2) if as_json else result.summary())
 
 
@@ -262,6 +269,7 @@ def export(
 )
 @providers_option
 @click.option("--allow-non-finite", is_flag=True, help="Accept NaN and infinity in features.")
+@explain_predict_option
 def predict(
     model: Path,
     source: str,
@@ -271,14 +279,16 @@ def predict(
     chunk_rows: int,
     providers: str,
     allow_non_finite: bool,
+    explain: bool,
 ) -> None:
     """Predict every row of a CSV/Parquet file (or stdin) with an ONNX MODEL."""
     from toolkit.predict import predict_file
     from toolkit.runtime import Predictor
 
     predictor = Predictor(model, providers=providers, allow_non_finite=allow_non_finite)
+    hint = "--allow-non-finite"  # how this command accepts NaN and infinity
     summary = predict_file(
-        predictor, source, destination, id_column, chunk_rows, as_json, "--allow-non-finite"
+        predictor, source, destination, id_column, chunk_rows, as_json, hint, explain
     )
     if destination != defaults.STDIO:
         rows = f"{summary.rows:,} row{'s' if summary.rows != 1 else ''}"
@@ -351,7 +361,7 @@ def info(model: Path, providers: str, as_json: bool) -> None:
     help="Requests in progress per worker; more get 503 with Retry-After.",
 )
 def serve(model: Path, host: str, port: int, workers: int, **settings: Any) -> None:
-    """Serve MODEL: POST /predict, GET /health, GET /metadata, docs at /docs."""
+    """Serve MODEL: POST /predict, POST /explain, GET /health, GET /metadata, docs at /docs."""
     if importlib.util.find_spec("uvicorn") is None or importlib.util.find_spec("fastapi") is None:
         raise click.UsageError(
             "toolkit serve needs the 'serve' extra: pip install 'toolkit[serve]'."

@@ -73,6 +73,25 @@ providers_option = click.option(
     help="auto, cpu, cuda, or an onnxruntime provider name (refused if it cannot run).",
 )
 
+# `toolkit export --explain` and `toolkit predict --explain` (toolkit/export/explain.py).
+explain_export_option = click.option(
+    "--explain",
+    is_flag=True,
+    help="Add outputs that explain each prediction (contributions: w * (x - training mean)) "
+    "and, for least-squares models, bound it (stderr, lower, upper).",
+)
+interval_level_option = click.option(
+    "--interval-level",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    help="Level of --explain's prediction interval.  [default: 1 - the checkpoint's alpha]",
+)
+explain_predict_option = click.option(
+    "--explain",
+    is_flag=True,
+    help="Add, per target y, y_lower, y_upper and y_stderr (models with inference) and one "
+    "y:FEATURE contribution per feature; MODEL must be exported with --explain.",
+)
+
 
 def split_names(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[str, ...]:
     """`--features a,b`: the comma-separated names, stripped."""

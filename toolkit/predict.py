@@ -20,7 +20,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from toolkit.defaults import CHUNK_ROWS, STDIO
 from toolkit.errors import DataError, OutputError, ToolkitError, UsageError
@@ -28,6 +28,7 @@ from toolkit.files import atomic_write
 from toolkit.io import Batch, PredictionWriter, open_input, output_format
 from toolkit.io.shards import row_text
 from toolkit.runtime import InputError, Predictor
+from toolkit.runtime.explain import NO_EXPLAIN, column_names
 
 # The Predictor's messages about a cell start with "row N, " (N counted from `first_row`).
 _ROW = re.compile(r"row (\d+), ")
@@ -51,28 +52,34 @@ def predict_file(
     chunk_rows: int = CHUNK_ROWS,
     as_json: bool = False,
     non_finite_hint: str | None = None,
+    explain: bool = False,
 ) -> PredictSummary:
     """Predict every row of `source` ("-" = stdin) into `destination` ("-" = stdout).
 
     `id_column` is copied next to each row's prediction (from CSV as text, from Parquet
     as stored). `non_finite_hint` names how the caller's user accepts NaN and infinity
-    (the CLI: "--allow-non-finite"), in place of the Predictor's own argument.
+    (the CLI: "--allow-non-finite"), in place of the Predictor's own argument. `explain`
+    adds the columns of `Explanation.columns` (a model exported with --explain).
     """
     if id_column in predictor.feature_names:
         raise UsageError(
             f"--id {id_column!r} is a feature of the model; pick a column that is not."
         )
+    columns = explained_columns(predictor, id_column) if explain else predictor.target_names
     if destination != STDIO and Path(destination).is_dir():
         raise UsageError(f"--output {destination!r} is a folder; expected a file path.")
     kind = output_format(destination, as_json)  # before any row is read
     text = [id_column] if id_column else []
     rows = 0
     with open_input(source, predictor.feature_names, text) as table, _output(destination) as sink:
-        writer = PredictionWriter(sink, kind, predictor.target_names, id_column)
+        writer = PredictionWriter(sink, kind, columns, id_column)
         for features, batch in table.chunks(chunk_rows, finite=False):
             try:
                 # Rows numbered from 0 within the batch; _in_file puts the file's row back.
-                prediction = predictor.predict(features, first_row=0)
+                if explain:
+                    prediction = _explained(predictor, features)
+                else:
+                    prediction = predictor.predict(features, first_row=0)
             except InputError as error:
                 raise _in_file(error, batch, non_finite_hint) from error
             writer.write(prediction, batch.column(id_column) if id_column else None)
@@ -80,6 +87,31 @@ def predict_file(
         writer.close()
     shown = "<stdout>" if destination == STDIO else destination
     return PredictSummary(rows, shown, predictor.provider, list(predictor.target_names))
+
+
+def explained_columns(predictor: Predictor, id_column: str | None = None) -> list[str]:
+    """The output columns of `predict --explain`: per target `y`, `y_lower`, `y_upper`,
+    `y_stderr` (models with inference), then `y:feature` for each feature's contribution."""
+    if not predictor.explain_outputs:
+        raise UsageError(
+            NO_EXPLAIN.format(path=str(predictor.path), output=predictor.output_name) + "."
+        )
+    columns = column_names(predictor)
+    if id_column in columns or len(set(columns)) < len(columns):
+        clash = id_column if id_column in columns else "two of the explain columns"
+        raise UsageError(
+            f"--explain cannot name its columns: {clash!r} would appear twice among "
+            f"{', '.join(columns)}; rename the column or the model's names."
+        )
+    return columns
+
+
+def _explained(predictor: Predictor, features: Any) -> Any:
+    """One chunk's explain columns side by side, as a (rows, columns) array."""
+    import numpy as np
+
+    columns = predictor.explain(features, first_row=0).columns()
+    return np.column_stack(list(columns.values()))
 
 
 def _in_file(error: InputError, batch: Batch, non_finite_hint: str | None) -> DataError:

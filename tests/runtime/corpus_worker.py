@@ -73,6 +73,10 @@ def _predict(predictor: Predictor) -> dict[str, Any]:
             return {"outcome": "traceback", "stage": f"predict {rows}", **_error(error, trace=True)}
         if result.shape != (rows, predictor.n_targets) or result.dtype != predictor.dtype:
             return {"outcome": "wrong shape", "stage": f"predict {rows}", "shape": result.shape}
+        if predictor.explain_outputs:  # a --explain model: its other outputs too
+            found = _explain(predictor, x)
+            if found is not None:
+                return found
         if not np.isfinite(result).all():
             outcomes.append("nonfinite")
         elif comparable:
@@ -87,6 +91,25 @@ def _predict(predictor: Predictor) -> dict[str, Any]:
         if outcome in outcomes:
             return {"outcome": outcome, "max_error": worst, "refused_batches": len(refusals)}
     raise AssertionError(outcomes)
+
+
+def _explain(predictor: Predictor, x: np.ndarray) -> dict[str, Any] | None:
+    """None when explain() refuses cleanly or returns its documented shapes."""
+    rows, targets = len(x), predictor.n_targets
+    try:
+        found = predictor.explain(x)
+    except ToolkitError:
+        return None
+    except Exception as error:
+        return {"outcome": "traceback", "stage": f"explain {rows}", **_error(error, trace=True)}
+    shapes = {"prediction": found.prediction.shape, "contributions": found.contributions.shape}
+    if found.stderr is not None:
+        shapes.update(stderr=found.stderr.shape, lower=found.lower.shape, upper=found.upper.shape)
+    wanted = {name: (rows, targets) for name in shapes}
+    wanted["contributions"] = (rows, targets, predictor.n_features)
+    if shapes != wanted:
+        return {"outcome": "wrong shape", "stage": f"explain {rows}", "shape": shapes}
+    return None
 
 
 def _error(error: BaseException, trace: bool = False) -> dict[str, Any]:

@@ -21,9 +21,10 @@ finite inputs; NaN or infinite weights themselves are refused at load). Figures 
 printed (pytest -s shows them); seed 0's 150: 91 refused (all ModelLoadError), 53
 correct, 5 different, 1 nonfinite.
 
-Environment: TOOLKIT_CORPUS_MUTANTS (default 150: about 8 s here, plus the seed model's
-export) runs more, e.g. 2000 (about 25 s) for a longer search; TOOLKIT_CORPUS_SEED
-(default 0) draws another corpus.
+A third as many mutants of a model exported with --explain run through explain() too
+(right shapes for every output, or a clean refusal). Environment: TOOLKIT_CORPUS_MUTANTS
+(default 150: about 8 s here, plus the seed model's export) runs more, e.g. 2000 (about
+25 s) for a longer search; TOOLKIT_CORPUS_SEED (default 0) draws another corpus.
 """
 
 from __future__ import annotations
@@ -170,3 +171,27 @@ def test_the_corpus_exercises_both_refusals_and_predictions(corpus):
     assert outcomes["correct"] >= len(mutants) // 10
     # Every mutant that still computes the seed's math and loads gives its answer.
     assert all(results[m.index]["outcome"] in ("refused", "correct") for m in mutants if m.same)
+
+
+# Models exported with --explain (toolkit/runtime/explain.py): their extra outputs, the
+# pruned prediction session and explain() must hold to the same rules. The math is not the
+# seed's, so "different" is the expected outcome of a model that loads.
+EXPLAIN_MUTANTS = max(MUTANTS // 3, 30)
+
+
+def test_mutants_of_an_explain_model_are_refused_cleanly_or_explain_right(tmp_path):
+    from explain_models import exported, make_data, trained
+
+    x, y = make_data(rows=30, features=2, seed=11)
+    model = exported(trained(tmp_path / "model", x, y, dtype="float32"))
+    mutants = generate(model, tmp_path / "corpus", EXPLAIN_MUTANTS, SEED)
+    results = run_workers(mutants)
+    print("\n" + summary(mutants, results))
+    failed = [
+        f"#{m.index} {m.kind} ({m.detail}): {json.dumps(results[m.index])[:1500]}"
+        for m in mutants
+        if results[m.index]["outcome"] in FAILURES
+    ]
+    assert failed == []
+    outcomes = collections.Counter(results[m.index]["outcome"] for m in mutants)
+    assert outcomes["refused"] >= len(mutants) // 4 and outcomes["different"] >= 3

@@ -33,7 +33,9 @@ if TYPE_CHECKING:
     import onnx
     import torch
 
+    from toolkit.export.explain import ExplainPlan
     from toolkit.export.parity import ParityReport
+    from toolkit.training.model import ModelSpec
 
 # The oldest opset toolkit writes (Gemm-13, with its optional bias, runs from there on).
 MIN_OPSET = 13
@@ -51,6 +53,7 @@ class ExportResult:
     parity: ParityReport | None
     metadata: dict[str, str]
     seconds: float
+    explain: ExplainPlan | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -64,6 +67,7 @@ class ExportResult:
             "parity": self.parity.to_dict() if self.parity is not None else None,
             "metadata": self.metadata,
             "seconds": self.seconds,
+            **({"explain": self.explain.card()} if self.explain is not None else {}),
         }
 
     def summary(self) -> str:
@@ -71,6 +75,8 @@ class ExportResult:
         status = (
             f"exported {self.output} (opset {self.opset}, {self.dtype}, {self.size_bytes:,} bytes)"
         )
+        if self.explain is not None:
+            status += f" with {self.explain.describe()}"
         if self.parity is None:
             return status
         return f"{status}; {self.parity.passed_text()}"
@@ -84,32 +90,41 @@ def export_model(
     rtol: float | None = None,
     validate: bool = True,
     providers: list[str] | None = None,
+    explain: bool = False,
+    interval_level: float | None = None,
 ) -> ExportResult:
-    """Export `checkpoint_path` to `output`; raise (writing nothing) if any check fails."""
+    """Export `checkpoint_path` to `output`; raise (writing nothing) if any check fails.
+    `explain`: add toolkit.export.explain's outputs (the interval at `interval_level`)."""
     started = time.perf_counter()
     output = Path(output)
+    if interval_level is not None and not explain:
+        raise UsageError("--interval-level applies to --explain models; add --explain.")
     check_paths(checkpoint_path, output)
     check_opset(opset)
-    from toolkit.training import checkpoint  # torch: only once the arguments are known good
+    from toolkit.export import explain as explaining  # torch: once the arguments are good
+    from toolkit.training import checkpoint
 
     payload = checkpoint.load(checkpoint_path)
     spec, model = checkpoint.model_from_checkpoint(payload)
+    plan = explaining.plan(payload, interval_level) if explain else None
     default_atol, default_rtol = defaults.PARITY_TOLERANCES[spec.dtype]
     atol = default_atol if atol is None else atol
     rtol = default_rtol if rtol is None else rtol
 
     proto = _export_proto(model, opset)
-    _check_proto(proto, spec.n_features, spec.n_targets, spec.dtype)
+    if plan is not None:
+        explaining.add_outputs(proto.graph, plan, INPUT_NAME, OUTPUT_NAME)
+    _check_proto(proto, spec, plan)
     report = None
     parity_record: dict[str, Any] = {"skipped": True, "reason": "--no-validate"}
     if validate:
         # The gate runs the very graph and initializers that will be written; only the
         # model card (metadata) is added afterwards.
-        report = _gate(proto, model, payload, output, atol, rtol, providers)
+        report = _gate(proto, model, payload, output, (atol, rtol), providers, plan)
         parity_record = report.to_dict()
     # Stricter than any tolerance: a change too small for the gate still stops here.
     _check_weights(proto, model)
-    metadata = model_card(payload, opset, parity_record)
+    metadata = model_card(payload, opset, parity_record, plan)
     _set_card(proto, metadata, payload)
 
     data = proto.SerializeToString()
@@ -123,6 +138,7 @@ def export_model(
         parity=report,
         metadata=metadata,
         seconds=time.perf_counter() - started,
+        explain=plan,
     )
 
 
@@ -193,11 +209,15 @@ def max_runtime_opset() -> int:
 
 
 def model_card(
-    payload: dict[str, Any], opset: int, parity: Mapping[str, Any] | None = None
+    payload: dict[str, Any],
+    opset: int,
+    parity: Mapping[str, Any] | None = None,
+    plan: ExplainPlan | None = None,
 ) -> dict[str, str]:
     """The metadata_props written into the file (toolkit.card: strings, JSON where structured).
 
-    `parity` is the gate's report (ParityReport.to_dict()), or why it was skipped.
+    `parity` is the gate's report (ParityReport.to_dict()), or why it was skipped; `plan`
+    the explain outputs' plan (card.EXPLAIN is written only for them).
     """
     import onnx
     import onnxruntime
@@ -230,6 +250,7 @@ def model_card(
             card.TRAINING_METRICS: payload["metrics"],
             card.PARITY: {"pending": True} if parity is None else parity,
             **extra,
+            **({card.EXPLAIN: plan.card()} if plan is not None else {}),
         }
     )
 
@@ -239,9 +260,9 @@ def _gate(
     model: torch.nn.Linear,
     payload: dict[str, Any],
     output: Path,
-    atol: float,
-    rtol: float,
+    tolerances: tuple[float, float],
     providers: list[str] | None,
+    plan: ExplainPlan | None,
 ) -> ParityReport:
     """The parity gate on `proto` as it will be written; ParityError if it fails."""
     import onnx
@@ -260,7 +281,9 @@ def _gate(
                 f"to {str(output)!r}.",
                 error,
             ) from error
-        report = parity.check_parity(model, candidate, sample, atol, rtol, INPUT_NAME, providers)
+        report = parity.check_parity(
+            model, candidate, sample, *tolerances, INPUT_NAME, providers, plan
+        )
     if not report.passed:
         raise ParityError(report.breach_message(output))
     return report
@@ -298,8 +321,9 @@ def _export_proto(model: torch.nn.Linear, opset: int) -> onnx.ModelProto:
     return proto
 
 
-def _check_proto(proto: onnx.ModelProto, n_features: int, n_targets: int, dtype: str) -> None:
+def _check_proto(proto: onnx.ModelProto, spec: ModelSpec, plan: ExplainPlan | None) -> None:
     """Full checker, strict shape inference, and the documented signature."""
+    n_features, n_targets, dtype = spec.n_features, spec.n_targets, spec.dtype
     import onnx
 
     try:
@@ -308,9 +332,13 @@ def _check_proto(proto: onnx.ModelProto, n_features: int, n_targets: int, dtype:
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as error:
         raise ExportError(f"the exported model fails onnx.checker: {error}") from error
     elem = onnx.TensorProto.DOUBLE if dtype == "float64" else onnx.TensorProto.FLOAT
+    outputs = list(inferred.graph.output)
+    if plan is not None:  # the explain outputs follow the prediction
+        plan.check_outputs(outputs[1:], elem)
+        del outputs[1:]
     for values, name, width in (
         (inferred.graph.input, INPUT_NAME, n_features),
-        (inferred.graph.output, OUTPUT_NAME, n_targets),
+        (outputs, OUTPUT_NAME, n_targets),
     ):
         if len(values) != 1 or values[0].name != name:
             raise ExportError(

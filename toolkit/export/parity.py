@@ -11,6 +11,7 @@ are small only because large terms cancel.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,6 +40,12 @@ class ProviderReport:
     worst_rows: list[dict[str, Any]] = field(default_factory=list)
     used: str = ""  # what onnxruntime really ran; differs when it fell back to CPU
     non_finite: list[str] = field(default_factory=list)  # NaN/inf outputs of finite inputs
+    # `toolkit export --explain`: each further output against its float64 reference.
+    outputs: dict[str, ProviderReport] = field(default_factory=dict)
+
+    def parts(self) -> list[ProviderReport]:
+        """This report (the prediction) and one per further output."""
+        return [self, *self.outputs.values()]
 
 
 @dataclass
@@ -46,6 +53,8 @@ class ParityReport:
     atol: float
     rtol: float
     providers: list[ProviderReport]
+    # Further outputs' scales in words (toolkit.export.explain.SCALES), when there are any.
+    scales: dict[str, str] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -56,18 +65,8 @@ class ParityReport:
             "passed": self.passed,
             "atol": self.atol,
             "rtol": self.rtol,
-            "providers": {
-                p.provider: {
-                    "passed": p.passed,
-                    "used": p.used,
-                    "max_abs_diff": p.max_abs_diff,
-                    "max_rel_diff": p.max_rel_diff,
-                    "rows_checked": p.rows_checked,
-                    **({"shape_errors": p.shape_errors} if p.shape_errors else {}),
-                    **({"non_finite": p.non_finite} if p.non_finite else {}),
-                }
-                for p in self.providers
-            },
+            "providers": {p.provider: _provider_dict(p) for p in self.providers},
+            **({"scales": self.scales} if self.scales else {}),
         }
 
     def passed_text(self) -> str:
@@ -90,37 +89,79 @@ class ParityReport:
         )
 
     def breach_message(self, output: str | Path) -> str:
+        explained = any(_failed(sub) for p in self.providers for sub in p.outputs.values())
+        against = "PyTorch or the float64 reference of the explain outputs"
+        against = against if explained else "PyTorch"
         lines = [
-            f"parity gate failed: ONNX Runtime disagrees with PyTorch; nothing written to {output}."
+            f"parity gate failed: ONNX Runtime disagrees with {against}; nothing written "
+            f"to {output}."
         ]
         for report in self.providers:
             if report.passed:
                 continue
-            closest = _closest([report])
-            worst = (
-                f"a difference of {closest[0]:.3g} where atol + rtol * scale allows "
-                f"{closest[1]:.3g} ({closest[2]:.3g}x the allowance); "
-                if closest is not None and closest[2] > 1
-                else ""
-            )
-            lines.append(
-                f"  {report.provider}: {worst}max abs diff {report.max_abs_diff:.3g}, max rel "
-                f"diff {report.max_rel_diff:.3g} (atol {self.atol:g}, rtol {self.rtol:g})"
-            )
-            lines += [f"    shape: {error}" for error in report.shape_errors]
-            lines += [f"    non-finite: {problem}" for problem in report.non_finite]
-            for row in report.worst_rows:
-                lines.append(
-                    f"    {row['probe']} row {row['row']}: torch {row['torch']:.9g}, "
-                    f"onnx {row['onnx']:.9g}, diff {row['diff']:.3g}"
-                )
+            lines += _breach_lines(report, self.atol, self.rtol)
         return "\n".join(lines)
 
 
+def _breach_lines(provider: ProviderReport, atol: float, rtol: float) -> list[str]:
+    """What failed on one provider: the prediction, then each explain output that failed."""
+    lines = []
+    for report in provider.parts():
+        if not _failed(report):
+            continue
+        closest = _closest_row(report.worst_rows[:1])
+        worst = (
+            f"a difference of {closest[0]:.3g} where atol + rtol * scale allows "
+            f"{closest[1]:.3g} ({closest[2]:.3g}x the allowance); "
+            if closest is not None and closest[2] > 1
+            else ""
+        )
+        label, expected = provider.provider, "torch"
+        if report is not provider:
+            label, expected = f"{label}, output {report.provider!r}", "float64 reference"
+        lines.append(
+            f"  {label}: {worst}max abs diff {report.max_abs_diff:.3g}, max rel "
+            f"diff {report.max_rel_diff:.3g} (atol {atol:g}, rtol {rtol:g})"
+        )
+        lines += [f"    shape: {error}" for error in report.shape_errors]
+        lines += [f"    non-finite: {problem}" for problem in report.non_finite]
+        for row in report.worst_rows:
+            lines.append(
+                f"    {row['probe']} row {row['row']}: {expected} {row['torch']:.9g}, "
+                f"onnx {row['onnx']:.9g}, diff {row['diff']:.3g}"
+            )
+    return lines
+
+
+def _failed(report: ProviderReport) -> bool:
+    """Whether this part itself (not counting its further outputs) failed."""
+    return bool(report.shape_errors or report.non_finite or report.max_scaled_diff > 1.0)
+
+
+def _provider_dict(report: ProviderReport) -> dict[str, Any]:
+    found = {
+        "passed": report.passed,
+        "used": report.used,
+        "max_abs_diff": report.max_abs_diff,
+        "max_rel_diff": report.max_rel_diff,
+        "rows_checked": report.rows_checked,
+        **({"shape_errors": report.shape_errors} if report.shape_errors else {}),
+        **({"non_finite": report.non_finite} if report.non_finite else {}),
+    }
+    if report.outputs:
+        found["outputs"] = {name: _provider_dict(sub) for name, sub in report.outputs.items()}
+        for sub in found["outputs"].values():
+            del sub["used"]
+    return found
+
+
 def _closest(reports: list[ProviderReport]) -> tuple[float, float, float] | None:
-    """(difference, its allowance, their ratio) of the worst row of `reports`, by ratio;
-    None when every difference is zero."""
-    rows = [row for report in reports for row in report.worst_rows[:1]]
+    """(difference, its allowance, their ratio) of the worst row of `reports` (explain
+    outputs included), by ratio; None when every difference is zero."""
+    return _closest_row([row for r in reports for part in r.parts() for row in part.worst_rows[:1]])
+
+
+def _closest_row(rows: list[dict[str, Any]]) -> tuple[float, float, float] | None:
     row = max(rows, key=lambda r: r["scaled"], default=None)
     if row is None or not row["diff"] or not np.isfinite(row["scaled"]):
         return None
@@ -156,25 +197,38 @@ def check_parity(
     rtol: float,
     input_name: str,
     providers: list[str] | None = None,
+    explain: Any = None,
 ) -> ParityReport:
-    """Run every probe through `model` and through ONNX Runtime on each provider."""
-    probes = _probes(model, sample)
+    """Run every probe through `model` and through ONNX Runtime on each provider.
+
+    `explain` (toolkit.export.explain.ExplainPlan) has the graph's further outputs:
+    `explain.reference(rows)` gives each by name as (float64 values, scale), and they are
+    checked as the prediction is, each on its own scale (`explain.scales`, in words).
+    """
+    probes = _probes(model, sample, None if explain is None else explain.reference)
     reports = [
         _check_provider(provider, onnx_path, input_name, probes, atol, rtol)
         for provider in providers or available_providers()
     ]
-    return ParityReport(atol=atol, rtol=rtol, providers=reports)
+    scales = {} if explain is None else dict(explain.scales)
+    return ParityReport(atol=atol, rtol=rtol, providers=reports, scales=scales)
+
+
+Reference = Callable[[np.ndarray], dict[str, tuple[np.ndarray, np.ndarray]]]
 
 
 @dataclass
 class _Probe:
     name: str
     rows: np.ndarray  # in the model's dtype
-    expected: np.ndarray  # PyTorch's output
+    expected: np.ndarray  # PyTorch's output (float64 for further outputs)
     scale: np.ndarray  # |x| @ |W|^T + |b| in float64: what rounding error is proportional to
+    further: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
 
-def _probes(model: torch.nn.Linear, sample: np.ndarray) -> list[_Probe]:
+def _probes(
+    model: torch.nn.Linear, sample: np.ndarray, reference: Reference | None = None
+) -> list[_Probe]:
     """Each probe batch with PyTorch's answer and the scale of the terms it sums."""
     import torch
 
@@ -188,7 +242,8 @@ def _probes(model: torch.nn.Linear, sample: np.ndarray) -> list[_Probe]:
             expected = model(torch.from_numpy(rows)).numpy()
         with np.errstate(invalid="ignore"):  # inf weights: the finiteness check reports them
             scale = np.abs(rows.astype(np.float64)) @ np.abs(weight).T + np.abs(bias)
-        probes.append(_Probe(name, rows, expected, scale))
+        further = reference(rows) if reference is not None else {}
+        probes.append(_Probe(name, rows, expected, scale, further))
     return probes
 
 
@@ -203,7 +258,28 @@ def _check_provider(
     """Shapes first, then values; every mismatch is gathered, not only the first."""
     session = _session(onnx_path, provider)
     report = ProviderReport(provider, 0.0, 0.0, 0.0, 0, True, used=session.get_providers()[0])
-    outputs = [session.run(None, {input_name: probe.rows})[0] for probe in probes]
+    names = [value.name for value in session.get_outputs()]
+    runs = [session.run(None, {input_name: probe.rows}) for probe in probes]
+    _check_output(report, probes, [run[0] for run in runs], atol, rtol)
+    for index, name in enumerate(names[1:], start=1):
+        part = report.outputs[name] = ProviderReport(name, 0.0, 0.0, 0.0, 0, True)
+        further = [
+            _Probe(probe.name, probe.rows, *probe.further.get(name, (np.empty(0), np.empty(0))))
+            for probe in probes
+        ]
+        _check_output(part, further, [run[index] for run in runs], atol, rtol)
+    report.passed = not _failed(report) and all(p.passed for p in report.outputs.values())
+    return report
+
+
+def _check_output(
+    report: ProviderReport,
+    probes: list[_Probe],
+    outputs: list[np.ndarray],
+    atol: float,
+    rtol: float,
+) -> None:
+    """One output on every probe: shapes first, then values."""
     # 1. Shapes and dtypes: a frozen batch axis or a wrong width shows up here.
     shapes = [_shape_error(probe, got) for probe, got in zip(probes, outputs, strict=True)]
     report.shape_errors = [error for error in shapes if error]
@@ -212,11 +288,8 @@ def _check_provider(
     for probe, got, shape_error in zip(probes, outputs, shapes, strict=True):
         if not shape_error:
             worst += _compare_values(report, probe, got, atol, rtol)
-    report.passed = (
-        not report.shape_errors and not report.non_finite and report.max_scaled_diff <= 1.0
-    )
+    report.passed = not _failed(report)
     report.worst_rows = sorted(worst, key=lambda r: -r["scaled"])[:WORST_ROWS]
-    return report
 
 
 def _session(onnx_path: str | Path, provider: str) -> Any:
@@ -229,10 +302,12 @@ def _session(onnx_path: str | Path, provider: str) -> Any:
 
 
 def _shape_error(probe: _Probe, got: np.ndarray) -> str:
-    want = probe.expected
-    if got.shape == want.shape and got.dtype == want.dtype:
+    # Every output is in the model's dtype (the inputs'); further outputs' references are
+    # float64.
+    shape, dtype = probe.expected.shape, probe.rows.dtype
+    if got.shape == shape and got.dtype == dtype:
         return ""
-    return f"{probe.name}: expected {want.shape} {want.dtype}, got {got.shape} {got.dtype}"
+    return f"{probe.name}: expected {shape} {dtype}, got {got.shape} {got.dtype}"
 
 
 def _compare_values(
@@ -243,12 +318,15 @@ def _compare_values(
     The probes' inputs are finite, so a NaN or infinity in either output is a failure of
     its own (a NaN would otherwise slip through every comparison and maximum).
     """
-    want = probe.expected.astype(np.float64)
-    _check_finite(report, probe, got)
+    n = len(probe.rows)  # contributions are 3-D: compare (rows, everything else)
+    expected, scale, got = (a.reshape(n, -1) for a in (probe.expected, probe.scale, got))
+    want = expected.astype(np.float64)
+    _check_finite(report, probe.name, got, expected)
     with np.errstate(invalid="ignore", over="ignore"):  # non-finite values become inf here
         diff = np.abs(got.astype(np.float64) - want)
         diff = np.where(np.isfinite(diff), diff, np.inf)
-        scaled = diff / (atol + rtol * probe.scale)
+        scaled = diff / (atol + rtol * scale)
+        scaled = np.where(np.isnan(scaled), np.inf, scaled)  # a NaN would pass every max()
         relative = diff / np.maximum(np.abs(want), np.finfo(np.float64).tiny)
     report.max_abs_diff = max(report.max_abs_diff, float(diff.max(initial=0.0)))
     report.max_rel_diff = max(report.max_rel_diff, float(relative.max(initial=0.0)))
@@ -261,7 +339,7 @@ def _compare_values(
             {
                 "probe": probe.name,
                 "row": int(row),
-                "torch": float(probe.expected[row, column]),
+                "torch": float(expected[row, column]),
                 "onnx": float(got[row, column]),
                 "diff": float(diff[row, column]),
                 "scaled": float(scaled[row, column]),
@@ -270,13 +348,15 @@ def _compare_values(
     return worst
 
 
-def _check_finite(report: ProviderReport, probe: _Probe, got: np.ndarray) -> None:
-    for side, values in (("onnx", got), ("torch", probe.expected)):
+def _check_finite(
+    report: ProviderReport, probe: str, got: np.ndarray, expected: np.ndarray
+) -> None:
+    for side, values in (("onnx", got), ("torch", expected)):
         bad = np.flatnonzero(~np.isfinite(values).all(axis=1))
         if len(bad):
             rows = ", ".join(str(int(r)) for r in bad[:5]) + (" ..." if len(bad) > 5 else "")
             first = values[bad[0]][~np.isfinite(values[bad[0]])][0]
             report.non_finite.append(
-                f"{probe.name}: {side} output is {float(first)} for finite inputs in "
+                f"{probe}: {side} output is {float(first)} for finite inputs in "
                 f"{len(bad)} row{'s' if len(bad) > 1 else ''} ({rows})"
             )

@@ -2,9 +2,11 @@
 
 A linear regressor is y = x W^T + b. toolkit's exports are one Gemm (with a bias, or
 without one for `--no-intercept`); other exporters write MatMul + Add, put a Cast, a
-Reshape or a scaler (Sub, Div) in front, or use ai.onnx.ml's LinearRegressor. Only the
-operators in LINEAR_OPERATORS are run; anything else is refused before onnxruntime opens
-the file. That rules out, by construction:
+Reshape or a scaler (Sub, Div) in front, or use ai.onnx.ml's LinearRegressor;
+`toolkit export --explain` adds elementwise Sub, Mul, Add and Sqrt, an Unsqueeze, a
+MatMul and a Gemm (toolkit/export/explain.py). Only the operators in LINEAR_OPERATORS are run;
+anything else is refused before onnxruntime opens the file. That rules out, by
+construction:
 
 - unbounded work: Loop, Scan and If carry subgraphs (a Loop's trip count can be 2**62),
   and no allowed operator has one;
@@ -32,6 +34,7 @@ LINEAR_OPERATORS = {
             "Sub",
             "Mul",
             "Div",
+            "Sqrt",  # the standard error of `toolkit export --explain` models
             "Identity",
             "Cast",
             "Reshape",

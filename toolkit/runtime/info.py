@@ -44,6 +44,7 @@ def describe(predictor: Predictor) -> dict[str, Any]:
         "size_bytes": len(data),
         "input": {"name": inp.name, "type": inp.type, "shape": list(inp.shape)},
         "output": {"name": out.name, "type": out.type, "shape": list(out.shape)},
+        "explain_outputs": explain_outputs(predictor),
         "feature_names": list(predictor.feature_names),
         "target_names": list(predictor.target_names),
         "dtype": str(predictor.dtype),
@@ -55,6 +56,36 @@ def describe(predictor: Predictor) -> dict[str, Any]:
         "inference": _inference(predictor.metadata),
         **_weights(predictor, data),
     }
+
+
+def explain_outputs(predictor: Predictor) -> list[dict[str, Any]]:
+    """The outputs of `toolkit export --explain` after the prediction ([] for other models)."""
+    explainer = predictor._explainer
+    if explainer is None:
+        return []
+    shown = {v.name: v for v in explainer.session.get_outputs()}
+    return [
+        {"name": name, "type": shown[name].type, "shape": list(shown[name].shape)}
+        for name in predictor.explain_outputs
+    ]
+
+
+def _explain_line(details: Mapping[str, Any]) -> list[str]:
+    """`explain:` with the outputs, the interval's level and t (from the card), if any."""
+    outputs = details.get("explain_outputs")
+    if not outputs:
+        return []
+    text = ", ".join(f"{o['name']} {o['type']} {o['shape']}" for o in outputs)
+    entry = card.decode(details["metadata"]).get(card.EXPLAIN)
+    interval = entry.get("interval") if isinstance(entry, dict) else None
+    if isinstance(interval, dict) and all(
+        isinstance(interval.get(k), int | float) for k in ("level", "t_quantile", "df")
+    ):
+        text += (
+            f"; {interval['level']:.4g} prediction interval, t = {interval['t_quantile']:.6g} "
+            f"on {interval['df']} df"
+        )
+    return [_line("explain", text)]
 
 
 def _inference(metadata: Mapping[str, str]) -> dict[str, Any] | None:
@@ -102,6 +133,7 @@ def to_lines(details: Mapping[str, Any]) -> list[str]:
             for key in ("input", "output")
             for value in [details[key]]
         ),
+        *_explain_line(details),
         _line("features", ", ".join(details["feature_names"])),
         _line("targets", ", ".join(details["target_names"])),
         _line("opset", opsets),
@@ -130,7 +162,7 @@ def card_lines(metadata: Mapping[str, str], table_below: bool = False) -> list[s
     """
     if not metadata:
         return ["model card: none (names default to x0..xn)"]
-    known = [key for key in card.KEYS if key in metadata]
+    known = [key for key in (*card.KEYS, *card.OPTIONAL_KEYS) if key in metadata]
     keys = known + sorted(set(metadata) - set(known))
     width = max(len(key) for key in keys)
     values = dict(metadata)

@@ -49,7 +49,7 @@ from toolkit.errors import (
     ProviderError,
     UnsafeModelError,
 )
-from toolkit.runtime import graph, onnxfile
+from toolkit.runtime import explain, graph, onnxfile
 from toolkit.runtime.inputs import all_finite, as_array, check_finite, non_numeric, refuse_bools
 from toolkit.runtime.providers import fallback_message, provider_chain
 
@@ -87,7 +87,7 @@ class Predictor:
             options.intra_op_num_threads = intra_op_threads
         if inter_op_threads is not None:
             options.inter_op_num_threads = inter_op_threads
-        self._session, info = _open_session(self.path, options, requested)
+        self._session, info, explained = _open_session(self.path, options, requested)
         # In a graph of only these operators a NaN or infinity in any input cell makes its
         # output row non-finite (0 * inf is NaN), so checking the n x targets output
         # replaces scanning the n x features input; the input is scanned only to word an
@@ -108,6 +108,12 @@ class Predictor:
         self.feature_names = card.names(self.metadata, card.FEATURE_NAMES, "x", self.n_features)
         self.target_names = card.names(self.metadata, card.TARGET_NAMES, "y", self.n_targets)
         self._local = threading.local()
+        # Models exported with --explain: predict() runs the graph pruned to `prediction`.
+        self.explain_outputs: tuple[str, ...] = ()
+        self._explainer: explain.Explainer | None = None
+        if explained is not None:
+            full_session, self.explain_outputs = explained
+            self._explainer = explain.Explainer(full_session, self.explain_outputs, self)
 
     @property
     def session(self) -> Any:
@@ -157,6 +163,15 @@ class Predictor:
         if by_name:
             return {name: result[:, t] for t, name in enumerate(self.target_names)}
         return result
+
+    def explain(self, data: Any, *, first_row: int = 1) -> explain.Explanation:
+        """Each row's prediction, contributions, and for models with inference its standard
+        error and prediction interval (see `explain.Explanation`).
+
+        The input is guarded as in `predict`. PredictorError when the model was exported
+        without `toolkit export --explain`.
+        """
+        return explain.explain_rows(self, self._explainer, data, first_row)
 
     def prepare(self, data: Any, first_row: int = 1) -> np.ndarray:
         """The input guard: a native, C-contiguous (n, n_features) array in the model's dtype.
@@ -231,8 +246,14 @@ class Predictor:
         )
 
 
-def _open_session(path: Path, options: Any, providers: list[str]) -> tuple[Any, onnxfile.ModelFile]:
-    """Read, parse and check the file (onnxfile, graph), then let onnxruntime open it."""
+def _open_session(
+    path: Path, options: Any, providers: list[str]
+) -> tuple[Any, onnxfile.ModelFile, tuple[Any, tuple[str, ...]] | None]:
+    """Read, parse and check the file (onnxfile, graph), then let onnxruntime open it.
+
+    (session, what onnxfile found, None); for a model with explain outputs, the session on
+    its graph pruned to the prediction and that graph's facts, then (a session on the
+    whole graph, the explain outputs' names)."""
     data = onnxfile.read_model(path)
     try:
         info = onnxfile.parse(data)
@@ -253,11 +274,26 @@ def _open_session(path: Path, options: Any, providers: list[str]) -> tuple[Any, 
         )
     # Without external data, hand onnxruntime the bytes already checked (no second read).
     source = str(path) if info.external_locations else data
+    names = explain.extra_outputs(info)
+    if not names:
+        return _session(path, source, options, providers), info, None
+    if info.external_locations:
+        raise ModelLoadError(
+            f"refused to load {str(path)!r}: it has explain outputs ({', '.join(names)}) and "
+            "external data, which toolkit does not write; re-export it with `toolkit export "
+            "--explain`."
+        )
+    full = _session(path, source, options, providers)
+    pruned = explain.prediction_only(data)
+    return _session(path, pruned, options, providers), onnxfile.parse(pruned), (full, names)
+
+
+def _session(path: Path, source: str | bytes, options: Any, providers: list[str]) -> Any:
     try:
         # When a session fails, onnxruntime's Python wrapper prints "EP Error ..." to stdout
         # and retries on its fallback providers: keep that out of the CLI's predictions.
         with contextlib.redirect_stdout(io.StringIO()):
-            return ort.InferenceSession(source, options, providers=providers), info
+            return ort.InferenceSession(source, options, providers=providers)
     except Exception as error:  # onnxruntime raises its own Fail/InvalidGraph/... types
         first = _brief(error)
         raise ModelLoadError(f"onnxruntime cannot load {str(path)!r}: {first}") from error

@@ -3,6 +3,8 @@
 Endpoints:
     POST /predict   {"rows": [[...], ...]} or {"columns": {"x1": [...], ...}}
                     -> {"predictions": {"y": [...]}, "rows": n}
+    POST /explain   the same body -> predictions, contributions, stderr, lower, upper
+                    (a model exported with --explain; 404 otherwise; explain.py)
     GET  /health    status, provider, model SHA-256, uptime
     GET  /metadata  the model card and signature
     GET  /docs      OpenAPI documentation (/openapi.json)
