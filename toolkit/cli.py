@@ -61,6 +61,13 @@ def cli() -> None:
     help="Feature columns.  [default: every column that is not a target]",
 )
 @click.option(
+    "--weight",
+    metavar="COLUMN",
+    default=defaults.WEIGHT,
+    help="Column of each row's weight (>= 0) for weighted least squares: the solvers, "
+    f"metrics and inference weigh each row by it.  [default: {defaults.WEIGHT_TEXT}]",
+)
+@click.option(
     "--val-fraction",
     type=click.FloatRange(0, 1, max_open=True),
     default=None,

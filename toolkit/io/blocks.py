@@ -71,6 +71,19 @@ def float_block(
     return block
 
 
+def check_weights(
+    weights: np.ndarray, name: str, row_of: Callable[[int], int | None], column: str
+) -> None:
+    """Refuse a negative row weight (blank and non-finite ones `float_block` refuses)."""
+    if weights.min(initial=0.0) >= 0:
+        return
+    index = int(np.argmax(weights < 0))
+    raise DataError(
+        f"{name}, row {row_text(row_of(index))}, column {column!r}: expected a weight >= 0, "
+        f"got {float(weights[index])!r}; fix or remove the row."
+    )
+
+
 class _Raised:
     def __init__(self, error: BaseException) -> None:
         self.error = error

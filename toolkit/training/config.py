@@ -25,6 +25,7 @@ from toolkit.defaults import (
     SOLVER,
     SOLVER_DEFAULTS,
     SOLVERS,
+    WEIGHT,
 )
 from toolkit.errors import UsageError
 
@@ -99,6 +100,7 @@ class TrainConfig:
     chunk_rows: int = CHUNK_ROWS
     progress: bool = False
     alpha: float = ALPHA  # the inference's confidence intervals are at level 1 - alpha
+    weight: str | None = WEIGHT  # a column of row weights (weighted least squares)
 
     def hyperparameters(self) -> dict[str, Any]:
         """The solver's settings after defaults are filled in (validated)."""

@@ -50,6 +50,7 @@ def fingerprint(
         "intercept": spec.intercept,
         "features": list(spec.feature_names),
         "targets": list(spec.target_names),
+        "weight": config.weight,
         "data_sha256": data_sha256,
         "val_fraction": val_fraction,
         "chunk_rows": config.chunk_rows,

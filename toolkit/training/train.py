@@ -34,6 +34,7 @@ from toolkit.training.model import ModelSpec, round_to_dtype
 from toolkit.training.readpass import (
     PassSummary,
     check_enough_rows,
+    check_some_weight,
     constant_target_warnings,
     read_pass,
     to_moments,
@@ -116,7 +117,7 @@ def _train(
     device: Any,
     on_epoch_end: EpochCallback | None,
 ) -> TrainResult:
-    source = group.agree(lambda: open_source(config.data, config.targets, config.features))
+    source = group.agree(lambda: open_source(*_columns(config)))
     inference.prefetch()  # scipy's import overlaps the data pass
     spec = ModelSpec(
         tuple(source.feature_names), tuple(source.target_names), config.intercept, config.dtype
@@ -171,6 +172,11 @@ def _train(
     return result
 
 
+def _columns(config: TrainConfig) -> tuple[Any, ...]:
+    """What `open_source` takes: the data, its targets, features and weight column."""
+    return config.data, config.targets, config.features, config.weight
+
+
 def _read(
     job: _Job,
     source: DataSource,
@@ -216,8 +222,9 @@ def _choose_split(
     """
     spec, chunk_rows, device = job.spec, job.config.chunk_rows, job.device
     fraction = _val_fraction(job.config)
-    train_rows = Rows([train_spill], chunk_rows, spec.n_features)
-    val_rows = Rows([val_spill], chunk_rows, spec.n_features)
+    weighted = job.config.weight is not None
+    train_rows = Rows([train_spill], chunk_rows, spec.n_features, weighted)
+    val_rows = Rows([val_spill], chunk_rows, spec.n_features, weighted)
     train_moments = exact.merge(to_moments(part.train, device) for part in local)
     val_moments = exact.merge(to_moments(part.val, device) for part in local)
     n_train, n_val = sum(p.n_train for p in local), sum(p.n_val for p in local)
@@ -228,8 +235,9 @@ def _choose_split(
         job.notes.append(_no_split_note(n_rows, spec))
         fraction, n_train, n_val = 0.0, n_rows, 0
         train_moments = exact.merge([train_moments, val_moments])
-        train_rows = Rows([train_spill, val_spill], chunk_rows, spec.n_features)
+        train_rows = Rows([train_spill, val_spill], chunk_rows, spec.n_features, weighted)
     check_enough_rows(name, spec, n_train)
+    check_some_weight(name, job.config.weight, train_moments)
     check_dtype_range(spec, [train_moments, val_moments], [train_rows, val_rows], job.group)
     assert train_moments is not None  # at least n_parameters rows, checked above
     # Any training row's targets will do as the metrics' shift (every process picks the same);
@@ -248,6 +256,7 @@ def _choose_split(
         train_moments,
         train_shift,
         val_shift,
+        val_moments.weight_sum if n_val and val_moments is not None else 0.0,
     )
 
 
@@ -356,7 +365,8 @@ def check_dtype_range(
     local = np.zeros(len(bounds[0]))
     for part in rows:
         for block in part.blocks() if part is not None else ():
-            local = np.maximum(local, np.abs(block).max(axis=0, initial=0.0))
+            cells = np.abs(block[:, : len(local)])  # not the weight column
+            local = np.maximum(local, cells.max(axis=0, initial=0.0))
     extreme = np.max(group.gather(local), axis=0)
     beyond = np.flatnonzero(extreme > largest)
     if len(beyond):
