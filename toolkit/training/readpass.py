@@ -93,7 +93,8 @@ def consume(
     train_stats, val_stats = exact.Accumulator(device), exact.Accumulator(device)
     low = high = first = first_val = None
     for block in blocks:
-        held_out = holdout_mask(block, fraction, seed)
+        # The split hashes the values, not the weights: a row stays on its side whatever it weighs.
+        held_out = holdout_mask(block[:, :-1] if weighted else block, fraction, seed)
         train_part = block[~held_out] if held_out.any() else block
         val_part = block[held_out]
         for part, stats, spill in (

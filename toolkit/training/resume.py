@@ -50,12 +50,13 @@ def fingerprint(
         "intercept": spec.intercept,
         "features": list(spec.feature_names),
         "targets": list(spec.target_names),
-        "weight": config.weight,
         "data_sha256": data_sha256,
         "val_fraction": val_fraction,
         "chunk_rows": config.chunk_rows,
         "device": str(device),
         "processes": processes,
+        # Only weighted runs name their weight column: unweighted states stay as they were.
+        **({"weight": config.weight} if config.weight is not None else {}),
     }
 
 
