@@ -43,6 +43,7 @@ class TrainResult:
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
     rank: int = 0  # this process's rank under torchrun; only rank 0 prints and writes
+    moments: exact.Moments | None = None  # of the training rows: partial_fit goes on from them
 
 
 def to_json(result: TrainResult) -> dict[str, Any]:
