@@ -251,6 +251,8 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
 
         Equal to `toolkit.runtime.Predictor(exported_file).predict(X)` up to the order of
         summation (the parity gate's tolerances, `toolkit.defaults.PARITY_TOLERANCES`).
+        The result has X's dtype when that is wider than the model's (float64 values of a
+        float32 model's float32 arithmetic), as scikit-learn's regressors return.
 
         Parameters
         ----------
@@ -273,11 +275,16 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
             and X.shape[1] == self.n_features_in_
             and "feature_names_in_" not in self.__dict__
         ):
-            out = X.astype(weights.dtype, copy=False) @ weights + self._bias
+            out = self._product(X)
             if np.isfinite(out).all():
-                return out.ravel() if self._y_ndim == 1 else out
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+                return out
+        return self._product(validate_data(self, X, reset=False, dtype=[np.float64, np.float32]))
+
+    def _product(self, X: np.ndarray) -> np.ndarray:
+        weights = self._weights_t
         out = X.astype(weights.dtype, copy=False) @ weights + self._bias
+        if X.dtype.itemsize > out.dtype.itemsize:
+            out = out.astype(X.dtype)
         return out.ravel() if self._y_ndim == 1 else out
 
     def export(
