@@ -3,9 +3,9 @@
 The package is also the stage's function: `toolkit.export(checkpoint, output, ...)` is
 `toolkit.export.export_model(checkpoint, output, ...)`, what `toolkit export` runs.
 
-Start reading at `convert.py` (`export_model`, the steps in order), then `parity.py`
-(the gate that must pass on every execution provider before a file is written) and
-`quiet.py` (how the exporter's own output is captured).
+Start reading at `convert.py` (`export_model`, the steps in order; what it returns is in
+`result.py`), then `parity.py` (the gate that must pass on every execution provider
+before a file is written) and `quiet.py` (how the exporter's own output is captured).
 """
 
 import sys
