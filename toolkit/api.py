@@ -50,7 +50,7 @@ def train(
     """Fit the linear regressor on `data` and write its checkpoint to `out` (atomically).
 
     The run `toolkit train` makes; its options are these keywords (`--batch-size` is
-    `batch_size`), the fields of `toolkit.training.TrainConfig`, whose table explains them.
+    `batch_size`).
 
     Parameters
     ----------
@@ -59,11 +59,8 @@ def train(
         pyarrow Table, a pandas or polars DataFrame: its columns are picked by name as a
         file's are). None: the embedded seed data.
     targets : str or sequence of str, default=()
-        The target column(s); one name may be given as a string.
-    features, val_fraction, solver, epochs, lr, batch_size, patience, l2
-        See `TrainConfig`.
-    intercept, dtype, device, seed, out, resume, chunk_rows, progress
-        See `TrainConfig`.
+        The target column(s); one name may be given as a string. The keywords after it,
+        `features` to `progress`, are `TrainConfig`'s fields, explained in its table.
     on_epoch_end : callable or None, default=None
         Called as `on_epoch_end(epoch, losses)` after each epoch of an iterative solver.
 

@@ -66,16 +66,22 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
         not penalised.
     fit_intercept : bool, default=True
         Fit a bias term; False fits `y = X @ coef_`.
-    dtype : {'float32', 'float64'} or None, default=None
+    dtype : {None, 'float32', 'float64'}, default=None
         Precision of the model and of its export. None follows the features as
         scikit-learn does: float32 when every feature is float32, else float64.
     device : str, default='auto'
         Where to train: `auto` (CUDA when available), `cpu`, `cuda` or `cuda:N`.
     seed : int, default=0
         Fixes the iterative solvers' initialization and shuffling.
-    epochs, lr, batch_size, patience : int, float, int, int or None, default=None
-        The iterative solvers' settings, as `toolkit train --epochs ...` (None: the
-        solver's default); refused with `solver='exact'`.
+    epochs : int >= 1 or None, default=None
+        Iterative solvers: the most epochs to run. None, here and below: the solver's
+        default (as `toolkit train`); any value is refused with `solver='exact'`.
+    lr : float > 0 or None, default=None
+        Iterative solvers: the learning rate (on standardized data).
+    batch_size : int >= 0 or None, default=None
+        Iterative solvers: rows per step; 0 is the full batch.
+    patience : int >= 0 or None, default=None
+        Iterative solvers: stop after this many epochs without improvement; 0 never stops.
     chunk_rows : int >= 1, default=65536
         Rows converted to float64 at a time: with `fit`, the float64 copy of the data
         the later passes read is kept as these chunks.

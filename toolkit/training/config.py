@@ -95,10 +95,15 @@ class TrainConfig:
         or 0 (with a note) when the data is too small to spare the rows.
     solver : {'exact', 'sgd', 'adam', 'lbfgs'}, default='exact'
         Closed-form least squares, or a PyTorch optimizer on whitened features.
-    epochs, lr, batch_size, patience : int, float, int, int or None, default=None
-        The iterative solvers' settings (None: each solver's default,
-        `toolkit.defaults.SOLVER_DEFAULTS`); refused with `solver='exact'`.
-        `batch_size=0` is the full batch, `patience=0` never stops early.
+    epochs : int >= 1 or None, default=None
+        Iterative solvers: the most epochs to run. None, here and below: the solver's
+        default (`toolkit.defaults.SOLVER_DEFAULTS`); any value is refused with 'exact'.
+    lr : float > 0 or None, default=None
+        Iterative solvers: the learning rate (on standardized data).
+    batch_size : int >= 0 or None, default=None
+        Iterative solvers: rows per step; 0 is the full batch.
+    patience : int >= 0 or None, default=None
+        Iterative solvers: stop after this many epochs without improvement; 0 never stops.
     l2 : float >= 0, default=0.0
         Ridge penalty `l2 * ||w||^2` (scikit-learn's `Ridge(alpha)`); the intercept is
         not penalised.

@@ -20,6 +20,7 @@ batch by batch, in memory bounded by the number of columns, not of rows.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,9 @@ def add_batch(
 ) -> StreamState:
     """The state after one more batch: features (k, d), targets (k, t), any float dtype."""
     accumulator = exact.Accumulator(device)
-    accumulator.add(features, targets)
+    with warnings.catch_warnings():  # read-only input (a pandas view) is only read here
+        warnings.filterwarnings("ignore", "The given NumPy array is not writable")
+        accumulator.add(features, targets)
     prior = None if state is None else exact.Moments.from_plain(state.moments, device)
     merged = exact.merge([prior, accumulator.moments()])
     if merged is None:  # an empty first batch
