@@ -335,7 +335,7 @@ def test_partial_fit_memory_does_not_grow_with_the_rows():
 def test_partial_fit_waits_for_enough_rows_with_a_warning():
     x, y = data(n=20)
     model = LinearRegressor(device="cpu")
-    with pytest.warns(UserWarning, match=r"no model yet: .*2 training rows cannot determine 5"):
+    with pytest.warns(UserWarning, match=r"no model yet: 2 rows so far cannot determine 5 "):
         model.partial_fit(x[:2], y[:2])
     assert not hasattr(model, "coef_")
     model.partial_fit(x[2:], y[2:])

@@ -39,7 +39,7 @@ from toolkit.defaults import (
     SOLVER,
     SOLVERS,
 )
-from toolkit.errors import CollinearityError, DataError, UsageError
+from toolkit.errors import CollinearityError, UsageError
 
 if TYPE_CHECKING:
     from toolkit.export import ExportResult
@@ -240,17 +240,32 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
             getattr(self, "_stream", None), getattr(self, "_checkpoint", None)
         )
         self._stream = stream.add_batch(state, X, y2d, device)
-        try:
-            result = stream.solve_stream(self._stream, self._stream_spec(), self.l2, device)
-        except (CollinearityError, DataError) as error:
-            if "ill-conditioned" in str(error):
-                raise
-            warnings.warn(f"partial_fit kept the batch; no model yet: {error}", stacklevel=2)
-            return self
+        self._solve_stream(device)
+        return self
+
+    def _solve_stream(self, device: Any) -> None:
+        """Solve from the statistics; while the rows cannot determine the model, warn."""
+        from toolkit.training import stream
+
+        spec, n = self._stream_spec(), self._stream.n_rows
+        problem = None
+        if n < spec.n_parameters:
+            problem = f"{n} rows so far cannot determine {spec.n_parameters} parameters per target"
+        else:
+            try:
+                result = stream.solve_stream(self._stream, spec, self.l2, device)
+            except CollinearityError as error:  # a feature constant or collinear so far
+                problem = str(error)
+        if problem is not None:
+            warnings.warn(
+                f"partial_fit kept the batch; no model yet: {problem}. Stream more rows.",
+                UserWarning,
+                stacklevel=3,
+            )
+            return
         self._set_model(result, self._y_ndim, self._stream_dtype)
         self._checkpoint = None  # export builds it from the stream
         self.n_iter_ = None
-        return self
 
     def predict(self, X: Any) -> np.ndarray:
         """Predict with `X @ coef_.T + intercept_`, computed in the model's dtype.
