@@ -183,12 +183,12 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
             result = train(
                 data.source,
                 val_fraction=0.0,  # scikit-learn fits every row it is given
-                **self._solver_options(),
+                **inputs.train_options(self),
                 dtype=dtype,
                 out=out,
             )
             checkpoint = out.read_bytes()
-        self._warn(result.notes)
+        inputs.warn(result.notes)
         self._set_model(result, data.y_ndim, dtype)
         self._checkpoint: bytes | None = checkpoint
         moments = result.moments.to_plain() if result.moments is not None else None
@@ -227,7 +227,7 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
                 )
         X, y2d, y_ndim = inputs.batch(self, X, y, reset=first)
         if first:
-            self._stream_names = inputs.target_names(y, y2d.shape[1], self._feature_names())
+            self._stream_names = inputs.target_names(y, y2d.shape[1], inputs.feature_names(self))
             self._stream_dtype = self.dtype or ("float32" if X.dtype == np.float32 else "float64")
             self._y_ndim = y_ndim
         elif y2d.shape[1] != len(self._stream_names):
@@ -376,20 +376,10 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
 
     # -----------------------------------------------------------------------------------
 
-    def _solver_options(self) -> dict[str, Any]:
-        options = {"solver": self.solver, "l2": float(self.l2), "intercept": self.fit_intercept}
-        for name in ("epochs", "lr", "batch_size", "patience"):
-            options[name] = getattr(self, name)
-        return {**options, "device": self.device, "seed": self.seed, "chunk_rows": self.chunk_rows}
-
-    def _feature_names(self) -> list[str]:
-        names = self.__dict__.get("feature_names_in_")
-        return [str(n) for n in names] if names is not None else inputs.default_names(self)
-
     def _stream_spec(self) -> Any:
         from toolkit.training.model import ModelSpec
 
-        names = tuple(self._feature_names())
+        names = tuple(inputs.feature_names(self))
         return ModelSpec(names, tuple(self._stream_names), self.fit_intercept, self._stream_dtype)
 
     def _set_model(self, result: TrainResult, y_ndim: int, dtype: str) -> None:
@@ -403,9 +393,3 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
         self._stream_dtype = dtype
         self.coef_ = weight[0] if y_ndim == 1 else weight
         self.intercept_ = bias[0] if y_ndim == 1 else bias
-
-    @staticmethod
-    def _warn(notes: list[str]) -> None:
-        for note in notes:
-            if note.startswith("warning: "):
-                warnings.warn(note.removeprefix("warning: "), UserWarning, stacklevel=3)

@@ -15,6 +15,7 @@ input up front. Feature names come from the columns (`feature_names_in_`), else 
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,6 +100,20 @@ def check_enough_samples(estimator: Any, n_samples: int) -> None:
         f"{' and an intercept' if estimator.fit_intercept else ''}); expected at least "
         f"{parameters} samples."
     )
+
+
+def train_options(estimator: Any) -> dict[str, Any]:
+    """The estimator's parameters as `toolkit.train`'s keywords (`fit_intercept` is `intercept`)."""
+    names = ("solver", "epochs", "lr", "batch_size", "patience", "device", "seed", "chunk_rows")
+    options = {name: getattr(estimator, name) for name in names}
+    return {**options, "l2": float(estimator.l2), "intercept": bool(estimator.fit_intercept)}
+
+
+def warn(notes: list[str]) -> None:
+    """Training's warnings (its notes that start with "warning: ") as Python warnings."""
+    for note in notes:
+        if note.startswith("warning: "):
+            warnings.warn(note.removeprefix("warning: "), UserWarning, stacklevel=3)
 
 
 def default_names(estimator: Any) -> list[str]:
