@@ -50,7 +50,8 @@ def training_data(estimator: Any, X: Any, y: Any, *, reset: bool) -> TrainingDat
     targets = target_names(named_y, y2d.shape[1], features)
     check_enough_samples(estimator, len(X))
     dtype = "float32" if X.dtype == np.float32 else "float64"
-    return TrainingData(open_arrays(X, y2d, features, targets), dtype, y.ndim)
+    source = open_arrays(X, y2d, features, targets, checked=True)  # validate_data did
+    return TrainingData(source, dtype, y.ndim)
 
 
 def _arrow_data(estimator: Any, X: Any, y: Any, reset: bool) -> TrainingData:

@@ -58,6 +58,9 @@ def test_bad_cells_are_named_by_row_counted_from_0_and_column():
     source = open_arrays(features, np.zeros(3), ["x"], ["y"])
     with pytest.raises(DataError, match=rf"^{ARRAYS_NAME}, row 1, column 'x': expected a finite"):
         list(source.blocks())
+    # A caller that checked already (the estimator, through validate_data) skips the scan.
+    unchecked = open_arrays(features, np.zeros(3), ["x"], ["y"], checked=True)
+    assert np.isinf(np.concatenate(list(unchecked.blocks()))[1, 0])
 
 
 def test_non_numeric_and_duplicate_columns_are_refused():

@@ -93,8 +93,13 @@ def open_arrays(
     feature_names: Sequence[str],
     target_names: Sequence[str],
     name: str = ARRAYS_NAME,
+    checked: bool = False,
 ) -> MemorySource:
-    """Numeric numpy arrays (n, d) and (n,) or (n, t) as a DataSource; nothing is copied here."""
+    """Numeric numpy arrays (n, d) and (n,) or (n, t) as a DataSource; nothing is copied here.
+
+    `checked`: the caller has already refused NaN and infinity in both (scikit-learn's
+    `validate_data` does), so the chunks are not scanned for them again.
+    """
     targets = targets.reshape(len(targets), -1)
     d, t = features.shape[1], targets.shape[1]
     if len(features) != len(targets) or (d, t) != (len(feature_names), len(target_names)):
@@ -107,7 +112,8 @@ def open_arrays(
     def read_rows(start: int, stop: int) -> np.ndarray:
         block = np.empty((stop - start, d + t))
         block[:, :d], block[:, d:] = features[start:stop], targets[start:stop]
-        check_finite(block, columns, name, lambda row: start + row)
+        if not checked:
+            check_finite(block, columns, name, lambda row: start + row)
         return block
 
     return MemorySource(
