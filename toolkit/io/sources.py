@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -48,6 +48,8 @@ class DataSource:
     notes: list[str] = field(default_factory=list)
     weight_name: str | None = None  # --weight: the rows' weights, the last column of a block
     _hashed: dict[Path, str] = field(default_factory=dict, repr=False)  # SHA-256 by path
+    # Rows already in memory (toolkit.io.tables): later passes keep them there, not on disk.
+    in_memory: ClassVar[bool] = False
 
     @property
     def columns(self) -> list[str]:
@@ -138,7 +140,7 @@ class DataSource:
 
 
 def open_source(
-    path: str | Path | None = None,
+    path: Any = None,
     targets: Sequence[str] = (),
     features: Sequence[str] = (),
     weight: str | None = None,
@@ -147,11 +149,19 @@ def open_source(
 
     `path` is a file, a folder of `.csv`/`.parquet`/`.pq` shards, or a glob such as
     `data/part-*.csv`; shards are read in name order and must share the selected columns.
+    It may also be data in memory: a pyarrow Table or a pandas or polars DataFrame
+    (`toolkit.io.tables.open_table`), or a DataSource, returned as it is.
     `targets` defaults to the column named `y`, else the last column; `features`
     defaults to every column that is not a target (nor the `weight` column, which holds
     each row's weight for weighted least squares). Only headers and Parquet schemas are
     read here; `DataSource.blocks` reads the rows.
     """
+    if isinstance(path, DataSource):
+        return path
+    if path is not None and not isinstance(path, (str, Path)):
+        from toolkit.io.tables import open_table  # it builds on this module
+
+        return open_table(path, targets, features, weight=weight)
     if path is None:
         seed = Path(str(resources.files("toolkit") / "datasets" / "seed.csv"))
         shards, name = [open_shard(seed, SEED_NAME)], SEED_NAME
@@ -174,12 +184,24 @@ def open_source(
             f"warning: every column name in {first.name} is a number ({listed(first.columns)}): "
             "is its header row missing? Its first row is read as the column names."
         )
-    if not targets and target_names[0] != DEFAULT_TARGET:
-        notes.append(
-            f"no column is named {DEFAULT_TARGET!r}: using the last column, "
-            f"{target_names[0]!r}, as the target (choose with --target)."
-        )
-    return DataSource(name, shards, feature_names, target_names, notes, weight)
+    return DataSource(
+        name,
+        shards,
+        feature_names,
+        target_names,
+        notes + target_note(targets, target_names),
+        weight,
+    )
+
+
+def target_note(targets: Sequence[str], target_names: Sequence[str]) -> list[str]:
+    """The note saying which column became the target when none was named."""
+    if targets or target_names[0] == DEFAULT_TARGET:
+        return []
+    return [
+        f"no column is named {DEFAULT_TARGET!r}: using the last column, "
+        f"{target_names[0]!r}, as the target (choose with --target)."
+    ]
 
 
 def resolve_sources(path: str | Path) -> list[Path]:

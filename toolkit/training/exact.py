@@ -120,7 +120,12 @@ def solve(
     upper = None if factor is None else factor.mT
     if factor is None:
         if rechunk is None:
-            raise ValueError("an ill-conditioned problem needs `rechunk` for the QR pass")
+            raise DataError(
+                f"the features are ill-conditioned (condition number {condition:.3g}, past "
+                f"{COND_SWITCH:g}): the normal equations would lose most of the digits, and the "
+                "QR pass that keeps them reads the rows again, which statistics alone (such "
+                "as partial_fit's) cannot. Fit on the whole data, or add a ridge penalty (l2)."
+            )
         method = "qr"
         factor, rhs, condition = _qr_factor(rechunk(), problem, feature_names, combine_r)
         coefficients = _triangular_solve(factor, rhs)

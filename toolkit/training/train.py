@@ -55,7 +55,7 @@ from toolkit.training.rows import (
     group_metric_sums_of,
     parity_sample,
 )
-from toolkit.training.spill import RowSpill
+from toolkit.training.spill import RowSpill, spill_for
 
 if TYPE_CHECKING:
     from toolkit.training.distributed import Group
@@ -123,10 +123,9 @@ def _train(
         tuple(source.feature_names), tuple(source.target_names), config.intercept, config.dtype
     )
     job = _Job(config, hyper, spec, device, group, list(source.notes))
-    width = len(source.columns)
     with (
-        RowSpill(width) as train_spill,
-        RowSpill(width) as val_spill,
+        spill_for(source, len(source.columns)) as train_spill,
+        spill_for(source, len(source.columns)) as val_spill,
         ThreadPoolExecutor(max_workers=1) as pool,
     ):
         local, digest = _read(job, source, train_spill, val_spill, pool)
@@ -137,7 +136,7 @@ def _train(
         if group.is_main:
             sha256 = digest.result() if digest is not None else source.sha256()
         solved_weight, solved_bias, details = _solve(job, split, sha256, on_epoch_end)
-        weight, bias = _as_saved(spec, solved_weight, solved_bias)
+        weight, bias = as_saved(spec, solved_weight, solved_bias)
         solved = (solved_weight, solved_bias)
         metrics, gap, sums = _evaluate(job, split, weight, bias, solved)
         job.notes.extend(far_from_optimum(gap, job.notes))
@@ -165,6 +164,7 @@ def _train(
         data=data_info,
         optimality_gap=gap,
         notes=job.notes,
+        moments=split.moments,
         rank=group.rank,
         inference=stats,
     )
@@ -306,7 +306,7 @@ def _solve(
     return fit.weight, fit.bias, details
 
 
-def _as_saved(spec: ModelSpec, weight: np.ndarray, bias: np.ndarray) -> tuple[Any, Any]:
+def as_saved(spec: ModelSpec, weight: np.ndarray, bias: np.ndarray) -> tuple[Any, Any]:
     """The weights rounded to the model's dtype, as the checkpoint holds them; never inf."""
     saved_weight, saved_bias = round_to_dtype(weight, spec.dtype), round_to_dtype(bias, spec.dtype)
     if np.isfinite(saved_weight).all() and np.isfinite(saved_bias).all():
