@@ -10,6 +10,12 @@ Tiers (a folder may import the tiers listed before it, and nothing heavier):
     export    toolkit/export/: + torch, onnx, onnxscript, runtime, training
     report    toolkit/report/: + io, training (checkpoints), runtime, scipy, matplotlib
     top       predict.py, serve/, cli.py: anything above, imported lazily by the CLI
+    api       api.py, estimator.py, estimator_inputs.py (the Python API): at import time
+              only numpy and scikit-learn (the estimator's base classes) besides the
+              standard library and toolkit's core; torch, pyarrow, onnx and onnxruntime
+              inside the functions that use them. `import toolkit` itself is stdlib only:
+              its public names (toolkit.train, toolkit.LinearRegressor, ...) are imported
+              on first use by the package's `__getattr__`.
 
 Checked twice: statically (every `import` in every file of a folder, function bodies
 included, since heavy imports are made lazily there) and dynamically (a fresh interpreter
@@ -103,15 +109,14 @@ def test_each_folder_imports_only_its_tier_and_those_below(tier):
     assert offences == [], f"{tier} may not import these:\n" + "\n".join(offences)
 
 
+# The Python API's modules and what they may import when they are imported (module level).
+API_MODULES = ("api.py", "estimator.py", "estimator_inputs.py")
+API_IMPORT_TIME = {"numpy", "sklearn"}
+
+
 def test_every_file_in_the_package_belongs_to_a_tier_or_the_top():
-    top = {
-        "__main__.py",
-        "cli.py",
-        "cli_report.py",
-        "cli_types.py",
-        "predict.py",
-        "checkpoint_info.py",
-    }
+    top = {"__main__.py", "cli.py", "cli_report.py", "cli_types.py", "predict.py"}
+    top |= {"checkpoint_info.py", *API_MODULES}
     strays = [
         str(path.relative_to(PACKAGE))
         for path in _package_files()
@@ -214,3 +219,52 @@ def test_every_error_class_is_a_toolkit_error_defined_in_errors_py():
         v for v in vars(errors).values() if isinstance(v, type) and v.__module__ == errors.__name__
     ]
     assert all(issubclass(c, errors.ToolkitError) for c in classes)
+
+
+def _module_level_imports(path: Path) -> list[tuple[int, str]]:
+    """The imports a module makes when it is imported: not those inside functions (nor
+    under `if TYPE_CHECKING:`, which only type checkers run)."""
+    tree = ast.parse(path.read_text(), str(path))
+    inside = {
+        id(inner)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        or (isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING")
+        for inner in ast.walk(node)
+    }
+    found = []
+    for node in ast.walk(tree):
+        if id(node) in inside:
+            continue
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.append((node.lineno, node.module))
+    return found
+
+
+def test_the_python_api_imports_heavy_modules_only_inside_functions():
+    offences = []
+    for name in API_MODULES:
+        for line, module in _module_level_imports(PACKAGE / name):
+            top = module.split(".")[0]
+            allowed = (
+                top in sys.stdlib_module_names
+                or top == "__future__"
+                or top in API_IMPORT_TIME
+                or module in CORE
+                or module == "toolkit.estimator_inputs"
+            )
+            if not allowed:
+                offences.append(f"{name}:{line} imports {module} at import time")
+    assert offences == []
+
+
+def test_import_toolkit_is_light_and_its_api_names_load_on_first_use():
+    # `import toolkit` is the standard library only; the estimator brings scikit-learn
+    # (with what scikit-learn itself imports), still not torch, onnx or onnxruntime.
+    heavy = {"torch", "numpy", "pyarrow", "onnx", "onnxruntime", "sklearn", "click"}
+    assert _loaded_after("import toolkit") & heavy == set()
+    assert _loaded_after("import toolkit\ntoolkit.train") & heavy == set()
+    loaded = _loaded_after("import toolkit\ntoolkit.LinearRegressor")
+    assert "sklearn" in loaded and loaded & {"torch", "onnx", "onnxruntime"} == set()

@@ -65,6 +65,13 @@ def cli() -> None:
     help="Feature columns.  [default: every column that is not a target]",
 )
 @click.option(
+    "--weight",
+    metavar="COLUMN",
+    default=defaults.WEIGHT,
+    help="Column of each row's weight (>= 0) for weighted least squares: the solvers, "
+    f"metrics and inference weigh each row by it.  [default: {defaults.WEIGHT_TEXT}]",
+)
+@click.option(
     "--val-fraction",
     type=click.FloatRange(0, 1, max_open=True),
     default=None,
@@ -149,15 +156,13 @@ def cli() -> None:
 )
 def train(as_json: bool, quiet: bool, no_intercept: bool, **options: Any) -> None:
     """Fit nn.Linear on the seed data or a CSV/Parquet file and save a checkpoint."""
-    from toolkit.training import TrainConfig, to_json, to_text
-    from toolkit.training import train as run_training
+    from toolkit.api import train as run_training
+    from toolkit.training import to_json, to_text
 
-    config = TrainConfig(
-        intercept=not no_intercept, progress=not quiet and sys.stderr.isatty(), **options
-    )
+    progress = not quiet and sys.stderr.isatty()
     previous = signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM saves resume state like Ctrl-C
     try:  # the handler stays until the summary is out: a late SIGTERM exits 130, not -15
-        result = run_training(config)
+        result = run_training(intercept=not no_intercept, progress=progress, **options)
         if result.rank == 0:  # under torchrun, rank 0 speaks for the job
             for note in result.notes:
                 if note.startswith("warning:") or not quiet:
@@ -165,7 +170,7 @@ def train(as_json: bool, quiet: bool, no_intercept: bool, **options: Any) -> Non
             click.echo(json.dumps(to_json(result), indent=2) if as_json else to_text(result))
     except KeyboardInterrupt as error:  # training turns its own interrupts into errors
         raise TrainingInterrupted(
-            f"interrupted after the checkpoint was written; {config.out} is complete."
+            f"interrupted after the checkpoint was written; {options['out']} is complete."
         ) from error
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -219,7 +224,7 @@ def export(
     **explain: Any,
 ) -> None:
     """Export a checkpoint to ONNX (OUTPUT: models/model.onnx), gated on parity with PyTorch."""
-    from toolkit.export import export_model
+    import toolkit.export
 
     if no_validate:
         click.echo(
@@ -227,7 +232,9 @@ def export(
             err=True,
         )
     # explain: --explain and --interval-level, by export_model's names.
-    result = export_model(checkpoint, output, opset, atol, rtol, not no_validate, **explain)
+    result = toolkit.export(
+        checkpoint, output, opset, atol, rtol, validate=not no_validate, **explain
+    )
     click.echo(json.dumps(result.to_json(), indent=2) if as_json else result.summary())
 
 

@@ -73,3 +73,8 @@ SERVE_MAX_ROWS = 100_000
 SERVE_BODY_TIMEOUT = 30.0  # seconds a client may take to send its body
 SERVE_HEADER_TIMEOUT = 10.0  # seconds a client may take to send a request's headers
 SERVE_MAX_CONCURRENCY = 1000  # requests in progress per worker; more get 503
+
+# `toolkit train --weight COLUMN`: no weight column, so every row weighs 1 (ordinary least
+# squares); the help shows WEIGHT_TEXT.
+WEIGHT: str | None = None
+WEIGHT_TEXT = "none: every row weighs 1"

@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from toolkit.training.spill import RowSpill
+from toolkit.training.spill import MemorySpill, RowSpill, spill_for
 
 
-def test_rows_come_back_bit_for_bit_in_chunks_and_in_any_order():
+@pytest.mark.parametrize("kind", [RowSpill, MemorySpill])
+def test_rows_come_back_bit_for_bit_in_chunks_and_in_any_order(kind):
     rows = np.random.default_rng(0).standard_normal((1000, 5))
-    with RowSpill(5) as spill:
+    with kind(5) as spill:
         for start in range(0, 1000, 333):
             spill.append(rows[start : start + 333])
         assert spill.n_rows == 1000
@@ -23,9 +24,25 @@ def test_rows_come_back_bit_for_bit_in_chunks_and_in_any_order():
         np.testing.assert_array_equal(spill.take([3, 999, 0]), rows[[3, 999, 0]])
 
 
-def test_wrong_width_is_refused():
-    with RowSpill(3) as spill, pytest.raises(ValueError, match="expected rows of 3 values"):
+@pytest.mark.parametrize("kind", [RowSpill, MemorySpill])
+def test_wrong_width_is_refused(kind):
+    with kind(3) as spill, pytest.raises(ValueError, match="expected rows of 3 values"):
         spill.append(np.zeros((2, 4)))
+
+
+def test_memory_keeps_the_blocks_and_serves_an_aligned_chunk_without_a_copy():
+    from toolkit.io.tables import open_arrays
+
+    source = open_arrays(np.zeros((10, 2)), np.zeros(10), ["a", "b"], ["y"])
+    spill = spill_for(source, 3)
+    assert isinstance(spill, MemorySpill)
+    blocks = [np.full((4, 3), k, dtype=np.float64) for k in range(3)]
+    for block in blocks:
+        spill.append(block)
+    assert spill.chunk(1, 4) is not blocks[1] and np.shares_memory(spill.chunk(1, 4), blocks[1])
+    assert spill.chunk(0, 6).tolist() == [[0.0] * 3] * 4 + [[1.0] * 3] * 2  # across two
+    with spill_for(object(), 3) as disk:
+        assert type(disk) is RowSpill  # files' rows go to disk
 
 
 def test_the_file_has_no_name_to_leave_behind(tmp_path, monkeypatch):

@@ -8,12 +8,9 @@ every execution provider -> the exported weights must equal the checkpoint's bit
 appears at OUTPUT only when every step passed; an existing OUTPUT is replaced only by a
 passing model.
 
-Exporter choice: the model is always an `nn.Linear`, which is exactly ONNX's Gemm with
-transB=1 (what torch.onnx.export(dynamo=True) writes for it too). Building that one node
-directly takes milliseconds where the exporter took seconds on a fresh process (tracing,
-onnxscript, version conversion: `toolkit export` was 2.5x the time of importing torch and
-onnx), and it needs no conversion between opsets. The parity gate and the bit-for-bit
-weight check guard it exactly as they guarded the exporter's output.
+Exporter choice: the `nn.Linear` is written as the one Gemm node it is (`_export_proto`
+says why: milliseconds where torch.onnx.export took seconds); the parity gate and the
+bit-for-bit weight check guard it as they guarded the exporter's output.
 """
 
 from __future__ import annotations
@@ -21,12 +18,12 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from toolkit import card, coefficients, defaults
 from toolkit.errors import CheckpointError, ExportError, OutputError, ParityError, UsageError
+from toolkit.export.result import EXPORTER, INPUT_NAME, MIN_OPSET, OUTPUT_NAME, ExportResult
 from toolkit.files import atomic_write, cause_of
 
 if TYPE_CHECKING:
@@ -37,49 +34,7 @@ if TYPE_CHECKING:
     from toolkit.export.parity import ParityReport
     from toolkit.training.model import ModelSpec
 
-# The oldest opset toolkit writes (Gemm-13, with its optional bias, runs from there on).
-MIN_OPSET = 13
-INPUT_NAME = "features"
-OUTPUT_NAME = "prediction"
-EXPORTER = "toolkit: one ONNX Gemm node (onnx.helper), checked against PyTorch"
-
-
-@dataclass
-class ExportResult:
-    output: Path
-    opset: int
-    dtype: str
-    size_bytes: int
-    parity: ParityReport | None
-    metadata: dict[str, str]
-    seconds: float
-    explain: ExplainPlan | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "output": str(self.output),
-            "opset": self.opset,
-            "dtype": self.dtype,
-            "size_bytes": self.size_bytes,
-            "input": INPUT_NAME,
-            "output_name": OUTPUT_NAME,
-            "exporter": EXPORTER,
-            "parity": self.parity.to_dict() if self.parity is not None else None,
-            "metadata": self.metadata,
-            "seconds": self.seconds,
-            **({"explain": self.explain.card()} if self.explain is not None else {}),
-        }
-
-    def summary(self) -> str:
-        """The one status line `toolkit export` prints."""
-        status = (
-            f"exported {self.output} (opset {self.opset}, {self.dtype}, {self.size_bytes:,} bytes)"
-        )
-        if self.explain is not None:
-            status += f" with {self.explain.describe()}"
-        if self.parity is None:
-            return status
-        return f"{status}; {self.parity.passed_text()}"
+__all__ = ["EXPORTER", "INPUT_NAME", "MIN_OPSET", "OUTPUT_NAME", "ExportResult", "export_model"]
 
 
 def export_model(
@@ -93,8 +48,41 @@ def export_model(
     explain: bool = False,
     interval_level: float | None = None,
 ) -> ExportResult:
-    """Export `checkpoint_path` to `output`; raise (writing nothing) if any check fails.
-    `explain`: add toolkit.export.explain's outputs (the interval at `interval_level`)."""
+    """Export a checkpoint to one ONNX file, written only if every check passes.
+
+    What `toolkit export` and `toolkit.export(...)` run; the steps are listed above.
+
+    Parameters
+    ----------
+    checkpoint_path : str or Path, default='models/model.pt'
+        A checkpoint written by `toolkit.train` (loaded with `weights_only=True`).
+    output : str or Path, default='models/model.onnx'
+        The file to write, atomically.
+    opset : int, default=18
+        ONNX opset: 13 or later, and no later than the installed onnxruntime runs.
+    atol, rtol : float or None, default=None
+        The parity gate's tolerances; None: 1e-5 for float32 models, 1e-12 for float64.
+    validate : bool, default=True
+        Run the parity gate; False skips it, and the model card records that.
+    providers : list of str or None, default=None
+        The execution providers the gate runs on; None: every one available.
+    explain : bool, default=False
+        Add the outputs of toolkit.export.explain: each feature's contribution and, for
+        least-squares fits, the prediction's standard error and interval.
+    interval_level : float or None, default=None
+        With `explain`, the prediction interval's level; None: 1 - the checkpoint's alpha.
+
+    Returns
+    -------
+    ExportResult
+        The file, its size, the parity report and the model card.
+
+    Raises
+    ------
+    CheckpointError, UsageError, ExportError, ParityError, OutputError
+        An unusable checkpoint, opset or path; a failed check, gate or write (nothing is
+        written).
+    """
     started = time.perf_counter()
     output = Path(output)
     if interval_level is not None and not explain:
@@ -105,12 +93,35 @@ def export_model(
     from toolkit.training import checkpoint
 
     payload = checkpoint.load(checkpoint_path)
-    spec, model = checkpoint.model_from_checkpoint(payload)
     plan = explaining.plan(payload, interval_level) if explain else None
-    default_atol, default_rtol = defaults.PARITY_TOLERANCES[spec.dtype]
-    atol = default_atol if atol is None else atol
-    rtol = default_rtol if rtol is None else rtol
+    proto, report, metadata = _checked(
+        payload, output, opset, (atol, rtol), validate, providers, plan
+    )
+    data = proto.SerializeToString()
+    with atomic_write(output) as handle:
+        handle.write(data)
+    dtype, seconds = payload["spec"]["dtype"], time.perf_counter() - started
+    return ExportResult(output, opset, dtype, len(data), report, metadata, seconds, plan)
 
+
+def _checked(
+    payload: dict[str, Any],
+    output: Path,
+    opset: int,
+    tolerances: tuple[float | None, float | None],
+    validate: bool,
+    providers: list[str] | None,
+    plan: ExplainPlan | None,
+) -> tuple[onnx.ModelProto, ParityReport | None, dict[str, str]]:
+    """The graph, checked, gated and carrying its model card; its parity report; the card."""
+    from toolkit.export import explain as explaining
+    from toolkit.training import checkpoint
+
+    spec, model = checkpoint.model_from_checkpoint(payload)
+    atol, rtol = (
+        default if given is None else given
+        for given, default in zip(tolerances, defaults.PARITY_TOLERANCES[spec.dtype], strict=True)
+    )
     proto = _export_proto(model, opset)
     if plan is not None:
         explaining.add_outputs(proto.graph, plan, INPUT_NAME, OUTPUT_NAME)
@@ -126,20 +137,7 @@ def export_model(
     _check_weights(proto, model)
     metadata = model_card(payload, opset, parity_record, plan)
     _set_card(proto, metadata, payload)
-
-    data = proto.SerializeToString()
-    with atomic_write(output) as handle:
-        handle.write(data)
-    return ExportResult(
-        output=output,
-        opset=opset,
-        dtype=spec.dtype,
-        size_bytes=len(data),
-        parity=report,
-        metadata=metadata,
-        seconds=time.perf_counter() - started,
-        explain=plan,
-    )
+    return proto, report, metadata
 
 
 def check_paths(checkpoint_path: str | Path, output: str | Path) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -56,19 +56,41 @@ def float_block(
                 "blank cell; expected a number."
             )
     block = to_block(batch)
-    # One summing pass finds any NaN or infinity (a huge but finite sum is checked cell by cell).
-    if finite and not np.isfinite(block.sum(axis=0)).all():
-        bad = np.argwhere(~np.isfinite(block))
-        if len(bad):
-            row, j = (int(k) for k in bad[0])
-            value = float(block[row, j])
-            # A CSV cell such as 1e400 parses as infinity: say so, the file shows no "inf".
-            huge = " (a number beyond ±1.8e308 reads as infinity)" if np.isinf(value) else ""
-            raise DataError(
-                f"{name}, row {row_text(row_of(row))}, column {columns[j]!r}: expected a "
-                f"finite number, got {value!r}; remove or fill in the row{huge}."
-            )
+    if finite:
+        check_finite(block, columns, name, row_of)
     return block
+
+
+def check_weights(
+    weights: np.ndarray, name: str, row_of: Callable[[int], int | None], column: str
+) -> None:
+    """Refuse a negative row weight (blank and non-finite ones `float_block` refuses)."""
+    if weights.min(initial=0.0) >= 0:
+        return
+    index = int(np.argmax(weights < 0))
+    raise DataError(
+        f"{name}, row {row_text(row_of(index))}, column {column!r}: expected a weight >= 0, "
+        f"got {float(weights[index])!r}; fix or remove the row."
+    )
+
+
+def check_finite(
+    block: np.ndarray, columns: Sequence[str], name: str, row_of: Callable[[int], int | None]
+) -> None:
+    """Refuse NaN and infinity in a float64 block, naming the file, row, column and value."""
+    # One summing pass finds any NaN or infinity (a huge but finite sum is checked cell by cell).
+    if np.isfinite(block.sum(axis=0)).all():
+        return
+    bad = np.argwhere(~np.isfinite(block))
+    if len(bad):
+        row, j = (int(k) for k in bad[0])
+        value = float(block[row, j])
+        # A CSV cell such as 1e400 parses as infinity: say so, the file shows no "inf".
+        huge = " (a number beyond ±1.8e308 reads as infinity)" if np.isinf(value) else ""
+        raise DataError(
+            f"{name}, row {row_text(row_of(row))}, column {columns[j]!r}: expected a "
+            f"finite number, got {value!r}; remove or fill in the row{huge}."
+        )
 
 
 class _Raised:

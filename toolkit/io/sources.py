@@ -19,14 +19,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from toolkit.defaults import CHUNK_ROWS, DEFAULT_TARGET
 from toolkit.errors import DataError, UsageError
 from toolkit.io import globs
-from toolkit.io.blocks import PREFETCH_BLOCKS, Prefetch
+from toolkit.io.blocks import PREFETCH_BLOCKS, Prefetch, check_weights
 from toolkit.io.formats import FORMATS, open_shard, suffixes
 from toolkit.io.names import csv_header_hint, did_you_mean, listed, numeric_header
 from toolkit.io.reader import read_piece
@@ -46,12 +46,16 @@ class DataSource:
     feature_names: list[str]
     target_names: list[str]
     notes: list[str] = field(default_factory=list)
+    weight_name: str | None = None  # --weight: the rows' weights, the last column of a block
     _hashed: dict[Path, str] = field(default_factory=dict, repr=False)  # SHA-256 by path
+    # Rows already in memory (toolkit.io.tables): later passes keep them there, not on disk.
+    in_memory: ClassVar[bool] = False
 
     @property
     def columns(self) -> list[str]:
-        """Features then targets: the column order of every block."""
-        return self.feature_names + self.target_names
+        """Features, targets, then the weight column if any: the column order of every block."""
+        weight = [self.weight_name] if self.weight_name is not None else []
+        return self.feature_names + self.target_names + weight
 
     def pieces(self, rank: int = 0, world: int = 1) -> list[Piece]:
         """What process `rank` of `world` reads: a contiguous 1/world of the shards' bytes.
@@ -113,6 +117,8 @@ class DataSource:
                 count = 0
                 for batch in read_piece(piece, columns, rows, bar=bar, hashed=self._hashed):
                     block = batch.block(finite=True)
+                    if self.weight_name is not None:
+                        check_weights(block[:, -1], batch.name, batch.row, self.weight_name)
                     count += len(block)
                     yield block
                 if count == 0 and piece.whole:
@@ -150,16 +156,28 @@ class DataSource:
 
 
 def open_source(
-    path: str | Path | None = None, targets: Sequence[str] = (), features: Sequence[str] = ()
+    path: Any = None,
+    targets: Sequence[str] = (),
+    features: Sequence[str] = (),
+    weight: str | None = None,
 ) -> DataSource:
     """Find the shards behind `path` (the embedded seed data when None) and pick the columns.
 
     `path` is a file, a folder of `.csv`/`.parquet`/`.pq` shards, or a glob such as
     `data/part-*.csv`; shards are read in name order and must share the selected columns.
+    It may also be data in memory: a pyarrow Table or a pandas or polars DataFrame
+    (`toolkit.io.tables.open_table`), or a DataSource, returned as it is.
     `targets` defaults to the column named `y`, else the last column; `features`
-    defaults to every column that is not a target. Only headers and Parquet schemas
-    are read here; `DataSource.blocks` reads the rows.
+    defaults to every column that is not a target (nor the `weight` column, which holds
+    each row's weight for weighted least squares). Only headers and Parquet schemas are
+    read here; `DataSource.blocks` reads the rows.
     """
+    if isinstance(path, DataSource):
+        return path
+    if path is not None and not isinstance(path, (str, Path)):
+        from toolkit.io.tables import open_table  # it builds on this module
+
+        return open_table(path, targets, features, weight=weight)
     if path is None:
         seed = Path(str(resources.files("toolkit") / "datasets" / "seed.csv"))
         shards, name = [open_shard(seed, SEED_NAME)], SEED_NAME
@@ -169,24 +187,37 @@ def open_source(
     first = shards[0]
     hint = csv_header_hint(first.columns) if first.format == "csv" else ""
     feature_names, target_names = select_columns(
-        first.columns, targets, features, first.name, hint=hint
+        first.columns, targets, features, first.name, hint=hint, weight=weight
     )
     for shard in shards[1:]:  # every later shard must hold the columns the first resolved to
-        select_columns(shard.columns, target_names, feature_names, shard.name)
+        select_columns(shard.columns, target_names, feature_names, shard.name, weight=weight)
+    weights = [weight] if weight is not None else []
     for shard in shards:
-        FORMATS[shard.format].check(shard, feature_names + target_names)
+        FORMATS[shard.format].check(shard, feature_names + target_names + weights)
     notes = []
     if first.format == "csv" and numeric_header(first.columns):
         notes.append(
             f"warning: every column name in {first.name} is a number ({listed(first.columns)}): "
             "is its header row missing? Its first row is read as the column names."
         )
-    if not targets and target_names[0] != DEFAULT_TARGET:
-        notes.append(
-            f"no column is named {DEFAULT_TARGET!r}: using the last column, "
-            f"{target_names[0]!r}, as the target (choose with --target)."
-        )
-    return DataSource(name, shards, feature_names, target_names, notes)
+    return DataSource(
+        name,
+        shards,
+        feature_names,
+        target_names,
+        notes + target_note(targets, target_names),
+        weight,
+    )
+
+
+def target_note(targets: Sequence[str], target_names: Sequence[str]) -> list[str]:
+    """The note saying which column became the target when none was named."""
+    if targets or target_names[0] == DEFAULT_TARGET:
+        return []
+    return [
+        f"no column is named {DEFAULT_TARGET!r}: using the last column, "
+        f"{target_names[0]!r}, as the target (choose with --target)."
+    ]
 
 
 def resolve_sources(path: str | Path) -> list[Path]:
@@ -217,6 +248,7 @@ def select_columns(
     name: str,
     *,
     hint: str = "",
+    weight: str | None = None,
 ) -> tuple[list[str], list[str]]:
     """Resolve --target/--features against the file's columns; unknown names are usage errors.
 
@@ -228,7 +260,8 @@ def select_columns(
             f"{name}: found 1 column ({columns[0]!r}); expected at least 2 "
             f"(one or more features and a target).{hint}"
         )
-    for flag, names in (("--target", targets), ("--features", features)):
+    given = [("--target", targets), ("--features", features)]
+    for flag, names in [*given, ("--weight", [weight] if weight is not None else [])]:
         for column in names:
             if column not in columns:
                 raise UsageError(_unknown_column(column, flag, columns, name) + hint)
@@ -238,11 +271,20 @@ def select_columns(
     if targets:
         target_names = list(targets)
     else:
-        target_names = [DEFAULT_TARGET if DEFAULT_TARGET in columns else columns[-1]]
+        last = [c for c in columns if c != weight][-1]
+        target_names = [DEFAULT_TARGET if DEFAULT_TARGET in columns else last]
+    for flag, names in given:
+        if weight in names:
+            raise UsageError(
+                f"column {weight!r} is the --weight column and cannot also be in {flag}; "
+                "pick one."
+            )
     both = [c for c in features if c in target_names]
     if both:
         raise UsageError(f"column {both[0]!r} is both a feature and a target; pick one.")
-    feature_names = list(features) or [c for c in columns if c not in target_names]
+    feature_names = list(features) or [
+        c for c in columns if c not in target_names and c != weight
+    ]
     if not feature_names:
         raise UsageError(f"{name}: every column is a target; at least one feature is needed.")
     return feature_names, target_names

@@ -61,13 +61,40 @@ _FLOAT_TYPES = {"tensor(float)": np.dtype(np.float32), "tensor(double)": np.dtyp
 class Predictor:
     """Load an ONNX regressor once; call `predict` from any number of threads.
 
-    Args:
-        path: the .onnx file (made by `toolkit export`, or any model with one 2-D float
-            input and one 2-D output).
-        providers: "auto", a name ("cpu", "cuda", "CUDAExecutionProvider", ...) or a list
-            of onnxruntime provider names in order of preference.
-        intra_op_threads / inter_op_threads: onnxruntime's thread pools (None = its default).
-        allow_non_finite: accept NaN and infinity in inputs (rejected by default).
+    Needs only numpy and onnxruntime. The file is checked before onnxruntime opens it
+    (size, external data, operators, signature); a bad one raises `ModelLoadError`.
+
+    Parameters
+    ----------
+    path : str or Path
+        The .onnx file (made by `toolkit export`, or any model with one 2-D float input
+        and one 2-D output).
+    providers : str or sequence of str, default='auto'
+        "auto" (the fastest available: TensorRT, CUDA, ... then CPU), a name ("cpu",
+        "cuda", "CUDAExecutionProvider", ...) or a list in order of preference. An
+        explicit choice that onnxruntime cannot honour raises `ProviderError`.
+    intra_op_threads, inter_op_threads : int or None, default=None
+        onnxruntime's thread pools (None: its default).
+    allow_non_finite : bool, default=False
+        Accept NaN and infinity in inputs (refused by default, naming the cell).
+
+    Attributes
+    ----------
+    provider : str
+        The execution provider that runs the model.
+    feature_names, target_names : list of str
+        From the model card (`x0, x1, ...` and `y0, ...` without one).
+    n_features, n_targets : int
+    dtype : numpy.dtype
+        The model's float type; inputs are converted to it.
+    metadata : dict of str to str
+        The model card.
+
+    Examples
+    --------
+    >>> predictor = Predictor("models/model.onnx")  # doctest: +SKIP
+    >>> predictor.predict([[1.0, 2.0]])  # doctest: +SKIP
+    array([[2.]], dtype=float32)
     """
 
     def __init__(
@@ -129,9 +156,28 @@ class Predictor:
     def predict(
         self, data: Any, *, by_name: bool = False, first_row: int = 1
     ) -> np.ndarray | dict[str, np.ndarray]:
-        """Predictions of shape (n_rows, n_targets); with by_name, {target: (n_rows,)}.
+        """Predict every row of `data`.
 
-        `first_row` numbers the rows in error messages (the CLI passes file row numbers).
+        Parameters
+        ----------
+        data : array-like, mapping or DataFrame
+            One row (1-D) or a batch (2-D) of numbers, nested lists, a mapping of feature
+            name to column, or a pandas DataFrame (columns taken by name).
+        by_name : bool, default=False
+            Return `{target name: (n_rows,) array}` instead of one array.
+        first_row : int, default=1
+            How error messages number the first row (the CLI passes file row numbers).
+
+        Returns
+        -------
+        ndarray of shape (n_rows, n_targets), or dict of str to ndarray
+            In the model's dtype.
+
+        Raises
+        ------
+        InputError
+            Wrong width, rank or names, non-numeric values, NaN or infinity (the message
+            names the row and column).
         """
         original, rows = self._guard(data, first_row)
         deferred = self._finite_via_output and not self.allow_non_finite

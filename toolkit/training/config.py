@@ -25,6 +25,7 @@ from toolkit.defaults import (
     SOLVER,
     SOLVER_DEFAULTS,
     SOLVERS,
+    WEIGHT,
 )
 from toolkit.errors import UsageError
 
@@ -78,9 +79,60 @@ def flag(name: str) -> str:
 
 @dataclass
 class TrainConfig:
-    """Every choice of a training run; None means "the solver's default"."""
+    """Every choice of a training run; None means "the solver's default".
 
-    data: str | Path | None = None  # a file, a folder of shards or a glob
+    The fields are `toolkit train`'s options (`--batch-size` is `batch_size`) and
+    `toolkit.train`'s keyword arguments; `hyperparameters()` checks them.
+
+    Parameters
+    ----------
+    data : str, Path, pyarrow.Table, DataFrame or None, default=None
+        A CSV or Parquet file, a folder of shards or a glob; or a table in memory (a
+        pyarrow Table, a pandas or polars DataFrame). None: the embedded seed data.
+    targets : tuple of str, default=()
+        Target columns (several: a multi-output model). Empty: `y`, else the last column.
+    features : tuple of str, default=()
+        Feature columns. Empty: every column that is not a target.
+    val_fraction : float in [0, 1) or None, default=None
+        Share of rows held out for validation by a seeded hash of each row. None: 0.2,
+        or 0 (with a note) when the data is too small to spare the rows.
+    solver : {'exact', 'sgd', 'adam', 'lbfgs'}, default='exact'
+        Closed-form least squares, or a PyTorch optimizer on whitened features.
+    epochs : int >= 1 or None, default=None
+        Iterative solvers: the most epochs to run. None, here and below: the solver's
+        default (`toolkit.defaults.SOLVER_DEFAULTS`); any value is refused with 'exact'.
+    lr : float > 0 or None, default=None
+        Iterative solvers: the learning rate (on standardized data).
+    batch_size : int >= 0 or None, default=None
+        Iterative solvers: rows per step; 0 is the full batch.
+    patience : int >= 0 or None, default=None
+        Iterative solvers: stop after this many epochs without improvement; 0 never stops.
+    l2 : float >= 0, default=0.0
+        Ridge penalty `l2 * ||w||^2` (scikit-learn's `Ridge(alpha)`); the intercept is
+        not penalised.
+    intercept : bool, default=True
+        Fit a bias term; False fits `y = w.x`.
+    dtype : {'float32', 'float64'}, default='float32'
+        Precision of the saved model and of its ONNX export.
+    device : str, default='auto'
+        `auto` (CUDA when available), `cpu`, `cuda` or `cuda:N`.
+    seed : int in [0, 2**64 - 1], default=0
+        Fixes the split, the initialization and the shuffling.
+    out : str or Path, default='models/model.pt'
+        The checkpoint to write (atomically).
+    resume : bool, default=False
+        Continue the interrupted iterative run that wrote `out + '.resume'`.
+    chunk_rows : int >= 1, default=65536
+        Rows per chunk read or re-read by every solver: what bounds memory.
+    progress : bool, default=False
+        Show progress bars on stderr.
+    alpha : float in (0, 1), default=0.05
+        The inference's confidence intervals are at level 1 - alpha.
+    weight : str or None, default=None
+        A column of each row's weight (>= 0): weighted least squares. None: every row 1.
+    """
+
+    data: Any = None  # a file, a folder of shards or a glob; or a table in memory
     targets: tuple[str, ...] = ()
     features: tuple[str, ...] = ()
     val_fraction: float | None = None
@@ -99,6 +151,7 @@ class TrainConfig:
     chunk_rows: int = CHUNK_ROWS
     progress: bool = False
     alpha: float = ALPHA  # the inference's confidence intervals are at level 1 - alpha
+    weight: str | None = WEIGHT  # a column of row weights (weighted least squares)
 
     def hyperparameters(self) -> dict[str, Any]:
         """The solver's settings after defaults are filled in (validated)."""

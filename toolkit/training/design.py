@@ -39,6 +39,12 @@ class Design:
     r_inverse: np.ndarray | None  # R^-1, so G^-1 = R^-1 R^-T; None when G is singular
     condition_number: float = math.inf  # statsmodels': X's, constant column included
     vif: np.ndarray | None = None  # (d,) variance inflation factors
+    weights: float | None = None  # the rows' sum of weights (weighted least squares)
+
+    @property
+    def mass(self) -> float:
+        """The sum of weights: n without weights (X'WX's intercept entry)."""
+        return float(self.n) if self.weights is None else self.weights
 
     @property
     def d(self) -> int:
@@ -67,7 +73,7 @@ class Design:
         z = (self.mean / self.unit) / self.scale
         with one_thread() as torch:
             projected = torch.from_numpy(z) @ torch.from_numpy(self.r_inverse)
-        return 1.0 / self.n + float((projected**2).sum())
+        return 1.0 / self.mass + float((projected**2).sum())
 
     def raw_inverse(self) -> np.ndarray:
         """S^-1 (centred scatter) or (X'X)^-1 without an intercept, in the data's units."""
@@ -109,13 +115,14 @@ def design(
     second = centred
     if not intercept:  # moments about zero: the model passes through the origin
         mean_u = mean / unit
-        second = centred + moments.n * np.outer(mean_u, mean_u)
+        second = centred + moments.weight_sum * np.outer(mean_u, mean_u)
     with one_thread():
         if factor is not None and scale is not None:
             r, norms = factor.cpu().numpy(), scale.cpu().numpy()
         else:
             r, norms = _factor(second)
         result = Design(moments.n, intercept, mean, norms, unit, _inverse(r))
+        result.weights = moments.weights
         if result.r_inverse is not None and r is not None:
             result.condition_number = _condition_number(r, result)
         # VIFs are of the centred features (their correlation matrix), with or without an
@@ -160,7 +167,7 @@ def _condition_number(r: np.ndarray, design: Design) -> float:
     """
     import torch
 
-    mean, unit, n = design.mean, design.unit, design.n
+    mean, unit, n = design.mean, design.unit, design.mass
     largest = max(1.0, float(np.max(np.abs(mean), initial=0.0)), float(np.max(unit)))
     c = math.ldexp(1.0, math.frexp(largest)[1])
     with np.errstate(under="ignore"):

@@ -10,7 +10,7 @@ the process group confirms after torch is up: those processes start reading then
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from toolkit.io import open_source
 from toolkit.training.distributed import launched
@@ -37,9 +37,7 @@ class EarlyRead:
     def opened(self, config: TrainConfig, group: Group) -> DataSource:
         """The data: opened already, or now by every process together (torchrun)."""
         if self.source is None:
-            self.source = group.agree(
-                lambda: open_source(config.data, config.targets, config.features)
-            )
+            self.source = group.agree(lambda: open_source(*columns(config)))
         return self.source
 
     def take_blocks(self) -> Prefetch | None:
@@ -54,11 +52,16 @@ class EarlyRead:
             self.blocks = None
 
 
+def columns(config: TrainConfig) -> tuple[Any, ...]:
+    """What `open_source` takes: the data, its targets, features and weight column."""
+    return config.data, config.targets, config.features, config.weight
+
+
 def start(config: TrainConfig) -> EarlyRead:
     """Open the data and start reading every row (single process only; no torch here)."""
     if launched():
         return EarlyRead()  # every process opens the data together, after joining
-    source = open_source(config.data, config.targets, config.features)
+    source = open_source(*columns(config))
     if getattr(source, "in_memory", False):
         return EarlyRead(source)  # nothing to parse
     blocks = source.start_blocks(

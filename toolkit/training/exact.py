@@ -120,7 +120,12 @@ def solve(
     upper = None if factor is None else factor.mT
     if factor is None:
         if rechunk is None:
-            raise ValueError("an ill-conditioned problem needs `rechunk` for the QR pass")
+            raise DataError(
+                f"the features are ill-conditioned (condition number {condition:.3g}, past "
+                f"{COND_SWITCH:g}): the normal equations would lose most of the digits, and the "
+                "QR pass that keeps them reads the rows again, which statistics alone (such "
+                "as partial_fit's) cannot. Fit on the whole data, or add a ridge penalty (l2)."
+            )
         method = "qr"
         factor, rhs, condition = _qr_factor(rechunk(), problem, feature_names, combine_r)
         coefficients = _triangular_solve(factor, rhs)
@@ -161,7 +166,7 @@ def _scaled(
     else:
         centre = torch.zeros_like(moments.mean)
         mean_u = moments.mean / unit
-        second = moments.scatter + moments.n * torch.outer(mean_u, mean_u)
+        second = moments.scatter + moments.weight_sum * torch.outer(mean_u, mean_u)
     scale = torch.sqrt(torch.diagonal(second)[:d])
     flat = moments.constant[:d] & (intercept or (moments.mean[:d] == 0))
     flat = flat | ~(scale > 0)
@@ -239,10 +244,12 @@ def _qr_factor(
     width = centre.shape[0]
     r = torch.zeros(0, width, dtype=torch.float64, device=centre.device)
     shifter = Shifter(centre.device, shift=centre)
-    for features, targets in chunks:
-        for block in shifter.blocks(features, targets):
+    for chunk in chunks:
+        for block, w in shifter.blocks(*chunk):
             block /= unit
             block[:, :d] /= scale
+            if w is not None:  # weighted least squares: rows times sqrt(w)
+                block *= w.sqrt()[:, None]
             r = torch.linalg.qr(torch.cat([r, block]), mode="r").R
     if combine_r is not None:
         r = combine_r(r)
@@ -262,7 +269,8 @@ def _qr_factor(
 def _refine_problem(problem: _Scaled) -> refine.Problem:
     unit = problem.unit.cpu().numpy()
     d = problem.d
-    return refine.Problem(unit[:d], unit[d:], problem.intercept, problem.l2, problem.moments.n)
+    moments = problem.moments
+    return refine.Problem(unit[:d], unit[d:], problem.intercept, problem.l2, moments.weight_sum)
 
 
 def _corrector(
@@ -271,7 +279,7 @@ def _corrector(
     """The correction (dw, db) in unit space for a unit-space gradient, from the factor."""
     import torch
 
-    d, n = problem.d, problem.moments.n
+    d, n = problem.d, problem.moments.weight_sum
     centre_u = (problem.centre[:d] / problem.unit[:d]).cpu().numpy()
     scale = problem.scale.cpu().numpy()
     if method == "cholesky":

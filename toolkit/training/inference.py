@@ -88,13 +88,15 @@ def infer(
     unit = moments.unit[d:].cpu().numpy()
     totals = np.diagonal(moments.scatter[d:, d:].cpu().numpy()).copy()
     if not spec.intercept:  # uncentred total sum of squares, in units
-        totals += moments.n * (moments.mean[d:].cpu().numpy() / unit) ** 2
+        totals += moments.weight_sum * (moments.mean[d:].cpu().numpy() / unit) ** 2
     terms = ([INTERCEPT_TERM] if spec.intercept else []) + list(spec.feature_names)
     targets = []
     for j, name in enumerate(spec.target_names):
         estimates = ([float(bias[j])] if spec.intercept else []) + [float(w) for w in weight[j]]
         figures = Residuals(float(sums.sse[j]), float(totals[j]), float(unit[j]))
         targets.append(_target(shared, name, terms, estimates, figures, alpha, ridge))
+        if moments.weights is not None:  # WLS's log-likelihood adds 0.5 log det W
+            _add_log_weights(targets[-1], moments.log_weights, shared)
     return {
         "alpha": float(alpha),
         "n": int(shared.n),
@@ -106,9 +108,31 @@ def infer(
         "condition_number": shared.condition_number,
         "feature_mean": shared.mean.tolist(),
         "leverage": _leverage(shared, ridge),
-        "notes": _notes(spec, solver, ridge, shared, targets),
+        "notes": _notes(spec, solver, ridge, shared, targets) + _weighted_note(moments),
         "targets": targets,
     }
+
+
+def _add_log_weights(target: dict[str, Any], log_weights: float, shared: Design) -> None:
+    """statsmodels' WLS llf: the OLS one of the weighted rows plus 0.5 sum(log w), which is
+    -inf when a weight is 0 (those rows still count in n, as in statsmodels)."""
+    k = shared.d + int(shared.intercept)
+    loglik = target["loglik"] + 0.5 * log_weights
+    target.update(
+        loglik=loglik,
+        aic=-2.0 * loglik + 2.0 * k,
+        bic=-2.0 * loglik + math.log(shared.n) * k,
+    )
+
+
+def _weighted_note(moments: Moments) -> list[str]:
+    if moments.weights is None:
+        return []
+    return [
+        "weighted least squares (--weight): every figure is statsmodels' WLS one: R^2 and "
+        "sums of squares weighted, n and degrees of freedom count every row (weight-0 rows "
+        "included), the log-likelihood includes 0.5 sum(log w) (-inf if any weight is 0)."
+    ]
 
 
 def _leverage(shared: Design, ridge: bool) -> dict[str, Any] | None:
@@ -117,7 +141,7 @@ def _leverage(shared: Design, ridge: bool) -> dict[str, Any] | None:
         return None
     intercept = shared.intercept
     return {
-        "constant": 1.0 / shared.n if intercept else 0.0,
+        "constant": 1.0 / shared.mass if intercept else 0.0,
         "center": shared.mean.tolist() if intercept else [0.0] * shared.d,
         "inverse": shared.raw_inverse().tolist(),
     }

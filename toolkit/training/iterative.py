@@ -28,7 +28,7 @@ from __future__ import annotations
 import contextlib
 import math
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +36,7 @@ import numpy as np
 
 from toolkit.errors import TrainingError
 from toolkit.training import resume
+from toolkit.training.batches import shuffled_batches, squares
 from toolkit.training.model import ModelSpec, build_model
 from toolkit.training.optimizers import Schedule, make_optimizer
 from toolkit.training.rows import Rows, Split
@@ -113,6 +114,13 @@ class IterativeRun:
         self.scaling = Standardizer(split.moments, spec, hyper["l2"])
         self.dtype = getattr(torch, spec.dtype)
         self.n_cells = self.n_train * spec.n_targets  # values per epoch: the losses' divisor
+        # Weighted rows weigh w / mean(w): the objective sum(w r^2) + l2 |w|^2 scaled by
+        # n / sum(w), so the penalty's l2 is too; validation rows count by their weights.
+        relative = self.scaling.relative or 1.0
+        self.l2 = hyper["l2"] * relative
+        self.val_cells = self.n_val * spec.n_targets
+        if self.scaling.relative is not None:
+            self.val_cells = split.val_weight_sum * relative * spec.n_targets
         # The ridge objective ||y - Xw - b||^2 + l2 ||w||^2, divided by n * t * sy^2 to be in
         # the units of MSELoss on the scaled targets, penalises l2 ||c M^T||^2 / (n * t)
         # for whitened coefficients c (M: the scaling's penalty matrix).
@@ -237,12 +245,12 @@ class IterativeRun:
     def _penalty(self) -> torch.Tensor:
         import torch
 
-        if not self.hyper["l2"]:
+        if not self.l2:
             return torch.zeros((), dtype=self.dtype, device=self.device)
         raw = self.model.weight @ self.penalty_matrix
-        return self.hyper["l2"] * (raw**2).sum() / self.n_cells
+        return self.l2 * (raw**2).sum() / self.n_cells
 
-    def _tensors(self, block: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    def _tensors(self, block: np.ndarray) -> tuple[torch.Tensor, ...]:
         return self.scaling.tensors(block, self.dtype, self.device)
 
     def _full_batch_step(self) -> torch.Tensor:
@@ -262,17 +270,16 @@ class IterativeRun:
             empty = torch.zeros(0, self.spec.n_features, dtype=self.dtype, device=self.device)
             (net(empty).sum() + self._penalty()).backward()
         for i, block in enumerate(rows.blocks(ids)):
-            x, y = self._tensors(block)
+            x, y, *w = self._tensors(block)
             last = i == len(ids) - 1
             with contextlib.nullcontext() if last or group.world == 1 else net.no_sync():
-                sse = ((net(x) - y) ** 2).sum()
+                sse = squares(net(x), y, w).sum()
                 (sse * weight + (self._penalty() if last else 0.0)).backward()
             local_sse += float(sse.detach())
         (total,) = group.sum([local_sse])
         return torch.tensor(total / self.n_cells + float(self._penalty().detach()))
 
     def _minibatch_epoch(self) -> None:
-        import torch
 
         net, optimizer, penalty = self.net, self.optimizer, self._penalty
         join: Any = contextlib.nullcontext()
@@ -285,9 +292,9 @@ class IterativeRun:
             self.train_rows, self._tensors, batch, self.generator, self.device
         )
         with join:
-            for xb, yb in batches:
+            for xb, yb, *wb in batches:
                 optimizer.zero_grad(set_to_none=True)
-                loss = torch.nn.functional.mse_loss(net(xb), yb) + penalty()
+                loss = squares(net(xb), yb, wb).mean() + penalty()
                 loss.backward()
                 optimizer.step()
 
@@ -299,12 +306,12 @@ class IterativeRun:
             sums = [0.0, 0.0]
             for index, rows in enumerate((self.train_rows, self.val_rows)):
                 for block in rows.blocks() if rows is not None else ():
-                    x, y = self._tensors(block)
-                    sums[index] += float(((self.model(x) - y) ** 2).sum())
+                    x, y, *w = self._tensors(block)
+                    sums[index] += float(squares(self.model(x), y, w).sum())
             sse_train, sse_val = self.group.sum(sums)
             result = {"train": sse_train / self.n_cells + float(self._penalty())}
             if self.val_rows is not None:
-                result["val"] = sse_val / (self.n_val * self.spec.n_targets)
+                result["val"] = sse_val / self.val_cells
         return result
 
     def _check_finite(self, epoch: int, current: dict[str, float]) -> None:
@@ -352,37 +359,6 @@ class IterativeRun:
         return resume.snapshot(
             fingerprint, epoch, self.model, self.optimizer, None, generators, progress
         )
-
-
-def shuffled_batches(
-    rows: Rows,
-    tensors: Callable[[np.ndarray], tuple[Any, Any]],
-    batch: int,
-    generator: Any,
-    device: Any,
-) -> Iterator[tuple[Any, Any]]:
-    """Mini-batches of `batch` rows: chunks in a seeded order, rows shuffled within each.
-
-    The rows left over at the end of a chunk open the next batch, so every batch but the
-    epoch's last is full whatever --chunk-rows is.
-    """
-    import torch
-
-    ids = rows.chunk_ids()
-    order = torch.randperm(len(ids), generator=generator).tolist()
-    carry: tuple[Any, Any] | None = None
-    for block in rows.blocks([ids[i] for i in order]):
-        x, y = tensors(block)
-        shuffle = torch.randperm(len(x), generator=generator).to(device)
-        x, y = x[shuffle], y[shuffle]
-        if carry is not None:
-            x, y = torch.cat([carry[0], x]), torch.cat([carry[1], y])
-        full = len(x) - len(x) % batch
-        for begin in range(0, full, batch):
-            yield x[begin : begin + batch], y[begin : begin + batch]
-        carry = (x[full:], y[full:]) if full < len(x) else None
-    if carry is not None:
-        yield carry
 
 
 def _progress_bar(config: TrainConfig, epochs: int, start: int, show: bool) -> Any:

@@ -1,7 +1,9 @@
 """Regression metrics (MSE, RMSE, MAE, R^2), computed chunk by chunk in float64.
 
 The sums behind them (`MetricSums`) add up across chunks, shards and processes, so the
-metrics of data split over several processes are exactly those of the whole.
+metrics of data split over several processes are exactly those of the whole. With row
+weights every sum is weighted and every mean is over the sum of weights, as scikit-learn's
+`mean_squared_error`, `mean_absolute_error` and `r2_score` with `sample_weight`.
 """
 
 from __future__ import annotations
@@ -31,6 +33,12 @@ class MetricSums:
     shifted_sum: np.ndarray
     shifted_squares: np.ndarray
     unit: np.ndarray = field(default_factory=lambda: np.ones(1))
+    weights: float | None = None  # the rows' sum of weights; None: unweighted
+
+    @property
+    def weight_sum(self) -> float:
+        """What the means divide by: the sum of weights, or the row count."""
+        return float(self.n) if self.weights is None else self.weights
 
     def __add__(self, other: MetricSums) -> MetricSums:
         if not (np.array_equal(self.shift, other.shift) and np.array_equal(self.unit, other.unit)):
@@ -43,11 +51,16 @@ class MetricSums:
             self.shifted_sum + other.shifted_sum,
             self.shifted_squares + other.shifted_squares,
             self.unit,
+            _total_weights(self.weights, other.weights),
         )
 
 
+def _total_weights(a: float | None, b: float | None) -> float | None:
+    return None if a is None and b is None else (a or 0.0) + (b or 0.0)
+
+
 def metric_sums(
-    chunks: Iterable[tuple[np.ndarray, np.ndarray]],
+    chunks: Iterable[tuple[np.ndarray, ...]],
     weight: np.ndarray,
     bias: np.ndarray,
     shift: np.ndarray | None = None,
@@ -68,12 +81,14 @@ Model = tuple[np.ndarray, np.ndarray, str]  # weight (t, d), bias (t,), dtype of
 
 
 def metric_sums_of(
-    chunks: Iterable[tuple[np.ndarray, np.ndarray]],
+    chunks: Iterable[tuple[np.ndarray, ...]],
     models: Sequence[Model],
     shift: np.ndarray | None = None,
     unit: np.ndarray | None = None,
 ) -> list[MetricSums]:
-    """`metric_sums` for several models in one pass over `chunks` (the rows are read once)."""
+    """`metric_sums` for several models in one pass over `chunks` (the rows are read once).
+
+    Chunks of (features, targets, weights) give weighted sums."""
     t = models[0][0].shape[0]
     unit = np.ones(t) if unit is None else np.asarray(unit, dtype=np.float64).reshape(t)
     every = [
@@ -84,7 +99,7 @@ def metric_sums_of(
             sums.shift = np.asarray(shift, dtype=np.float64).reshape(t)
     first = shift is None
     prepared = [_in_dtype(*model) for model in models]
-    for features, targets in chunks:
+    for features, targets, *weights in chunks:
         targets = np.asarray(targets, dtype=np.float64).reshape(len(features), -1)
         if not len(features):
             continue
@@ -92,18 +107,26 @@ def metric_sums_of(
             for sums in every:
                 sums.shift = targets[0].copy()
             first = False
+        w = np.asarray(weights[0], dtype=np.float64).reshape(-1, 1) if weights else None
         for sums, model in zip(every, prepared, strict=True):
-            _add(sums, targets, predict(features, *model))
+            _add(sums, targets, predict(features, *model), w)
     return every
 
 
-def _add(sums: MetricSums, targets: np.ndarray, predicted: np.ndarray) -> None:
+def _add(sums: MetricSums, targets: np.ndarray, predicted: np.ndarray, w: Any = None) -> None:
     residual = (targets - predicted) / sums.unit
-    sums.sse += np.einsum("ij,ij->j", residual, residual)
-    sums.sae += np.abs(residual).sum(axis=0)
     centred = (targets - sums.shift) / sums.unit
-    sums.shifted_sum += centred.sum(axis=0)
-    sums.shifted_squares += np.einsum("ij,ij->j", centred, centred)
+    if w is None:
+        sums.sse += np.einsum("ij,ij->j", residual, residual)
+        sums.sae += np.abs(residual).sum(axis=0)
+        sums.shifted_sum += centred.sum(axis=0)
+        sums.shifted_squares += np.einsum("ij,ij->j", centred, centred)
+    else:
+        sums.sse += np.einsum("ij,ij->j", residual * w, residual)
+        sums.sae += (np.abs(residual) * w).sum(axis=0)
+        sums.shifted_sum += (centred * w).sum(axis=0)
+        sums.shifted_squares += np.einsum("ij,ij->j", centred * w, centred)
+        sums.weights = (sums.weights or 0.0) + float(w.sum())
     sums.n += len(targets)
 
 
@@ -126,8 +149,8 @@ def summarize(sums: MetricSums, target_names: Sequence[str]) -> dict[str, Any] |
     root of that MSE, and R^2 averages the targets' R^2 (scikit-learn's "uniform_average").
     R^2 is None (undefined) for a constant target.
     """
-    n = sums.n
-    if not n:
+    n = sums.weight_sum
+    if not sums.n or not n:  # no rows, or every weight zero: no mean
         return None
     total = np.maximum(sums.shifted_squares - sums.shifted_sum**2 / n, 0.0)
     unit = sums.unit
@@ -142,14 +165,14 @@ def summarize(sums: MetricSums, target_names: Sequence[str]) -> dict[str, Any] |
         float(mae.mean()),
         float(np.mean(r2_values)) if r2_values else None,
     )
-    result["rows"] = n
+    result["rows"] = sums.n
     if len(target_names) > 1:
         result["per_target"] = per_target
     return result
 
 
 def regression_metrics(
-    chunks: Iterable[tuple[np.ndarray, np.ndarray]],
+    chunks: Iterable[tuple[np.ndarray, ...]],
     weight: np.ndarray,
     bias: np.ndarray,
     target_names: Sequence[str],

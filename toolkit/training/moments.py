@@ -14,6 +14,10 @@ iterative solvers take their scaling from them. Three precautions keep every dig
 
 Statistics of disjoint parts (chunks, shards, processes) merge with Chan, Golub and
 LeVeque's pairwise update, without forming raw sums of squares.
+
+With row weights (weighted least squares) the mean is the weighted mean, the scatter
+sum(w (a - mean)(a - mean)'), and the pairwise update weighs each part by its sum of
+weights instead of its row count; without them nothing changes (not even the cost).
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
-Chunks = Iterable[tuple[Any, Any]]
+# (features, targets) or (features, targets, row weights) chunks.
+Chunks = Iterable[tuple[Any, ...]]
 
 # Rows per block on the CPU: a 4096 x ~100 float64 block stays in cache while it is
 # converted, shifted and multiplied, which measured 2x faster than 65536-row blocks.
@@ -52,6 +57,13 @@ class Moments:
     unit: torch.Tensor  # (d + t,) powers of two
     constant: torch.Tensor  # (d + t,) bool: every value of the column is the same
     peak: torch.Tensor  # (d + t,) an upper bound of each column's largest magnitude
+    weights: float | None = None  # the rows' sum of weights; None: unweighted (each 1)
+    log_weights: float = 0.0  # sum(log w): weighted least squares' log-likelihood needs it
+
+    @property
+    def weight_sum(self) -> float:
+        """The sum of the rows' weights: the row count without weights."""
+        return float(self.n) if self.weights is None else self.weights
 
     def raw_scatter(self) -> torch.Tensor:
         """The scatter matrix in the data's own units (may overflow for extreme data)."""
@@ -62,14 +74,15 @@ class Moments:
     def to_plain(self) -> dict[str, Any]:
         """Numpy arrays and an int: what crosses the network between processes."""
         arrays = {k: getattr(self, k).cpu().numpy() for k in _TENSORS}
-        return {"n": self.n, **arrays}
+        return {"n": self.n, "weights": self.weights, "log_weights": self.log_weights, **arrays}
 
     @classmethod
     def from_plain(cls, plain: dict[str, Any], device: Any) -> Moments:
         import torch
 
         tensors = {k: torch.as_tensor(plain[k], device=device) for k in _TENSORS}
-        return cls(n=plain["n"], **tensors)
+        extra = {"weights": plain.get("weights"), "log_weights": plain.get("log_weights", 0.0)}
+        return cls(n=plain["n"], **tensors, **extra)
 
 
 _TENSORS = ("mean", "scatter", "unit", "constant", "peak")
@@ -90,25 +103,32 @@ class Accumulator:
         self.n = 0
         self._sums: dict[str, torch.Tensor] = {}  # total, scatter, unit, varied, largest
 
-    def add(self, features: Any, targets: Any) -> None:
-        """Add rows: numpy arrays or tensors of any float dtype, (k, d) and (k, t) or (k,)."""
+    def add(self, features: Any, targets: Any, weights: Any = None) -> None:
+        """Add rows: numpy arrays or tensors of any float dtype, (k, d) and (k, t) or (k,),
+        and optionally the rows' weights (k,), each >= 0 (checked by the reader)."""
         import torch
 
-        for block in self._shifter.blocks(features, targets):
+        for block, w in self._shifter.blocks(features, targets, weights):
             if not self._sums:
                 self._start(block.shape[1])
             sums = self._sums
             if sums["scaled"]:
                 block.mul_(1.0 / sums["unit"])
-            gram = block.T @ block
+            gram = _gram(block, w)
             diagonal = torch.diagonal(gram)
             odd = ~((diagonal > TINY_SQUARE) & (diagonal < HUGE_SQUARE))
             if bool(odd.any()):
-                gram, diagonal = self._rescale(block, odd)
+                gram, diagonal = self._rescale(block, odd, w)
             sums["scatter"] += gram
-            sums["total"] += block.sum(dim=0)
+            if w is None:
+                sums["total"] += block.sum(dim=0)
+                sums["largest"] = torch.maximum(sums["largest"], diagonal)
+            else:
+                sums["total"] += w @ block
+                sums["weights"] += w.sum()
+                sums["log_weights"] += torch.log(w).sum()
+                sums["largest"] = torch.maximum(sums["largest"], (block * block).sum(dim=0))
             sums["varied"] |= diagonal > 0
-            sums["largest"] = torch.maximum(sums["largest"], diagonal)
             self.n += block.shape[0]
 
     def _start(self, width: int) -> None:
@@ -122,9 +142,11 @@ class Accumulator:
             "varied": torch.zeros(width, dtype=torch.bool, device=self._device),
             "largest": torch.zeros(width, **like),  # the largest block sum of squares
             "scaled": False,  # whether any unit differs from 1
+            "weights": torch.zeros((), **like),  # stays 0 for unweighted rows
+            "log_weights": torch.zeros((), **like),
         }
 
-    def _rescale(self, block: torch.Tensor, odd: torch.Tensor) -> tuple[Any, Any]:
+    def _rescale(self, block: torch.Tensor, odd: torch.Tensor, w: Any) -> tuple[Any, Any]:
         """Give the odd columns a unit near their largest value; rescale what is summed."""
         import torch
 
@@ -145,7 +167,7 @@ class Accumulator:
             sums["unit"][columns] = wanted[moving]
             block.mul_(ratio)
             sums["scaled"] = True
-        gram = block.T @ block
+        gram = _gram(block, w)
         return gram, torch.diagonal(gram)
 
     def moments(self) -> Moments | None:
@@ -156,17 +178,31 @@ class Accumulator:
             return None
         sums = self._sums
         unit, shift = sums["unit"], self._shifter.shift
-        offset = sums["total"] / self.n
-        scatter = sums["scatter"] - self.n * torch.outer(offset, offset)
+        weighted = self._shifter.weighted
+        mass = float(sums["weights"]) if weighted else self.n
+        offset = sums["total"] / mass if mass > 0 else sums["total"] * 0
+        scatter = sums["scatter"] - mass * torch.outer(offset, offset)
         peak = shift.abs() + torch.sqrt(sums["largest"]) * unit
-        return Moments(self.n, shift + offset * unit, scatter, unit.clone(), ~sums["varied"], peak)
+        mean = shift + offset * unit
+        moments = Moments(self.n, mean, scatter, unit.clone(), ~sums["varied"], peak)
+        if weighted:
+            moments.weights, moments.log_weights = mass, float(sums["log_weights"])
+        return moments
+
+
+def _gram(block: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
+    """block' diag(w) block (block' block without weights)."""
+    if w is None:
+        return block.T @ block
+    rooted = block * w.sqrt()[:, None]
+    return rooted.T @ rooted
 
 
 def accumulate(chunks: Chunks, device: torch.device | str = "cpu") -> Moments:
     """The moments of every row of (features, targets) chunks, in one pass."""
     accumulator = Accumulator(device)
-    for features, targets in chunks:
-        accumulator.add(features, targets)
+    for chunk in chunks:
+        accumulator.add(*chunk)
     moments = accumulator.moments()
     if moments is None:
         raise ValueError("accumulate() got no rows")
@@ -190,17 +226,23 @@ def _merge_two(a: Moments, b: Moments) -> Moments:
     b_unit, b_mean = b.unit.to(device), b.mean.to(device)
     unit = torch.maximum(a.unit, b_unit)  # powers of two: the ratios below are exact
     ra, rb = a.unit / unit, b_unit / unit
-    n = a.n + b.n
+    weighted = a.weights is not None or b.weights is not None
+    # Each part counts by its sum of weights (its row count without weights).
+    wa, wb = (a.weight_sum, b.weight_sum) if weighted else (a.n, b.n)
+    mass = wa + wb
+    share = wb / mass if mass > 0 else 0.0
     delta = (b_mean - a.mean) / unit
     scatter = (
         a.scatter * torch.outer(ra, ra)
         + b.scatter.to(device) * torch.outer(rb, rb)
-        + torch.outer(delta, delta) * (a.n * b.n / n)
+        + torch.outer(delta, delta) * (wa * wb / mass if mass > 0 else 0.0)
     )
     same = a.mean == b_mean  # constant in both parts, with the same value
     return Moments(
-        n=n,
-        mean=a.mean + (b_mean - a.mean) * (b.n / n),
+        n=a.n + b.n,
+        weights=mass if weighted else None,
+        log_weights=a.log_weights + b.log_weights,
+        mean=a.mean + (b_mean - a.mean) * share,
         scatter=scatter,
         unit=unit,
         constant=a.constant & b.constant.to(device) & same,
@@ -231,14 +273,22 @@ class Shifter:
         import torch
 
         self.device = device
+        self.weighted = False  # whether any rows came with weights
         self.shift = shift
         self.rows = GPU_BLOCK_ROWS if torch.device(device).type == "cuda" else CPU_BLOCK_ROWS
         self._buffer: torch.Tensor | None = None
 
-    def blocks(self, features: Any, targets: Any) -> Iterator[torch.Tensor]:
+    def blocks(
+        self, features: Any, targets: Any, weights: Any = None
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+        """(block, its rows' float64 weights or None)."""
         import torch
 
         x, y = torch.as_tensor(features), torch.as_tensor(targets)
+        w = None
+        if weights is not None:
+            w = torch.as_tensor(weights).to(self.device, torch.float64).reshape(-1)
+            self.weighted = True
         if y.ndim == 1:
             y = y[:, None]
         d = x.shape[1]
@@ -255,4 +305,4 @@ class Shifter:
                 self.shift = block.mean(dim=0)
             torch.sub(xb, self.shift[:d], out=block[:, :d])
             torch.sub(yb, self.shift[d:], out=block[:, d:])
-            yield block
+            yield block, None if w is None else w[start : start + self.rows]

@@ -58,16 +58,24 @@ def read_pass(
 
     pyarrow parses on its own threads meanwhile: torch gets half the cores, so that its
     spinning workers do not slow the parsing down (on 2 cores, 2.4 s instead of 3.8 s).
+    Data already in memory has nothing to parse: torch keeps every core.
     """
     import torch
 
     shown = config.progress and progress
     blocks = started or source.blocks(pieces, config.chunk_rows, progress=shown)
     threads = torch.get_num_threads()
-    torch.set_num_threads(max(1, threads // 2))
+    torch.set_num_threads(threads if source.in_memory else max(1, threads // 2))
     try:
         return consume(
-            blocks, len(source.feature_names), fraction, config.seed, device, train_spill, val_spill
+            blocks,
+            len(source.feature_names),
+            fraction,
+            config.seed,
+            device,
+            train_spill,
+            val_spill,
+            weighted=source.weight_name is not None,
         )
     finally:
         torch.set_num_threads(threads)
@@ -84,12 +92,17 @@ def consume(
     device: Any,
     train_spill: RowSpill,
     val_spill: RowSpill,
+    weighted: bool = False,
 ) -> PassSummary:
-    """Split each block of [features | targets] rows by the seeded hash, sum and spill it."""
+    """Split each block of [features | targets] rows by the seeded hash, sum and spill it.
+
+    `weighted`: the blocks' last column holds the rows' weights (spilled with the rows).
+    """
     train_stats, val_stats = exact.Accumulator(device), exact.Accumulator(device)
     low = high = first = first_val = None
     for block in blocks:
-        held_out = holdout_mask(block, fraction, seed)
+        # The split hashes the values, not the weights: a row stays on its side whatever it weighs.
+        held_out = holdout_mask(block[:, :-1] if weighted else block, fraction, seed)
         train_part = block[~held_out] if held_out.any() else block
         val_part = block[held_out]
         for part, stats, spill in (
@@ -97,15 +110,18 @@ def consume(
             (val_part, val_stats, val_spill),
         ):
             if len(part):
-                stats.add(part[:, :d], part[:, d:])
+                if weighted:
+                    stats.add(part[:, :d], part[:, d:-1], part[:, -1])
+                else:
+                    stats.add(part[:, :d], part[:, d:])
                 spill.append(part)
-        targets = block[:, d:]
+        targets = block[:, d:-1] if weighted else block[:, d:]
         low = targets.min(axis=0) if low is None else np.minimum(low, targets.min(axis=0))
         high = targets.max(axis=0) if high is None else np.maximum(high, targets.max(axis=0))
         if first is None and len(train_part):
-            first = train_part[0, d:].copy()
+            first = targets[~held_out][0].copy()
         if first_val is None and len(val_part):
-            first_val = val_part[0, d:].copy()
+            first_val = targets[held_out][0].copy()
     return PassSummary(
         train_stats.n,
         val_stats.n,
@@ -160,3 +176,12 @@ def constant_target_warnings(spec: ModelSpec, parts: list[PassSummary]) -> list[
                 "R^2 is undefined for it and is reported as n/a."
             )
     return warnings
+
+
+def check_some_weight(name: str, weight: str | None, moments: Any) -> None:
+    """Refuse weighted training rows whose weights are all zero: nothing to fit."""
+    if weight is not None and moments is not None and not moments.weight_sum > 0:
+        raise DataError(
+            f"{name}: every training row has weight 0 in column {weight!r}; expected at "
+            "least one row with a weight > 0. Check the --weight column."
+        )

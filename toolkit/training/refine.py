@@ -31,7 +31,7 @@ MAX_PASSES = 8
 # float64's resolution: a correction this small (relative) changes nothing more.
 RESOLUTION = 2.0**-53
 
-Chunks = Iterable[tuple[np.ndarray, np.ndarray]]
+Chunks = Iterable[tuple[np.ndarray, ...]]  # (features, targets[, row weights])
 Sums = tuple[np.ndarray, np.ndarray]  # (hi, lo) double-double values
 
 
@@ -43,7 +43,7 @@ class Problem:
     unit_y: np.ndarray  # (t,)
     intercept: bool
     l2: float
-    n: int
+    n: float  # the rows' sum of weights (their count without weights)
 
 
 def refine(
@@ -88,15 +88,19 @@ def _gradient_sums(
     rechunk: Callable[[], Chunks],
     combine: Callable[[list[Sums]], list[Sums]] | None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """X^T r (d, t) and sum(r) (t,) over every row (every process), in unit space."""
+    """X^T W r (d, t) and sum(W r) (t,) over every row (every process), in unit space
+    (W the rows' weights; the identity without them)."""
     d, t = w_u.shape[1], w_u.shape[0]
     gx = (np.zeros((d, t)), np.zeros((d, t)))
     g1 = (np.zeros(t), np.zeros(t))
-    for features, targets in rechunk():
+    for features, targets, *weights in rechunk():
         for start in range(0, len(features), BLOCK_ROWS):
             x = np.asfortranarray(features[start : start + BLOCK_ROWS] / problem.unit_x)
             y = targets[start : start + BLOCK_ROWS].reshape(len(x), t) / problem.unit_y
             r_hi, r_lo = residuals(x, y, w_u, b_u)
+            if weights:
+                rows = weights[0][start : start + BLOCK_ROWS].reshape(len(x), 1)
+                r_hi, r_lo = dd_scale(r_hi, r_lo, rows)
             bx, b1 = gradient(x, r_hi, r_lo)
             gx, g1 = dd_add(*gx, *bx), dd_add(*g1, *b1)
     if combine is not None:
@@ -152,6 +156,15 @@ def column_sums(values: np.ndarray) -> Sums:
         rest = rest - high
         hi, lo = dd_add(hi, lo, high.sum(axis=0), np.zeros_like(hi))
     return dd_add(hi, lo, rest.sum(axis=0), np.zeros_like(hi))
+
+
+def dd_scale(hi: np.ndarray, lo: np.ndarray, w: np.ndarray) -> Sums:
+    """w (hi + lo) in double-double: Dekker's exact product w * hi, plus w * lo."""
+    wh, wl = split(w)
+    hh, hl = split(hi)
+    p = w * hi
+    e = ((wh * hh - p) + wh * hl + wl * hh) + wl * hl + w * lo
+    return dd_add(p, np.zeros_like(p), e, np.zeros_like(e))
 
 
 def split(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -54,6 +54,7 @@ class TrainResult:
     seconds: float = 0.0
     rank: int = 0  # this process's rank under torchrun; only rank 0 prints and writes
     inference: dict[str, Any] | None = None  # toolkit.training.inference; None: not computed
+    moments: exact.Moments | None = None  # of the training rows: partial_fit goes on from them
 
     def __post_init__(self) -> None:
         # An iterative run's details arrive with its losses; the checkpoint keeps them apart.

@@ -55,6 +55,8 @@ def fingerprint(
         "chunk_rows": config.chunk_rows,
         "device": str(device),
         "processes": processes,
+        # Only weighted runs name their weight column: unweighted states stay as they were.
+        **({"weight": config.weight} if config.weight is not None else {}),
     }
 
 

@@ -32,6 +32,7 @@ class Rows:
     spills: list[RowSpill]
     chunk_rows: int
     n_features: int
+    weighted: bool = False  # the last column holds the rows' weights (--weight)
 
     @property
     def n_rows(self) -> int:
@@ -48,10 +49,15 @@ class Rows:
         for s, k in self.chunk_ids() if ids is None else ids:
             yield self.spills[s].chunk(k, self.chunk_rows)
 
-    def pairs(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(features, targets) chunks in spill order."""
+    def pairs(self) -> Iterator[tuple[np.ndarray, ...]]:
+        """(features, targets) chunks in spill order; (features, targets, weights) when
+        the rows are weighted."""
+        d = self.n_features
         for block in self.blocks():
-            yield block[:, : self.n_features], block[:, self.n_features :]
+            if self.weighted:
+                yield block[:, :d], block[:, d:-1], block[:, -1]
+            else:
+                yield block[:, :d], block[:, d:]
 
 
 @dataclass
@@ -69,6 +75,7 @@ class Split:
     moments: Moments  # of the training rows
     train_shift: np.ndarray  # the targets of the first training row: the metrics' shift
     val_shift: np.ndarray | None
+    val_weight_sum: float = 0.0  # the validation rows' sum of weights (their count unweighted)
 
     @property
     def target_unit(self) -> np.ndarray:

@@ -5,15 +5,20 @@ and writes the float64 rows here; later passes (the QR fallback, the metrics, ev
 epoch of an iterative solver) read them back at disk speed, a chunk at a time, so memory
 stays bounded by the chunk size. The file is anonymous in the temporary folder ($TMPDIR):
 it has no name to leave behind, and disappears when closed or when the process dies.
+
+Data that was in memory to begin with (`toolkit.io.tables`) stays there: `MemorySpill`
+keeps the checked blocks themselves, and `spill_for` picks the kind a source needs.
 """
 
 from __future__ import annotations
 
+import bisect
 import queue
 import tempfile
 import threading
 from collections.abc import Iterable, Iterator
 from types import TracebackType
+from typing import Any
 
 import numpy as np
 
@@ -127,3 +132,50 @@ class RowSpill:
         trace: TracebackType | None,
     ) -> None:
         self.close()
+
+
+class MemorySpill(RowSpill):
+    """A RowSpill for rows already in memory: it keeps the appended blocks, not a file.
+
+    Reading a chunk that one appended block holds returns a view of it, without a copy
+    (with no validation split, every chunk is one block). The blocks are the rows
+    themselves: passes read them and never write to them.
+    """
+
+    def __init__(self, width: int) -> None:  # no file and no writer thread
+        self.width = width
+        self.n_rows = 0
+        self._failure = None
+        self._parts: list[np.ndarray] = []
+        self._starts: list[int] = []  # the first row of each part
+
+    def append(self, rows: np.ndarray) -> None:
+        rows = np.ascontiguousarray(rows, dtype=np.float64)
+        if rows.shape[1:] != (self.width,):
+            raise ValueError(f"expected rows of {self.width} values, got shape {rows.shape}")
+        if len(rows):
+            self._starts.append(self.n_rows)
+            self._parts.append(rows)
+            self.n_rows += len(rows)
+
+    def _read(self, start: int, count: int) -> np.ndarray:
+        k = bisect.bisect_right(self._starts, start) - 1
+        offset = start - self._starts[k] if count else 0
+        if count and offset + count <= len(self._parts[k]):
+            return self._parts[k][offset : offset + count]
+        pieces, left = [], count
+        while left > 0:
+            piece = self._parts[k][offset : offset + left]
+            pieces.append(piece)
+            left -= len(piece)
+            k, offset = k + 1, 0
+        return np.concatenate(pieces) if pieces else np.empty((0, self.width))
+
+    def close(self) -> None:
+        self._parts.clear()
+        self._starts.clear()
+
+
+def spill_for(source: Any, width: int) -> RowSpill:
+    """Where a source's rows wait for later passes: memory for in-memory data, else disk."""
+    return MemorySpill(width) if getattr(source, "in_memory", False) else RowSpill(width)

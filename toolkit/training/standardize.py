@@ -33,7 +33,10 @@ class Standardizer:
         l2: float = 0.0,
         feature_names: Sequence[str] = (),
     ) -> None:
-        d, n = spec.n_features, moments.n
+        # Weighted rows: the covariance is the weighted one; each row's weight enters the
+        # loss relative to the mean weight (`relative`), so losses keep their scale.
+        d, n = spec.n_features, moments.weight_sum
+        self.relative = moments.n / n if moments.weights is not None and n > 0 else None
         names = list(feature_names) or list(spec.feature_names)
         exact.check_unique(moments, d, names, spec.intercept, l2)
         mean = moments.mean.cpu().numpy()
@@ -56,17 +59,17 @@ class Standardizer:
         self.penalty_matrix = self.transform / self.x_unit[:, None]
         self._d = d
 
-    def tensors(self, block: np.ndarray, dtype: Any, device: Any) -> tuple[Any, Any]:
-        """A block of raw [features | targets] rows as whitened features and scaled targets."""
+    def tensors(self, block: np.ndarray, dtype: Any, device: Any) -> tuple[Any, ...]:
+        """A block of raw [features | targets] rows as whitened features and scaled targets;
+        weighted rows ([features | targets | weight]) add their weights over the mean weight."""
         import torch
 
         d = self._d
         z = ((block[:, :d] - self.x_mean) / self.x_unit) @ self.transform
-        y = (block[:, d:] - self.y_mean) / self.y_scale
-        return (
-            torch.as_tensor(z, dtype=dtype, device=device),
-            torch.as_tensor(y, dtype=dtype, device=device),
-        )
+        targets = block[:, d:-1] if self.relative is not None else block[:, d:]
+        y = (targets - self.y_mean) / self.y_scale
+        parts = [z, y] + ([block[:, -1:] * self.relative] if self.relative is not None else [])
+        return tuple(torch.as_tensor(part, dtype=dtype, device=device) for part in parts)
 
     def unscale(self, model: Any) -> tuple[np.ndarray, np.ndarray]:
         """Raw-unit weights and biases: w = sy * (T c) / unit, b = my + sy * b_z - w . mx."""

@@ -37,6 +37,7 @@ from toolkit.training.model import ModelSpec, round_to_dtype
 from toolkit.training.readpass import (
     PassSummary,
     check_enough_rows,
+    check_some_weight,
     constant_target_warnings,
     read_pass,
     to_moments,
@@ -57,7 +58,7 @@ from toolkit.training.rows import (
     group_metric_sums_of,
     parity_sample,
 )
-from toolkit.training.spill import RowSpill
+from toolkit.training.spill import RowSpill, spill_for
 
 if TYPE_CHECKING:
     from toolkit.training.distributed import Group
@@ -129,10 +130,9 @@ def _train(
         tuple(source.feature_names), tuple(source.target_names), config.intercept, config.dtype
     )
     job = _Job(config, hyper, spec, device, group, list(source.notes))
-    width = len(source.columns)
     with (
-        RowSpill(width) as train_spill,
-        RowSpill(width) as val_spill,
+        spill_for(source, len(source.columns)) as train_spill,
+        spill_for(source, len(source.columns)) as val_spill,
         ThreadPoolExecutor(max_workers=1) as pool,
     ):
         local, digest = _read(job, source, train_spill, val_spill, pool, early.take_blocks())
@@ -143,7 +143,7 @@ def _train(
         if group.is_main:
             sha256 = digest.result() if digest is not None else source.sha256()
         *solved, details = _solve(job, split, sha256, on_epoch_end)
-        weight, bias = _as_saved(spec, *solved)
+        weight, bias = as_saved(spec, *solved)
         metrics, gap, sums = _evaluate(job, split, weight, bias, solved)
         job.notes.extend(far_from_optimum(gap, job.notes))
         stats = inference.of_run(config, spec, split.moments, solved, sums, gap, job.fit)
@@ -170,6 +170,7 @@ def _train(
         data=data_info,
         optimality_gap=gap,
         notes=job.notes,
+        moments=split.moments,
         rank=group.rank,
         inference=stats,
     )
@@ -231,8 +232,9 @@ def _choose_split(
     """
     spec, chunk_rows, device = job.spec, job.config.chunk_rows, job.device
     fraction = _val_fraction(job.config)
-    train_rows = Rows([train_spill], chunk_rows, spec.n_features)
-    val_rows = Rows([val_spill], chunk_rows, spec.n_features)
+    weighted = job.config.weight is not None
+    train_rows = Rows([train_spill], chunk_rows, spec.n_features, weighted)
+    val_rows = Rows([val_spill], chunk_rows, spec.n_features, weighted)
     train_moments = exact.merge(to_moments(part.train, device) for part in local)
     val_moments = exact.merge(to_moments(part.val, device) for part in local)
     n_train, n_val = sum(p.n_train for p in local), sum(p.n_val for p in local)
@@ -243,8 +245,9 @@ def _choose_split(
         job.notes.append(_no_split_note(n_rows, spec))
         fraction, n_train, n_val = 0.0, n_rows, 0
         train_moments = exact.merge([train_moments, val_moments])
-        train_rows = Rows([train_spill, val_spill], chunk_rows, spec.n_features)
+        train_rows = Rows([train_spill, val_spill], chunk_rows, spec.n_features, weighted)
     check_enough_rows(name, spec, n_train)
+    check_some_weight(name, job.config.weight, train_moments)
     check_dtype_range(spec, [train_moments, val_moments], [train_rows, val_rows], job.group)
     assert train_moments is not None  # at least n_parameters rows, checked above
     # Any training row's targets will do as the metrics' shift (every process picks the same);
@@ -263,6 +266,7 @@ def _choose_split(
         train_moments,
         train_shift,
         val_shift,
+        val_moments.weight_sum if n_val and val_moments is not None else 0.0,
     )
 
 
@@ -312,7 +316,7 @@ def _solve(
     return fit.weight, fit.bias, details
 
 
-def _as_saved(spec: ModelSpec, weight: np.ndarray, bias: np.ndarray) -> tuple[Any, Any]:
+def as_saved(spec: ModelSpec, weight: np.ndarray, bias: np.ndarray) -> tuple[Any, Any]:
     """The weights rounded to the model's dtype, as the checkpoint holds them; never inf."""
     saved_weight, saved_bias = round_to_dtype(weight, spec.dtype), round_to_dtype(bias, spec.dtype)
     if np.isfinite(saved_weight).all() and np.isfinite(saved_bias).all():
@@ -371,7 +375,8 @@ def check_dtype_range(
     local = np.zeros(len(bounds[0]))
     for part in rows:
         for block in part.blocks() if part is not None else ():
-            local = np.maximum(local, np.abs(block).max(axis=0, initial=0.0))
+            cells = np.abs(block[:, : len(local)])  # not the weight column
+            local = np.maximum(local, cells.max(axis=0, initial=0.0))
     extreme = np.max(group.gather(local), axis=0)
     beyond = np.flatnonzero(extreme > largest)
     if len(beyond):

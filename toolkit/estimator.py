@@ -1,0 +1,399 @@
+"""`toolkit.LinearRegressor`: toolkit's training, export and runtime as a scikit-learn estimator.
+
+Nothing here fits a model: `fit` hands the data to `toolkit.train` (the run `toolkit
+train` makes) as an in-memory source (`toolkit.io.tables`: numpy arrays, or a pyarrow
+table for pyarrow and polars input, read chunk by chunk without a copy up front);
+`partial_fit` streams batches into the exact solver's sufficient statistics
+(`toolkit.training.stream`); `export` writes the checkpoint and calls `toolkit.export`,
+the parity gate and the model card included. `predict` is numpy on `coef_`, computed in
+the model's dtype as the exported ONNX model computes it (ONNX Runtime for one row
+costs more than the product itself).
+
+This module imports scikit-learn and numpy; torch, pyarrow and onnx are imported when a
+method needs them, so `import toolkit` and this module stay light.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import warnings
+from numbers import Integral, Real
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from toolkit import estimator_inputs as inputs
+from toolkit.defaults import (
+    CHUNK_ROWS,
+    DEVICE,
+    DTYPES,
+    L2,
+    OPSET,
+    SEED,
+    SEED_MAX,
+    SEED_MIN,
+    SOLVER,
+    SOLVERS,
+)
+from toolkit.errors import CollinearityError, UsageError
+
+if TYPE_CHECKING:
+    from toolkit.export import ExportResult
+    from toolkit.training import TrainResult
+
+__all__ = ["LinearRegressor"]
+
+
+class LinearRegressor(RegressorMixin, BaseEstimator):
+    """Least-squares linear regression, fitted by toolkit and exported to ONNX.
+
+    `fit` runs what `toolkit train` runs, on every row (no validation split): by default
+    the exact solver, whose solution is the float64 data's least-squares optimum to
+    float64's resolution. The fitted model exports to one ONNX file through the same
+    parity gate and model card as `toolkit export` (`export`), which
+    `toolkit.runtime.Predictor` then runs without torch.
+
+    Parameters
+    ----------
+    solver : {'exact', 'sgd', 'adam', 'lbfgs'}, default='exact'
+        Closed-form least squares, or a PyTorch optimizer on whitened features.
+    l2 : float >= 0, default=0.0
+        Ridge penalty `l2 * ||w||^2` (scikit-learn's `Ridge(alpha)`); the intercept is
+        not penalised.
+    fit_intercept : bool, default=True
+        Fit a bias term; False fits `y = X @ coef_`.
+    dtype : {None, 'float32', 'float64'}, default=None
+        Precision of the model and of its export. None follows the features as
+        scikit-learn does: float32 when every feature is float32, else float64.
+    device : str, default='auto'
+        Where to train: `auto` (CUDA when available), `cpu`, `cuda` or `cuda:N`.
+    seed : int, default=0
+        Fixes the iterative solvers' initialization and shuffling.
+    epochs : int >= 1 or None, default=None
+        Iterative solvers: the most epochs to run. None, here and below: the solver's
+        default (as `toolkit train`); any value is refused with `solver='exact'`.
+    lr : float > 0 or None, default=None
+        Iterative solvers: the learning rate (on standardized data).
+    batch_size : int >= 0 or None, default=None
+        Iterative solvers: rows per step; 0 is the full batch.
+    patience : int >= 0 or None, default=None
+        Iterative solvers: stop after this many epochs without improvement; 0 never stops.
+    chunk_rows : int >= 1, default=65536
+        Rows converted to float64 at a time: with `fit`, the float64 copy of the data
+        the later passes read is kept as these chunks.
+
+    Attributes
+    ----------
+    coef_ : ndarray of shape (n_features,) or (n_targets, n_features)
+        The weights, in the model's dtype (exactly the exported model's).
+    intercept_ : float or ndarray of shape (n_targets,)
+        The bias (0.0 without an intercept).
+    n_features_in_ : int
+        Number of features seen during `fit`.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        The features' names, when `X` had string column names.
+    n_iter_ : int or None
+        Epochs run by an iterative solver; None for `solver='exact'`.
+
+    See Also
+    --------
+    toolkit.train : the same fit from files, writing a checkpoint.
+    sklearn.linear_model.LinearRegression, sklearn.linear_model.Ridge : the same models.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from toolkit import LinearRegressor
+    >>> X = np.array([[1.0, 1.0], [1.0, 2.0], [2.0, 2.0], [2.0, 3.0]])
+    >>> y = X @ [1.0, 2.0] + 3.0
+    >>> model = LinearRegressor(dtype="float64").fit(X, y)
+    >>> model.coef_.round(6), round(float(model.intercept_), 6)
+    (array([1., 2.]), 3.0)
+    >>> model.predict([[3.0, 5.0]])
+    array([16.])
+    """
+
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "solver": [StrOptions(set(SOLVERS))],
+        "l2": [Interval(Real, 0, None, closed="left")],
+        "fit_intercept": ["boolean"],
+        "dtype": [StrOptions(set(DTYPES)), None],
+        "device": [str],
+        "seed": [Interval(Integral, SEED_MIN, SEED_MAX, closed="both")],
+        "epochs": [Interval(Integral, 1, None, closed="left"), None],
+        "lr": [Interval(Real, 0, None, closed="neither"), None],
+        "batch_size": [Interval(Integral, 0, None, closed="left"), None],
+        "patience": [Interval(Integral, 0, None, closed="left"), None],
+        "chunk_rows": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    def __init__(
+        self,
+        *,
+        solver: str = SOLVER,
+        l2: float = L2,
+        fit_intercept: bool = True,
+        dtype: str | None = None,
+        device: str = DEVICE,
+        seed: int = SEED,
+        epochs: int | None = None,
+        lr: float | None = None,
+        batch_size: int | None = None,
+        patience: int | None = None,
+        chunk_rows: int = CHUNK_ROWS,
+    ) -> None:
+        self.solver = solver
+        self.l2 = l2
+        self.fit_intercept = fit_intercept
+        self.dtype = dtype
+        self.device = device
+        self.seed = seed
+        self.epochs = epochs
+        self.lr = lr
+        self.batch_size = batch_size
+        self.patience = patience
+        self.chunk_rows = chunk_rows
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> LinearRegressor:
+        """Fit on every row of `X` and `y` with `toolkit.train`; returns the estimator.
+
+        Parameters
+        ----------
+        X : array-like, DataFrame or pyarrow Table of shape (n_samples, n_features)
+            Numeric features: an array, a pandas or polars DataFrame or a pyarrow Table,
+            whose columns are the features, by name.
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+            Targets; several columns fit a multi-output model.
+        sample_weight : array-like of shape (n_samples,) >= 0 or None: weighted least squares.
+
+        Returns
+        -------
+        self : LinearRegressor
+        """
+        from toolkit.api import train
+
+        self._validate_params()
+        data = inputs.training_data(self, X, y, reset=True, sample_weight=sample_weight)
+        dtype = self.dtype or data.dtype
+        with tempfile.TemporaryDirectory(prefix="toolkit-fit-") as folder:
+            out = Path(folder) / "model.pt"
+            result = train(
+                data.source,
+                val_fraction=0.0,  # scikit-learn fits every row it is given
+                weight=data.source.weight_name,
+                **inputs.train_options(self),
+                dtype=dtype,
+                out=out,
+            )
+            checkpoint = out.read_bytes()
+        inputs.warn(result.notes)
+        self._set_model(result, data.y_ndim, dtype)
+        self._checkpoint: bytes | None = checkpoint
+        moments = result.moments.to_plain() if result.moments is not None else None
+        self._stream = inputs.fitted_stream(moments)
+        self.n_iter_ = result.details.get("epochs_run")
+        return self
+
+    def partial_fit(self, X: Any, y: Any, sample_weight: Any = None) -> LinearRegressor:
+        """Add a batch to the exact solver's statistics and solve again; returns the estimator.
+
+        Memory stays bounded by the number of columns, whatever the rows streamed, and the
+        model equals one `fit` on the concatenation of every batch (a `fit` before
+        included) up to rounding (see `toolkit.training.stream`). While the rows cannot
+        determine the model (fewer rows than parameters, a feature constant so far), the
+        batch is kept and a warning says so; the model is fitted once they can.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+        sample_weight : array-like of shape (n_samples,) >= 0 or None
+
+        Returns
+        -------
+        self : LinearRegressor
+        """
+        from toolkit.training import stream
+        from toolkit.training.device import resolve_device
+
+        first = getattr(self, "_stream", None) is None
+        if first:
+            self._validate_params()
+            if self.solver != "exact":
+                raise UsageError(
+                    f"partial_fit streams into the exact solver's statistics; solver="
+                    f"{self.solver!r} needs the rows again each epoch. Use solver='exact', or fit."
+                )
+        X, y2d, y_ndim = inputs.batch(self, X, y, reset=first)
+        if first:
+            self._stream_names = inputs.target_names(y, y2d.shape[1], inputs.feature_names(self))
+            self._stream_dtype = self.dtype or ("float32" if X.dtype == np.float32 else "float64")
+            self._y_ndim = y_ndim
+        elif y2d.shape[1] != len(self._stream_names):
+            raise ValueError(
+                f"y has {y2d.shape[1]} target column(s), but LinearRegressor was fitted with "
+                f"{len(self._stream_names)}; every batch must have the same targets."
+            )
+        device = resolve_device(self.device)
+        state = inputs.with_sample(
+            getattr(self, "_stream", None), getattr(self, "_checkpoint", None)
+        )
+        weights = inputs.sample_weights(sample_weight, X)
+        self._stream = stream.add_batch(state, X, y2d, device, weights)
+        self._solve_stream(device)
+        return self
+
+    def _solve_stream(self, device: Any) -> None:
+        """Solve from the statistics; while the rows cannot determine the model, warn."""
+        from toolkit.training import stream
+
+        spec, n = self._stream_spec(), self._stream.n_rows
+        problem = None
+        if n < spec.n_parameters:
+            problem = f"{n} rows so far cannot determine {spec.n_parameters} parameters per target"
+        else:
+            try:
+                result = stream.solve_stream(self._stream, spec, self.l2, device)
+            except CollinearityError as error:  # a feature constant or collinear so far
+                problem = str(error)
+        if problem is not None:
+            warnings.warn(
+                f"partial_fit kept the batch; no model yet: {problem}. Stream more rows.",
+                UserWarning,
+                stacklevel=3,
+            )
+            return
+        self._set_model(result, self._y_ndim, self._stream_dtype)
+        self._checkpoint = None  # export builds it from the stream
+        self.n_iter_ = None
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predict with `X @ coef_.T + intercept_`, computed in the model's dtype.
+
+        Equal to `toolkit.runtime.Predictor(exported_file).predict(X)` up to the order of
+        summation (the parity gate's tolerances, `toolkit.defaults.PARITY_TOLERANCES`).
+        The result has X's dtype when that is wider than the model's (float64 values of a
+        float32 model's float32 arithmetic), as scikit-learn's regressors return.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) or (n_samples, n_targets)
+        """
+        weights = self.__dict__.get("_weights_t")
+        if weights is None:
+            check_is_fitted(self)
+        # A float array of the right width needs no conversion: skip scikit-learn's checks,
+        # which cost several times the product for one row. NaN or infinity in X shows in
+        # the output (the product carries them), and then the full check names it.
+        if (
+            type(X) is np.ndarray
+            and X.ndim == 2
+            and X.dtype.kind == "f"
+            and X.shape[1] == self.n_features_in_
+            and "feature_names_in_" not in self.__dict__
+        ):
+            out = self._product(X)
+            if np.isfinite(out).all():
+                return out
+        return self._product(validate_data(self, X, reset=False, dtype=[np.float64, np.float32]))
+
+    def _product(self, X: np.ndarray) -> np.ndarray:
+        weights = self._weights_t
+        out = X.astype(weights.dtype, copy=False) @ weights + self._bias
+        if X.dtype.itemsize > out.dtype.itemsize:
+            out = out.astype(X.dtype)
+        return out.ravel() if self._y_ndim == 1 else out
+
+    def export(
+        self,
+        path: str | Path,
+        *,
+        opset: int = OPSET,
+        atol: float | None = None,
+        rtol: float | None = None,
+        validate: bool = True,
+        providers: list[str] | None = None,
+    ) -> ExportResult:
+        """Export the fitted model to ONNX through `toolkit.export`: the same graph checks,
+        parity gate (PyTorch against ONNX Runtime on every provider) and model card as
+        `toolkit export`. Nothing is written unless every check passes.
+
+        Parameters
+        ----------
+        path : str or Path
+            The `.onnx` file to write (atomically).
+        opset : int, default=18
+            ONNX opset; refused when the installed onnxruntime cannot run it.
+        atol, rtol : float or None, default=None
+            Parity tolerances (None: 1e-5 for float32 models, 1e-12 for float64).
+        validate : bool, default=True
+            Run the parity gate (False skips it; the model card records that).
+        providers : list of str or None, default=None
+            Execution providers the gate runs on (None: every available one).
+
+        Returns
+        -------
+        ExportResult
+            The file, its size, the parity report and the model card.
+        """
+        import toolkit.export
+
+        check_is_fitted(self)
+        with tempfile.TemporaryDirectory(prefix="toolkit-export-") as folder:
+            checkpoint = self.save_checkpoint(Path(folder) / "model.pt")
+            return toolkit.export(checkpoint, path, opset, atol, rtol, validate, providers)
+
+    def save_checkpoint(self, path: str | Path) -> Path:
+        """Write the fitted model's checkpoint, as `toolkit train --out` writes it.
+
+        `toolkit export --checkpoint` and `toolkit info` read it like any other.
+        """
+        from toolkit.files import atomic_write
+
+        check_is_fitted(self)
+        path = Path(path)
+        if self._checkpoint is not None:
+            with atomic_write(path) as handle:
+                handle.write(self._checkpoint)
+            return path
+        from toolkit.training import checkpoint, stream
+
+        result = stream.solve_stream(self._stream, self._stream_spec(), self.l2)
+        return checkpoint.save(path, stream.stream_payload(result, self._stream, self.seed))
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return "coef_" in self.__dict__
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        tags.input_tags.allow_nan = False
+        return tags
+
+    # -----------------------------------------------------------------------------------
+
+    def _stream_spec(self) -> Any:
+        from toolkit.training.model import ModelSpec
+
+        names = tuple(inputs.feature_names(self))
+        return ModelSpec(names, tuple(self._stream_names), self.fit_intercept, self._stream_dtype)
+
+    def _set_model(self, result: TrainResult, y_ndim: int, dtype: str) -> None:
+        """The fitted attributes, and the transposed weights `predict` multiplies by."""
+        weight = np.asarray(result.weight, dtype=dtype)  # exact: the saved model's values
+        bias = np.asarray(result.bias, dtype=dtype)
+        self._weights_t = np.ascontiguousarray(weight.T)
+        self._bias = bias
+        self._y_ndim = y_ndim
+        self._stream_names = list(result.spec.target_names)
+        self._stream_dtype = dtype
+        self.coef_ = weight[0] if y_ndim == 1 else weight
+        self.intercept_ = bias[0] if y_ndim == 1 else bias
