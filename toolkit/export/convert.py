@@ -48,9 +48,8 @@ def export_model(
     explain: bool = False,
     interval_level: float | None = None,
 ) -> ExportResult:
-    """Export a checkpoint to one ONNX file, written only if every check passes.
-
-    What `toolkit export` and `toolkit.export(...)` run; the steps are listed above.
+    """Export a checkpoint to one ONNX file, written only if every check passes (what
+    `toolkit export` and `toolkit.export(...)` run; the steps are listed above).
 
     Parameters
     ----------
@@ -67,10 +66,9 @@ def export_model(
     providers : list of str or None, default=None
         The execution providers the gate runs on; None: every one available.
     explain : bool, default=False
-        Add the outputs of toolkit.export.explain: each feature's contribution and, for
-        least-squares fits, the prediction's standard error and interval.
+        Add toolkit.export.explain's outputs: contributions, and stderr and an interval.
     interval_level : float or None, default=None
-        With `explain`, the prediction interval's level; None: 1 - the checkpoint's alpha.
+        With `explain`, the interval's level; None: 1 - the checkpoint's alpha.
 
     Returns
     -------
@@ -94,9 +92,8 @@ def export_model(
 
     payload = checkpoint.load(checkpoint_path)
     plan = explaining.plan(payload, interval_level) if explain else None
-    proto, report, metadata = _checked(
-        payload, output, opset, (atol, rtol), validate, providers, plan
-    )
+    tolerances = (atol, rtol)
+    proto, report, metadata = _checked(payload, output, opset, tolerances, validate, providers, plan)
     data = proto.SerializeToString()
     with atomic_write(output) as handle:
         handle.write(data)
