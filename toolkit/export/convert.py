@@ -92,8 +92,8 @@ def export_model(
 
     payload = checkpoint.load(checkpoint_path)
     plan = explaining.plan(payload, interval_level) if explain else None
-    tolerances = (atol, rtol)
-    proto, report, metadata = _checked(payload, output, opset, tolerances, validate, providers, plan)
+    gate = (atol, rtol), validate, providers
+    proto, report, metadata = _checked(payload, output, opset, *gate, plan)
     data = proto.SerializeToString()
     with atomic_write(output) as handle:
         handle.write(data)
