@@ -15,15 +15,14 @@ from typing import Any
 from toolkit.defaults import ONNX_OUTPUT as DEFAULT_OUTPUT
 from toolkit.defaults import OPSET as DEFAULT_OPSET
 from toolkit.errors import ExportError, ParityError
+from toolkit.export.arguments import check_opset, max_runtime_opset
 from toolkit.export.convert import (
     EXPORTER,
     INPUT_NAME,
     MIN_OPSET,
     OUTPUT_NAME,
     ExportResult,
-    check_opset,
     export_model,
-    max_runtime_opset,
     model_card,
 )
 

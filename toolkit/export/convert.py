@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from toolkit import card, coefficients, defaults
-from toolkit.errors import CheckpointError, ExportError, OutputError, ParityError, UsageError
+from toolkit.errors import ExportError, OutputError, ParityError
+from toolkit.export.arguments import check_arguments
 from toolkit.export.result import EXPORTER, INPUT_NAME, MIN_OPSET, OUTPUT_NAME, ExportResult
 from toolkit.files import atomic_write, cause_of
 
@@ -78,15 +79,11 @@ def export_model(
     Raises
     ------
     CheckpointError, UsageError, ExportError, ParityError, OutputError
-        An unusable checkpoint, opset or path; a failed check, gate or write (nothing is
-        written).
+        An unusable checkpoint, opset or path; a failed check, gate or write: nothing written.
     """
     started = time.perf_counter()
     output = Path(output)
-    if interval_level is not None and not explain:
-        raise UsageError("--interval-level applies to --explain models; add --explain.")
-    check_paths(checkpoint_path, output)
-    check_opset(opset)
+    check_arguments(checkpoint_path, output, opset, explain, interval_level)
     from toolkit.export import explain as explaining  # torch: once the arguments are good
     from toolkit.training import checkpoint
 
@@ -135,72 +132,6 @@ def _checked(
     metadata = model_card(payload, opset, parity_record, plan)
     _set_card(proto, metadata, payload)
     return proto, report, metadata
-
-
-def check_paths(checkpoint_path: str | Path, output: str | Path) -> None:
-    """Refuse, before torch is imported, a checkpoint that is not there and an OUTPUT that
-    cannot be a file (a folder, a path under a file, the checkpoint itself)."""
-    source, output = Path(checkpoint_path), Path(output)
-    if not source.is_file():
-        what = "is a folder, not a file" if source.is_dir() else "does not exist"
-        raise CheckpointError(f"checkpoint {str(source)!r} {what}; train one with `toolkit train`.")
-    if output.is_dir():
-        raise UsageError(
-            f"OUTPUT {str(output)!r} is a folder; name the file to write, such as "
-            f"{str(output / defaults.ONNX_OUTPUT.name)!r}."
-        )
-    if output.exists() and output.resolve() == source.resolve():
-        raise UsageError(
-            f"OUTPUT {str(output)!r} is the checkpoint being exported; choose another path, "
-            f"such as {str(source.with_suffix('.onnx'))!r}."
-        )
-    above = next((folder for folder in output.parents if folder.exists()), None)
-    if above is not None and not above.is_dir():
-        raise UsageError(f"OUTPUT {str(output)!r} cannot be written: {str(above)!r} is a file.")
-
-
-def check_opset(opset: int) -> None:
-    """Refuse an opset the installed onnxruntime cannot run (or this exporter cannot write)."""
-    import onnxruntime
-
-    highest = max_runtime_opset()
-    if not MIN_OPSET <= opset <= highest:
-        raise UsageError(
-            f"--opset {opset} cannot be used: the installed onnxruntime {onnxruntime.__version__} "
-            f"runs opsets up to {highest}, and toolkit exports opsets {MIN_OPSET} and later. "
-            f"Choose --opset between {MIN_OPSET} and {highest}, or upgrade onnxruntime."
-        )
-
-
-def max_runtime_opset() -> int:
-    """The newest default-domain opset that the installed onnxruntime accepts.
-
-    onnxruntime does not publish this as an API, so build a one-node model per opset and
-    see which it loads (each probe takes about a millisecond).
-    """
-    import onnx
-    import onnxruntime as ort
-    from onnx import TensorProto, helper
-
-    for opset in range(onnx.defs.onnx_opset_version(), MIN_OPSET - 1, -1):
-        imports = [helper.make_opsetid("", opset)]
-        graph = helper.make_graph(  # the one operator toolkit's models use
-            [helper.make_node("Gemm", ["x", "w"], ["y"], transB=1)],
-            "probe",
-            [
-                helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1]),
-                helper.make_tensor_value_info("w", TensorProto.FLOAT, [1, 1]),
-            ],
-            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1])],
-        )
-        model = helper.make_model(graph, opset_imports=imports)
-        model.ir_version = helper.find_min_ir_version_for(imports)
-        try:
-            ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-        except Exception:  # onnxruntime raises several unrelated types here
-            continue
-        return opset
-    return MIN_OPSET - 1
 
 
 def model_card(
