@@ -15,7 +15,7 @@ from runtime_models import SEED_ATOL, inputs_in_range, seed_math, write_linear
 
 from toolkit.export import export_model
 from toolkit.runtime import InputError, Predictor
-from toolkit.runtime.inputs import all_finite, as_array, check_finite, first_bool
+from toolkit.runtime.inputs import SMALL, all_finite, as_array, check_finite, first_bool
 from toolkit.training import TrainConfig, train
 
 
@@ -308,9 +308,21 @@ def test_all_finite_is_exact_for_nan_and_infinity_and_sends_overflow_to_the_exac
     assert all_finite(np.array([[1.0, -2.0]], dtype=np.float32))
     assert not all_finite(np.array([[1.0, np.nan]], dtype=np.float32))
     assert not all_finite(np.array([[np.inf]], dtype=np.float64))
-    # 1e30 squared overflows float32: a false alarm, resolved by check_finite's exact scan.
+    assert not all_finite(np.array([[np.inf, -np.inf]], dtype=np.float64))  # sums to NaN
+    # A few values (one row's predictions) are summed as Python floats: exact for any
+    # finite float32, 1e30 and 3e38 (whose float32 sum would overflow) included.
+    assert all_finite(np.array([[1e30]], dtype=np.float32))
+    assert all_finite(np.array([[3e38, 3e38]], dtype=np.float32))
+    # More take a float32 dot product: 1e30 squared overflows, a false alarm resolved by
+    # check_finite's exact scan; a NaN or infinity among them is always caught.
+    big = np.ones((SMALL + 1, 1), dtype=np.float32)
+    assert all_finite(big)
     with np.errstate(over="ignore"):
-        assert not all_finite(np.array([[1e30]], dtype=np.float32))
+        assert not all_finite(big * 1e30)
+    for bad in (np.nan, np.inf, -np.inf):
+        damaged = big.copy()
+        damaged[-1, 0] = bad
+        assert not all_finite(damaged)
 
 
 def test_as_array_leaves_numpy_arrays_alone_and_stacks_mappings_by_name():

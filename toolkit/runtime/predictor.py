@@ -35,6 +35,7 @@ import contextlib
 import io
 import threading
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,9 @@ class Predictor:
         self.feature_names = card.names(self.metadata, card.FEATURE_NAMES, "x", self.n_features)
         self.target_names = card.names(self.metadata, card.TARGET_NAMES, "y", self.n_targets)
         self._local = threading.local()
+        self._compiled = _compiled(self._session)
+        self._run = (self._compiled or self._session).run
+        self._output_names = [self.output_name]
 
     @property
     def session(self) -> Any:
@@ -139,7 +143,7 @@ class Predictor:
             result = self._run_one(rows)  # its output buffer is (1, n_targets): ort checks
         else:
             try:
-                (result,) = self._session.run([self.output_name], {self.input_name: rows})
+                (result,) = self._run(self._output_names, {self.input_name: rows}, None)
             except Exception as error:  # onnxruntime's Fail/InvalidArgument/... types
                 raise self._run_error(error, len(rows)) from error
             # The shape is free to compare; a graph may return other rows than it was given.
@@ -171,7 +175,7 @@ class Predictor:
 
     def _guard(self, data: Any, first_row: int) -> tuple[np.ndarray, np.ndarray]:
         """Every check but finiteness: (the input as an array, its converted copy or itself)."""
-        array = as_array(data, self.feature_names, first_row)
+        array = data if type(data) is np.ndarray else as_array(data, self.feature_names, first_row)
         if array.ndim == 1 and array.size == 0:  # [] is no rows, as np.empty((0, F)) is
             array = array.reshape(0, self.n_features)
         if array.ndim == 1:
@@ -196,10 +200,12 @@ class Predictor:
         kind = array.dtype.kind
         if kind not in "fiu":
             raise InputError(non_numeric(array, self.feature_names, first_row))
-        if isinstance(data, list | tuple):
+        if isinstance(data, (list, tuple)):  # a tuple: twice as fast as list | tuple
             refuse_bools(data, self.feature_names, first_row)
         converted = array
-        if array.dtype != self.dtype or not array.flags.c_contiguous or not array.dtype.isnative:
+        # Equal dtypes are native (byte order is part of equality); `is` is the cheap case.
+        same = array.dtype is self.dtype or array.dtype == self.dtype
+        if not same or not array.flags.c_contiguous:
             with np.errstate(over="ignore"):  # overflow is reported below, with the value
                 converted = np.ascontiguousarray(array, dtype=self.dtype)
         return array, converted
@@ -207,21 +213,32 @@ class Predictor:
     def _run_one(self, row: np.ndarray) -> np.ndarray:
         # One row: IOBinding with a long-lived output buffer skips run()'s per-call
         # allocations (measured about 2x cheaper here). One binding per thread.
-        state = getattr(self._local, "binding", None)
-        if state is None:
-            output = np.empty((1, self.n_targets), dtype=self.dtype)
-            binding = self._session.io_binding()
-            binding.bind_output(
-                self.output_name, "cpu", 0, self.dtype, output.shape, output.ctypes.data
-            )
-            state = self._local.binding = (binding, output)
-        binding, output = state
         try:
-            binding.bind_cpu_input(self.input_name, row)
-            self._session.run_with_iobinding(binding)
+            bind, run, output = self._local.binding
+        except AttributeError:
+            bind, run, output = self._local.binding = self._new_binding()
+        try:
+            bind(self.input_name, row)
+            run()
         except Exception as error:  # onnxruntime's RuntimeError, with its status text
             raise self._run_error(error, 1) from error
         return output.copy()
+
+    def _new_binding(self) -> tuple[Any, Any, np.ndarray]:
+        """(bind input, run, output buffer) for this thread's single-row IOBinding."""
+        output = np.empty((1, self.n_targets), dtype=self.dtype)
+        binding = self._session.io_binding()
+        binding.bind_output(
+            self.output_name, "cpu", 0, self.dtype, output.shape, output.ctypes.data
+        )
+        compiled = getattr(binding, "_iobinding", None)
+        if self._compiled is None or compiled is None:
+            run = partial(self._session.run_with_iobinding, binding)
+            return binding.bind_cpu_input, run, output
+        # The compiled binding keeps no reference to the input array: _run_one holds it
+        # for the run, and every run binds the row afresh.
+        run = partial(self._compiled.run_with_iobinding, compiled, None)
+        return compiled.bind_input, run, output
 
     def _run_error(self, error: Exception, rows: int) -> ModelRunError:
         return ModelRunError(
@@ -261,6 +278,20 @@ def _open_session(path: Path, options: Any, providers: list[str]) -> tuple[Any, 
     except Exception as error:  # onnxruntime raises its own Fail/InvalidGraph/... types
         first = _brief(error)
         raise ModelLoadError(f"onnxruntime cannot load {str(path)!r}: {first}") from error
+
+
+def _compiled(session: Any) -> Any:
+    """The compiled session inside onnxruntime's Python wrapper, or None.
+
+    The wrapper's run() spends about 1 us a call (a fifth of a 1-row run) validating input
+    names and provider fallbacks the Predictor has already settled; the compiled session it
+    wraps takes the same arguments. A run-time provider failure then raises, which the
+    Predictor reports, instead of the wrapper's silent retry on the CPU. Builds without it
+    get the public calls.
+    """
+    compiled = getattr(session, "_sess", None)
+    usable = all(hasattr(compiled, name) for name in ("run", "run_with_iobinding"))
+    return compiled if usable else None
 
 
 def _brief(error: BaseException) -> str:
