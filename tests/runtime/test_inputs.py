@@ -231,6 +231,15 @@ def test_float64_beyond_float32_range_is_refused_not_turned_into_infinity(seed_m
         )
 
 
+def test_float64_beyond_float32_range_is_refused_under_numpys_raise_mode_too(seed_model):
+    # The conversion runs without np.errstate (0.7 us a call); a caller's seterr(over=
+    # "raise") must still get the guard's message, not numpy's FloatingPointError.
+    predictor = Predictor(seed_model)
+    beyond = r"^row 1, column 'x2': 1e\+39 is beyond the range of the model's float32"
+    with np.errstate(over="raise"), pytest.raises(InputError, match=beyond):
+        predictor.predict(np.array([0.0, 1e39]))
+
+
 @pytest.mark.parametrize("dtype", [np.int64, np.int32, np.uint8, np.float64, np.float16])
 def test_ints_and_other_floats_are_converted_to_the_models_dtype(seed, dtype):
     x = np.array([[1, 2], [3, 4], [-5, 7]]) if dtype != np.uint8 else np.array([[1, 2], [3, 4]])

@@ -197,3 +197,30 @@ def test_a_body_slower_than_the_timeout_is_408():
 
     with refused(408, "timeout", "^the request body did not arrive within 0.05 s$"):
         read(stalled, timeout=0.05)
+
+
+def test_a_body_that_is_not_there_yet_is_waited_for_under_the_deadline():
+    # The first receive() is stepped by hand and closed when it would wait; the second
+    # waits under the deadline. Each call must be made whole: count them.
+    calls = []
+
+    async def late() -> dict[str, Any]:
+        calls.append("called")
+        await asyncio.sleep(0.01)
+        calls.append("answered")
+        return {"type": "http.request", "body": b"[1]", "more_body": False}
+
+    assert read(late) == b"[1]"
+    assert calls == ["called", "called", "answered"]
+
+
+def test_a_receive_that_returns_a_future_is_awaited():
+    async def main() -> bytes:
+        def receive() -> asyncio.Future[dict[str, Any]]:
+            future = asyncio.get_running_loop().create_future()
+            future.set_result({"type": "http.request", "body": b"[2]", "more_body": False})
+            return future
+
+        return await read_body({"headers": []}, receive, 100, 5.0)
+
+    assert asyncio.run(main()) == b"[2]"

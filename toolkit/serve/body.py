@@ -12,11 +12,13 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from types import CoroutineType
 from typing import Any
 
 import numpy as np
 
 from toolkit.errors import RequestError
+from toolkit.runtime.inputs import all_finite
 
 # A JSON number longer than this is refused before conversion: float64 needs at most
 # 17 significant digits plus sign and exponent, and Python's int() of a 100,000-digit
@@ -26,7 +28,7 @@ MAX_NUMBER_CHARS = 64
 
 async def read_body(scope: dict[str, Any], receive: Any, limit: int, timeout: float) -> bytes:
     """The whole body, or a RequestError (413 over `limit` bytes, 408 after `timeout` s)."""
-    declared = dict(scope["headers"]).get(b"content-length", b"").decode("latin-1")
+    declared = _content_length(scope["headers"])
     if declared.isdigit() and int(declared) > limit:
         raise RequestError(
             413,
@@ -34,32 +36,80 @@ async def read_body(scope: dict[str, Any], receive: Any, limit: int, timeout: fl
             f"request body of {int(declared):,} bytes exceeds {limit:,}",
             close=True,
         )
+    # Most bodies arrive with their headers: taken at once, they need no deadline timer
+    # (asyncio.timeout cost ~5 us a request, a tenth of a 1-row request's server time).
+    message = _at_once(receive)
+    if isinstance(message, dict) and not message.get("more_body", False):
+        return _collected(message, [], 0, limit)
     try:
         if sys.version_info >= (3, 11):  # no extra task per request, unlike wait_for
             async with asyncio.timeout(timeout):
-                return await _collect(receive, limit)
-        return await asyncio.wait_for(_collect(receive, limit), timeout)
+                return await _collect(receive, limit, message)
+        return await asyncio.wait_for(_collect(receive, limit, message), timeout)
     except asyncio.TimeoutError as error:
         raise RequestError(
             408, "timeout", f"the request body did not arrive within {timeout:g} s", close=True
         ) from error
 
 
-async def _collect(receive: Any, limit: int) -> bytes:
-    parts, size = [], 0
+def _content_length(headers: Any) -> str:
+    for name, value in headers:
+        if name == b"content-length":
+            return value.decode("latin-1")
+    return ""
+
+
+def _at_once(receive: Any) -> Any:
+    """receive()'s message if it is there without waiting; else None, or an awaitable
+    that is not a coroutine (for the deadline path to await).
+
+    The coroutine is stepped once by hand: a message already received completes it at
+    once; one still on its way makes it wait, and the waiting call is closed, as a timeout
+    would cancel it, to be made again under the deadline.
+    """
+    waiting = receive()
+    if not isinstance(waiting, CoroutineType):  # e.g. a Future: awaited with the deadline
+        return waiting
+    try:
+        waiting.send(None)
+    except StopIteration as done:
+        return done.value
+    waiting.close()
+    return None
+
+
+async def _collect(receive: Any, limit: int, first: Any = None) -> bytes:
+    parts: list[bytes] = []
+    size = 0
     while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise RequestError(400, "disconnected", "the client closed the connection", close=True)
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise RequestError(
-                413, "body_too_large", f"request body exceeds {limit:,} bytes", close=True
-            )
-        parts.append(chunk)
+        if first is None:
+            message = await receive()
+        else:  # the message (or awaitable) _at_once got
+            message = first if isinstance(first, dict) else await first
+            first = None
         if not message.get("more_body", False):
-            return b"".join(parts)
+            return _collected(message, parts, size, limit)
+        size = _add(message, parts, size, limit)
+
+
+def _add(message: Any, parts: list[bytes], size: int, limit: int) -> int:
+    """Append the message's body to `parts`; the new size, or 400 (disconnect) / 413."""
+    if message["type"] == "http.disconnect":
+        raise RequestError(400, "disconnected", "the client closed the connection", close=True)
+    chunk = message.get("body", b"")
+    size += len(chunk)
+    if size > limit:
+        raise RequestError(
+            413, "body_too_large", f"request body exceeds {limit:,} bytes", close=True
+        )
+    parts.append(chunk)
+    return size
+
+
+def _collected(last: Any, parts: list[bytes], size: int, limit: int) -> bytes:
+    """The body, given its last message."""
+    _add(last, parts, size, limit)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def _reject_constant(name: str) -> None:
@@ -81,6 +131,11 @@ _NUMBER_BYTES = bytes.maketrans(b"-+.0123456789eE", b"#" * 15)
 _LONG_RUN = b"#" * (MAX_NUMBER_CHARS + 1)
 
 
+# Built once: json.loads with hooks builds a new decoder on every call (+1.6 us).
+_FAST = json.JSONDecoder(parse_constant=_reject_constant, parse_int=float)
+_CAREFUL = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_number, parse_int=_number)
+
+
 def parse_json(body: bytes, careful: bool = False) -> Any:
     """Parse with NaN/Infinity refused and integers read as floats.
 
@@ -92,11 +147,10 @@ def parse_json(body: bytes, careful: bool = False) -> Any:
     if not body:
         raise RequestError(400, "invalid_json", "empty body; expected a JSON object")
     careful = careful or _LONG_RUN in body.translate(_NUMBER_BYTES)
-    numbers: dict[str, Any] = (
-        {"parse_float": _number, "parse_int": _number} if careful else {"parse_int": float}
-    )
     try:
-        return json.loads(body, parse_constant=_reject_constant, **numbers)
+        # As json.loads does with bytes: UTF-8, -16 or -32, told apart by the first bytes.
+        text = body.decode(json.detect_encoding(body), "surrogatepass")
+        return (_CAREFUL if careful else _FAST).decode(text)
     except json.JSONDecodeError as exc:
         raise RequestError(400, "invalid_json", f"malformed JSON: {exc}") from exc
     except (ValueError, RecursionError) as exc:  # from the hooks above, or absurd nesting
@@ -125,7 +179,7 @@ def _finite_array(values: Any, body: bytes, shape_ok: Any) -> np.ndarray | None:
         return None
     if not shape_ok(array):
         return None
-    if not np.isfinite(array).all():  # only an overflow gets here: NaN literals are refused
+    if not all_finite(array):  # only an overflow gets here: NaN literals are refused
         parse_json(body, careful=True)  # raises the 400 naming the number
     return array
 
