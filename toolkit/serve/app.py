@@ -153,16 +153,33 @@ def json_handler(
     return handle
 
 
-# Built once: json.dumps with an option builds a new encoder on every call (+0.7 us).
-# allow_nan=False: the finiteness check costs nothing when all is well.
-_ENCODER = json.JSONEncoder(allow_nan=False)
+def _json_encoder() -> Callable[[Any], str]:
+    """json.dumps(obj, allow_nan=False), built once: the finiteness check then costs nothing
+    when all is well. json.dumps with an option builds an encoder per call, and even the
+    default one builds its C encoder per call; this builds it once (1 row: 2.3 -> 1.4 us).
+    """
+    encoder = json.JSONEncoder(allow_nan=False)
+    make = getattr(json.encoder, "c_make_encoder", None)  # None without the C accelerator
+    try:
+        # What JSONEncoder.iterencode builds for these settings (no circular check: the
+        # answers are plain dicts of lists).
+        chunks = make(
+            None, encoder.default, json.encoder.encode_basestring_ascii, None, ": ", ", ",
+            False, False, False,
+        )  # fmt: skip
+    except TypeError:  # no accelerator, or another signature: the public path
+        return encoder.encode
+    return lambda obj: "".join(chunks(obj, 0))
+
+
+_encode = _json_encoder()
 
 
 def _answer(predictor: Predictor, result: np.ndarray, rows: int) -> bytes:
     columns = result.T.tolist()
     predictions = dict(zip(predictor.target_names, columns, strict=True))
     try:
-        return _ENCODER.encode({"predictions": predictions, "rows": rows}).encode()
+        return _encode({"predictions": predictions, "rows": rows}).encode()
     except ValueError as exc:  # finite inputs whose prediction does not fit the dtype
         message = _overflow_message(predictor, result)
         raise RequestError(422, "prediction_overflow", message) from exc
