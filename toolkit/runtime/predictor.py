@@ -179,6 +179,15 @@ class Predictor:
 
     def _guard(self, data: Any, first_row: int) -> tuple[np.ndarray, np.ndarray]:
         """Every check but finiteness: (the input as an array, its converted copy or itself)."""
+        if (  # already right (what a batch pipeline passes): the checks below all pass
+            type(data) is np.ndarray
+            and data.dtype is self.dtype
+            and data.ndim == 2
+            and data.shape[1] == self.n_features
+            and self._fixed_rows is None
+            and data.flags.c_contiguous
+        ):
+            return data, data
         array = data if type(data) is np.ndarray else as_array(data, self.feature_names, first_row)
         if array.ndim == 1 and array.size == 0:  # [] is no rows, as np.empty((0, F)) is
             array = array.reshape(0, self.n_features)
