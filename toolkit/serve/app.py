@@ -6,6 +6,10 @@ HTTP errors (404, 405 with its Allow header) as type "http", a prediction that o
 the model's dtype as 422, more requests in progress than --max-concurrency as 503 with
 Retry-After, anything unexpected as a logged 500. (What uvicorn answers before the app
 runs, malformed HTTP and slow or huge headers, is made JSON in protocol.py.)
+
+A POST route on the fast path is `json_handler(settings, state, method, answer)` (body ->
+rows -> `method(predictor, data)` -> `answer(...)` bytes) registered in `_Front`'s `posts`
+by path, plus a FastAPI route that only documents it in /openapi.json (`_add_routes`).
 """
 
 from __future__ import annotations
@@ -240,7 +244,7 @@ class _Front:
     server is not mistaken for a dead one. Idle connections cost no request slot (uvicorn's
     limit_concurrency counted connections: 1,000 idle ones refused every request).
     FastAPI's routing and middleware cost ~80 us a request, a third of a 1-row request's
-    server time (scripts/bench_serve.py), hence the direct /predict route."""
+    server time (scripts/bench_serve.py), hence the direct POST routes."""
 
     def __init__(self, app: FastAPI, posts: dict[str, Any], limit: int) -> None:
         self.app, self._posts, self.limit = app, posts, limit
