@@ -105,6 +105,34 @@ def test_booleans_and_quoted_values_keep_the_list_path_for_the_guard_to_name():
         assert isinstance(data, list) and rows == 1
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"rows": [[false, 2]]}',
+        b'{"rows": [[null, 2]]}',
+        b'{"rows": [[1, 2]], "note": "hi"}',  # a string beside the rows
+        b'{"columns": {"x1": [1, null], "x2": [3, 4]}}',
+        b'{"columns": {"x1": ["1", 2], "x2": [3, 4]}}',
+    ],
+)
+def test_any_literal_or_string_value_keeps_the_list_path(body):
+    data, _ = features(parse_json(body), body, max_rows=10)
+    assert not isinstance(data, np.ndarray)
+    if isinstance(data, dict):
+        assert not all(isinstance(v, np.ndarray) for v in data.values())
+
+
+def test_numbers_in_any_json_spelling_take_the_array_path():
+    # Exponents, signs, whitespace and key names with digits and "e" are all plain.
+    body = b'{ "columns" : {"e1": [1E2, -2.5e-3],\n\t"x 2": [0, 7]} }'
+    data, rows = features(parse_json(body), body, max_rows=10)
+    assert rows == 2 and all(isinstance(v, np.ndarray) for v in data.values())
+    np.testing.assert_array_equal(data["e1"], [100.0, -0.0025])
+    body = b'{"rows":[[1e0,2],\r\n[3,-4E-1]]}'
+    data, _ = features(parse_json(body), body, max_rows=10)
+    np.testing.assert_array_equal(data, [[1.0, 2.0], [3.0, -0.4]])
+
+
 def test_an_overflow_in_the_fast_path_is_a_400_naming_the_number():
     body = b'{"rows": [[1e999, 2]]}'
     with refused(400, "invalid_json", "out of the float64 range"):

