@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -90,6 +91,29 @@ def test_plain_rows_become_a_float64_array():
     assert rows == 2
     assert isinstance(data, np.ndarray) and data.dtype == np.float64
     np.testing.assert_array_equal(data, [[1.0, 2.0], [3.0, 4.0]])
+
+
+def test_plain_rows_become_an_array_in_the_models_dtype_rounded_as_numpy_rounds():
+    body = b'{"rows": [[0.1, 2], [3.4028235e38, -1e-46]]}'
+    data, _ = features(parse_json(body), body, max_rows=10, dtype=np.float32)
+    assert data.dtype == np.float32
+    # Reference: numpy's own float64 -> float32 rounding of the same values.
+    expected = np.array([[0.1, 2.0], [3.4028235e38, -1e-46]]).astype(np.float32)
+    np.testing.assert_array_equal(data, expected)
+
+
+# body.py silences numpy's cast warning with a filter set at import, which pytest resets
+# for each test: set again here, as it is in a server.
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
+@pytest.mark.parametrize("strict", [False, True])
+def test_a_value_beyond_float32_stays_float64_for_the_predictor_to_name(strict):
+    body = b'{"rows": [[1e39, 2]]}'
+    with warnings.catch_warnings():
+        if strict:  # numpy's overflow warning raised as an error: the same answer
+            warnings.simplefilter("error")
+        data, _ = features(parse_json(body), body, max_rows=10, dtype=np.float32)
+    assert data.dtype == np.float64
+    np.testing.assert_array_equal(data, [[1e39, 2.0]])
 
 
 def test_plain_columns_become_arrays_by_name():

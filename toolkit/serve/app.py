@@ -139,7 +139,7 @@ def json_handler(
         payload = parse_json(body)
         predictor: Predictor = state["predictor"]
         try:
-            data, rows = features(payload, body, settings.max_rows)
+            data, rows = features(payload, body, settings.max_rows, predictor.dtype)
             try:
                 if rows > INLINE_ROWS:
                     result = await asyncio.to_thread(method, predictor, data)

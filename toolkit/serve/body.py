@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import warnings
 from types import CoroutineType
 from typing import Any
 
@@ -173,26 +174,48 @@ def check_numbers(body: bytes) -> None:
         parse_json(body, careful=True)
 
 
-def _finite_array(values: Any, body: bytes, ndim: int) -> np.ndarray | None:
-    """`values` as a float64 array of `ndim` dimensions when that is safe and lossless,
-    else None.
+def _finite_array(values: Any, body: bytes, ndim: int, dtype: Any) -> np.ndarray | None:
+    """`values` as an array of `ndim` dimensions in `dtype` (the model's: the Predictor
+    then converts nothing) when that is safe and lossless, else None.
 
     numpy would quietly turn true into 1.0 and "1.5" into 1.5, so bodies holding booleans
-    or string values keep the list path, where the Predictor's guard names the cell.
+    or string values keep the list path, where the Predictor's guard names the cell. A
+    value beyond `dtype`'s range stays float64, for the Predictor to name it.
     """
+    array = _as_array(values, dtype)
+    if array is None or array.ndim != ndim:
+        return None
+    if all_finite(array):
+        return array
+    wide = array if array.dtype == np.float64 else _as_array(values, np.float64)
+    if not all_finite(wide):  # only an overflow gets here: NaN literals are refused
+        parse_json(body, careful=True)  # raises the 400 naming the number
+    return wide
+
+
+# A value beyond float32's range becomes infinity in _as_array, which then reads it again
+# as float64; numpy's warning about it is noise.
+warnings.filterwarnings("ignore", "overflow encountered in cast", RuntimeWarning, __name__)
+
+
+def _as_array(values: Any, dtype: Any) -> Any:
+    """`values` as an array in `dtype`; None if they are not all numbers; float64 if one
+    is beyond `dtype`'s range and numpy raises about it (np.seterr, warnings as errors)."""
     try:
-        array = np.asarray(values, dtype=np.float64)
+        return np.asarray(values, dtype=dtype)
     except (ValueError, TypeError):
         return None
-    if array.ndim != ndim:
-        return None
-    if not all_finite(array):  # only an overflow gets here: NaN literals are refused
-        parse_json(body, careful=True)  # raises the 400 naming the number
-    return array
+    except (FloatingPointError, RuntimeWarning):
+        return np.asarray(values, dtype=np.float64)
 
 
-def features(payload: Any, body: bytes, max_rows: int) -> tuple[Any, int]:
-    """The input for Predictor.predict and its row count, or a 422 saying what is wrong."""
+def features(
+    payload: Any, body: bytes, max_rows: int, dtype: Any = np.float64
+) -> tuple[Any, int]:
+    """The input for Predictor.predict and its row count, or a 422 saying what is wrong.
+
+    Plain numbers become arrays in `dtype` (pass the model's); others stay lists.
+    """
     if not isinstance(payload, dict) or ("rows" in payload) == ("columns" in payload):
         raise RequestError(
             422,
@@ -210,10 +233,10 @@ def features(payload: Any, body: bytes, max_rows: int) -> tuple[Any, int]:
     # NaN) qualify.
     if "rows" in payload:
         if _plain(body, 1):
-            array = _finite_array(data, body, 2)
+            array = _finite_array(data, body, 2, dtype)
             return (data if array is None else array), rows
     elif _plain(body, 1 + len(data)):
-        arrays = {name: _finite_array(v, body, 1) for name, v in data.items()}
+        arrays = {name: _finite_array(v, body, 1, dtype) for name, v in data.items()}
         if all(a is not None for a in arrays.values()):
             return arrays, rows
     return data, rows
