@@ -8,6 +8,7 @@ route (such as /explain) builds on, against the standard library's json.dumps.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import math
 from pathlib import Path
@@ -87,3 +88,18 @@ def test_json_handler_serves_another_predictor_method_with_the_same_checks(seed_
     with pytest.raises(RequestError, match="is out of the float64 range") as caught:
         call(handle, b'{"rows": [[1e999, 2]]}')
     assert caught.value.status == 400
+
+
+def test_startup_freezes_what_it_loaded_and_shutdown_unfreezes_it(seed_onnx: Path):
+    # Frozen objects are skipped by the collector's full passes (gc.freeze): the imports
+    # and the loaded model, everything that lives as long as the server.
+    front = app.create_app(ServeSettings(model=str(seed_onnx)))
+    assert gc.get_freeze_count() == 0
+
+    async def start_and_stop() -> int:
+        async with front.app.router.lifespan_context(front.app):
+            return gc.get_freeze_count()
+
+    frozen = asyncio.run(start_and_stop())
+    assert frozen > 10_000  # numpy, onnxruntime, FastAPI: hundreds of thousands here
+    assert gc.get_freeze_count() == 0
