@@ -9,7 +9,12 @@ the header deadline), and no request limit: it parses the body with
 json.loads, runs raw `onnxruntime.InferenceSession.run` on the same .onnx file and answers
 {"predictions": {"y": [...]}}. A third side, for information only, puts that same handler
 behind a one-route FastAPI app, which splits the gap into the framework's share and
-toolkit's own. Each server is a subprocess on its own free port on 127.0.0.1; before any
+toolkit's own. When litserve is installed, LitServe serves the same model as a peer (its
+documented LitAPI: decode_request, predict, encode_response; one worker process), and the
+table shows toolkit's lead over it; otherwise that row says skipped. --stack h11 runs every
+side on h11 and asyncio instead of what uvicorn picks (httptools and uvloop, which the
+serve extra installs): the figure without them. Each server is a subprocess (group) on
+its own free port on 127.0.0.1; its CPU time counts every process of the group. Before any
 timing every side must answer the same sample with the same predictions.
 
 The load generator runs in this process: --concurrency keep-alive connections (16 by
@@ -34,6 +39,7 @@ The model is trained and exported in another interpreter, so torch never loads h
 
     .venv/bin/python scripts/bench_serve.py --quick              # smoke run, about 1 min
     .venv/bin/python scripts/bench_serve.py --json bench.json    # full run, about 5 min
+    .venv/bin/python scripts/bench_serve.py --stack h11 --sizes 1 # without httptools, uvloop
 """
 
 from __future__ import annotations
@@ -61,7 +67,7 @@ from benchlib import ROOT, Row, finish, row
 
 SEED = 0
 HOST = "127.0.0.1"
-TARGET = 0.8  # toolkit serve / baseline, requests per second
+TARGET = 0.9  # toolkit serve / baseline, requests per second (issue 16)
 # Above this share of a core the load generator, not the server, may set the pace.
 GENERATOR_LIMIT = 0.9
 STARTUP_TIMEOUT = 90.0  # seconds for a server to answer /health
@@ -76,15 +82,15 @@ folder = Path(sys.argv[1])
 train(TrainConfig(out=folder / "seed.pt"))
 export_model(folder / "seed.pt", folder / "seed.onnx")
 """
-# The baseline server: argv = mode ("asgi" or "fastapi"), model, port. The uvicorn settings
-# are those of toolkit.serve.serve() (workers=1 runs in this process, as there).
+# The baseline server: argv = mode ("asgi" or "fastapi"), stack, model, port. The uvicorn
+# settings are those of toolkit.serve.serve() (workers=1 runs in this process, as there).
 BASELINE_APP = """
 import json, sys
 import numpy as np
 import onnxruntime as ort
 import uvicorn
 
-mode, model, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+mode, stack, model, port = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
 feature = session.get_inputs()[0]
 name = feature.name
@@ -152,11 +158,59 @@ uvicorn.run(
     timeout_graceful_shutdown=30,
     limit_concurrency=None,
     log_level="info",
+    **({"http": "h11", "loop": "asyncio"} if stack == "h11" else {}),
 )
+"""
+# toolkit serve on h11 and asyncio (--stack h11): its guarded h11 protocol and uvicorn's
+# asyncio loop, as without the serve extra's httptools and uvloop. argv: model, port.
+TOOLKIT_H11 = """
+import functools, sys
+import uvicorn
+from toolkit.serve import protocol
+protocol.HTTPProtocol = protocol._H11
+uvicorn.run = functools.partial(uvicorn.run, loop="asyncio")
+from toolkit.cli import main
+sys.argv = ["toolkit", "serve", sys.argv[1], "--port", sys.argv[2]]
+main()
+"""
+# LitServe on the same model, as its docs write an API (a peer, shown when installed):
+# argv = stack, model, port. It runs the model in a worker process fed through queues.
+LITSERVE_APP = """
+import sys
+import numpy as np
+import onnxruntime as ort
+import litserve as ls
+
+stack, model, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+
+
+class API(ls.LitAPI):
+    def setup(self, device):
+        self.session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+        feature = self.session.get_inputs()[0]
+        self.name = feature.name
+        self.dtype = np.float64 if feature.type == "tensor(double)" else np.float32
+
+    def decode_request(self, request):
+        return np.asarray(request["rows"], dtype=self.dtype)
+
+    def predict(self, x):
+        (y,) = self.session.run(None, {self.name: x})
+        return y
+
+    def encode_response(self, y):
+        return {"predictions": {"y": y[:, 0].tolist()}}
+
+
+if __name__ == "__main__":  # LitServe spawns its workers: they import this file
+    server = ls.LitServer(API(), accelerator="cpu", workers_per_device=1)
+    extra = {"http": "h11", "loop": "asyncio"} if stack == "h11" else {}
+    server.run(host="127.0.0.1", port=port, generate_client_file=False, **extra)
 """
 # The sides, as the tables show them: the first is the baseline, the last the candidate.
 BASELINE = "baseline (raw ASGI)"
 FASTAPI = "same handler, FastAPI"
+LITSERVE = "LitServe"
 TOOLKIT = "toolkit serve"
 
 
@@ -209,15 +263,21 @@ class Server:
         raise RuntimeError(f"{self.name} not ready after {STARTUP_TIMEOUT:g} s:\n{self.tail()}")
 
     def cpu_seconds(self) -> float | None:
-        """User + system CPU time of the server process (all its threads), from /proc."""
+        """User + system CPU time of the server's processes (its process group: LitServe's
+        workers too) and all their threads, from /proc."""
         if self.proc is None:
             return None
-        try:
-            stat = Path(f"/proc/{self.proc.pid}/stat").read_text()
-        except OSError:
-            return None
-        fields = stat[stat.rindex(")") + 2 :].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        ticks, found = 0, False
+        for stat_path in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                stat = stat_path.read_text()
+            except OSError:
+                continue  # a process that just ended
+            fields = stat[stat.rindex(")") + 2 :].split()
+            if int(fields[2]) == self.proc.pid:  # process group: the server's own session
+                ticks += int(fields[11]) + int(fields[12])
+                found = True
+        return ticks / os.sysconf("SC_CLK_TCK") if found else None
 
     def stop(self) -> None:
         """SIGTERM (uvicorn's graceful shutdown), then SIGKILL; the whole process group."""
@@ -455,6 +515,11 @@ def figures(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
         "rounds": runs,
         "rps_ratio": best[TOOLKIT]["rps"] / best[BASELINE]["rps"],
         "rps_ratio_median_of_rounds": statistics.median(per_round),
+        "rps_ratio_range_of_rounds": [min(per_round), max(per_round)],
+        # toolkit's best requests/s over each other side's (LitServe's: the lead to keep)
+        "toolkit_over": {
+            name: best[TOOLKIT]["rps"] / b["rps"] for name, b in best.items() if name != TOOLKIT
+        },
         "server_cpu_ratio": cpu[0] / cpu[1] if None not in cpu and cpu[1] else None,
         "errors": sum(r["errors"] for rounds in runs.values() for r in rounds),
         "load_generator_cpu_max": max(
@@ -466,14 +531,20 @@ def figures(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
 def summary_rows(report: dict[str, Any]) -> list[Row]:
     diff = report["agreement_max_abs_diff"]
     rows = [row("agreement: max |y diff| on samples", f"{diff:.1e}", "<= 1e-6", diff <= 1e-6)]
+    rows.append(row("stack (HTTP parser + event loop)", report["config"]["uvicorn_http_loop"]))
+    rows.append(row("LitServe peer", report["config"]["litserve"]))
     for key, fig in report["sizes"].items():
         ratio, median = fig["rps_ratio"], fig["rps_ratio_median_of_rounds"]
+        low, high = fig["rps_ratio_range_of_rounds"]
         verdict = ratio >= TARGET
         rows += [
             row(f"{key}: toolkit / baseline req/s", f"{ratio:.2f}x", f">= {TARGET}x", verdict),
-            row(f"{key}: same, median of rounds", f"{median:.2f}x"),
+            row(f"{key}: same, median (range) of rounds", f"{median:.2f}x ({low:.2f}-{high:.2f})"),
             row(f"{key}: errors (non-200)", str(fig["errors"]), "0", fig["errors"] == 0),
         ]
+        if LITSERVE in fig["toolkit_over"]:
+            lead = fig["toolkit_over"][LITSERVE]
+            rows.append(row(f"{key}: toolkit / LitServe req/s", f"{lead:.2f}x"))
         for name, best in fig["best"].items():
             rows += [
                 row(f"{key}: {name} req/s", f"{best['rps']:,.0f}"),
@@ -506,13 +577,44 @@ def versions() -> dict[str, str]:
     return found
 
 
-def uvicorn_flavour() -> str:
-    """The HTTP protocol and event loop uvicorn's "auto" picks here (both sides use them)."""
+def uvicorn_flavour(stack: str) -> str:
+    """The HTTP protocol and event loop every side runs: uvicorn's "auto" picks or h11."""
     from importlib.util import find_spec
 
+    if stack == "h11":
+        return "h11+asyncio"
     http = "httptools" if find_spec("httptools") else "h11"
     loop = "uvloop" if find_spec("uvloop") else "asyncio"
     return f"{http}+{loop}"
+
+
+def litserve_status(args: argparse.Namespace) -> str:
+    """Whether the LitServe peer runs: its version, or why it is skipped."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    if args.no_litserve:
+        return "skipped (--no-litserve)"
+    try:
+        return version("litserve")
+    except PackageNotFoundError:
+        return "skipped (not installed: pip install litserve)"
+
+
+def side_commands(tmp: Path, model: Path, args: argparse.Namespace) -> dict[str, list[str]]:
+    """Each side's command line but its port, baseline first and toolkit last."""
+    (tmp / "baseline_app.py").write_text(BASELINE_APP)
+    app, stack = str(tmp / "baseline_app.py"), args.stack
+    commands = {BASELINE: [sys.executable, app, "asgi", stack, str(model)]}
+    if not args.no_fastapi_side:
+        commands[FASTAPI] = [sys.executable, app, "fastapi", stack, str(model)]
+    if not litserve_status(args).startswith("skipped"):
+        (tmp / "litserve_app.py").write_text(LITSERVE_APP)
+        commands[LITSERVE] = [sys.executable, str(tmp / "litserve_app.py"), stack, str(model)]
+    if stack == "h11":
+        commands[TOOLKIT] = [sys.executable, "-c", TOOLKIT_H11, str(model)]
+    else:
+        commands[TOOLKIT] = [sys.executable, "-m", "toolkit", "serve", str(model), "--port"]
+    return commands
 
 
 def main() -> int:
@@ -525,6 +627,16 @@ def main() -> int:
     parser.add_argument("--client", choices=("raw", "httpx"), default="raw", help="load generator")
     parser.add_argument(
         "--no-fastapi-side", action="store_true", help="skip the info-only FastAPI baseline"
+    )
+    parser.add_argument(
+        "--no-litserve", action="store_true", help="skip the LitServe peer even if installed"
+    )
+    parser.add_argument(
+        "--stack",
+        choices=("auto", "h11"),
+        default="auto",
+        help="uvicorn's HTTP parser and loop on every side: auto (httptools + uvloop when "
+        "installed, as the serve extra does) or h11 (h11 + asyncio, as without them)",
     )
     parser.add_argument(
         "--pin",
@@ -550,7 +662,8 @@ def main() -> int:
     config: dict[str, Any] = dict(concurrency=args.concurrency, duration=args.duration)
     config.update(warmup=args.warmup, rounds=args.rounds, sizes=args.sizes, client=args.client)
     config.update(pin=args.pin, cpus=os.cpu_count(), python=platform.python_version())
-    config.update(uvicorn_http_loop=uvicorn_flavour(), **versions())
+    config.update(uvicorn_http_loop=uvicorn_flavour(args.stack), **versions())
+    config.update(litserve=litserve_status(args))
     report: dict[str, Any] = {"config": config, "sizes": {}}
     print("config: " + ", ".join(f"{k}={v}" for k, v in config.items()), flush=True)
 
@@ -564,15 +677,7 @@ def main() -> int:
             subprocess.run(probe, cwd=ROOT, check=True, capture_output=True)
             model = tmp / "seed.onnx"
         model = model.resolve()
-        (tmp / "baseline_app.py").write_text(BASELINE_APP)
-        app = str(tmp / "baseline_app.py")
-        commands: dict[str, list[str]] = {
-            BASELINE: [sys.executable, app, "asgi", str(model)],
-            FASTAPI: [sys.executable, app, "fastapi", str(model)],
-            TOOLKIT: [sys.executable, "-m", "toolkit", "serve", str(model), "--port"],
-        }
-        if args.no_fastapi_side:
-            del commands[FASTAPI]
+        commands = side_commands(tmp, model, args)
         servers: dict[str, Server] = {}
         try:
             for name, argv in commands.items():

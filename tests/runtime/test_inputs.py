@@ -15,7 +15,7 @@ from runtime_models import SEED_ATOL, inputs_in_range, seed_math, write_linear
 
 from toolkit.export import export_model
 from toolkit.runtime import InputError, Predictor
-from toolkit.runtime.inputs import all_finite, as_array, check_finite, first_bool
+from toolkit.runtime.inputs import SMALL, all_finite, as_array, check_finite, first_bool
 from toolkit.training import TrainConfig, train
 
 
@@ -231,6 +231,15 @@ def test_float64_beyond_float32_range_is_refused_not_turned_into_infinity(seed_m
         )
 
 
+def test_float64_beyond_float32_range_is_refused_under_numpys_raise_mode_too(seed_model):
+    # The conversion runs without np.errstate (0.7 us a call); a caller's seterr(over=
+    # "raise") must still get the guard's message, not numpy's FloatingPointError.
+    predictor = Predictor(seed_model)
+    beyond = r"^row 1, column 'x2': 1e\+39 is beyond the range of the model's float32"
+    with np.errstate(over="raise"), pytest.raises(InputError, match=beyond):
+        predictor.predict(np.array([0.0, 1e39]))
+
+
 @pytest.mark.parametrize("dtype", [np.int64, np.int32, np.uint8, np.float64, np.float16])
 def test_ints_and_other_floats_are_converted_to_the_models_dtype(seed, dtype):
     x = np.array([[1, 2], [3, 4], [-5, 7]]) if dtype != np.uint8 else np.array([[1, 2], [3, 4]])
@@ -308,9 +317,21 @@ def test_all_finite_is_exact_for_nan_and_infinity_and_sends_overflow_to_the_exac
     assert all_finite(np.array([[1.0, -2.0]], dtype=np.float32))
     assert not all_finite(np.array([[1.0, np.nan]], dtype=np.float32))
     assert not all_finite(np.array([[np.inf]], dtype=np.float64))
-    # 1e30 squared overflows float32: a false alarm, resolved by check_finite's exact scan.
+    assert not all_finite(np.array([[np.inf, -np.inf]], dtype=np.float64))  # sums to NaN
+    # A few values (one row's predictions) are summed as Python floats: exact for any
+    # finite float32, 1e30 and 3e38 (whose float32 sum would overflow) included.
+    assert all_finite(np.array([[1e30]], dtype=np.float32))
+    assert all_finite(np.array([[3e38, 3e38]], dtype=np.float32))
+    # More take a float32 dot product: 1e30 squared overflows, a false alarm resolved by
+    # check_finite's exact scan; a NaN or infinity among them is always caught.
+    big = np.ones((SMALL + 1, 1), dtype=np.float32)
+    assert all_finite(big)
     with np.errstate(over="ignore"):
-        assert not all_finite(np.array([[1e30]], dtype=np.float32))
+        assert not all_finite(big * 1e30)
+    for bad in (np.nan, np.inf, -np.inf):
+        damaged = big.copy()
+        damaged[-1, 0] = bad
+        assert not all_finite(damaged)
 
 
 def test_as_array_leaves_numpy_arrays_alone_and_stacks_mappings_by_name():

@@ -388,3 +388,39 @@ def test_a_fixed_batch_model_runs_its_own_batch_size_and_refuses_others(tmp_path
     np.testing.assert_array_equal(predictor.predict(x), x @ WEIGHT.T.astype(np.float64) + BIAS)
     with pytest.raises(InputError, match=r"expected batches of exactly 3 rows"):
         predictor.predict(x[:2])
+
+
+# --- onnxruntime's compiled session (the fast path) and its public calls agree ----------
+
+
+def test_the_public_onnxruntime_calls_give_the_same_answers_and_errors(seed_model, monkeypatch):
+    # The Predictor calls the compiled session inside onnxruntime's wrapper (~1 us a call
+    # cheaper); a build without it gets the public calls. Both must be bit-identical to a
+    # plain session.run, the independent reference, on single rows and batches.
+    fast = Predictor(seed_model)
+    monkeypatch.setattr("toolkit.runtime.predictor._compiled", lambda session: None)
+    public = Predictor(seed_model)
+    assert fast._compiled is not None and public._compiled is None
+    for rows in (1, 2, 300):
+        x = inputs_in_range(rows, seed=rows)
+        (reference,) = fast.session.run(None, {"features": x})
+        np.testing.assert_array_equal(fast.predict(x), reference)  # bit-identical: same graph
+        np.testing.assert_array_equal(public.predict(x), reference)
+    bad = inputs_in_range(3)
+    bad[2, 1] = np.nan
+    for predictor in (fast, public):
+        with pytest.raises(InputError, match=r"row 1, column 'x2': expected a finite number"):
+            predictor.predict(bad[2])
+        with pytest.raises(InputError, match=r"row 3, column 'x2': expected a finite number"):
+            predictor.predict(bad)
+
+
+@pytest.mark.parametrize("rows", [1, 4])
+def test_run_time_failures_are_the_same_model_run_error_on_the_public_calls(
+    tmp_path, monkeypatch, rows
+):
+    path = gemm_with_bias(tmp_path / "bias.onnx", np.ones(4, np.float32))
+    monkeypatch.setattr("toolkit.runtime.predictor._compiled", lambda session: None)
+    predictor = Predictor(path)
+    with pytest.raises(ModelRunError, match=r"Gemm: Invalid bias shape for broadcast"):
+        predictor.predict(np.ones((rows, 3), np.float32))

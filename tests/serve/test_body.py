@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -92,6 +93,29 @@ def test_plain_rows_become_a_float64_array():
     np.testing.assert_array_equal(data, [[1.0, 2.0], [3.0, 4.0]])
 
 
+def test_plain_rows_become_an_array_in_the_models_dtype_rounded_as_numpy_rounds():
+    body = b'{"rows": [[0.1, 2], [3.4028235e38, -1e-46]]}'
+    data, _ = features(parse_json(body), body, max_rows=10, dtype=np.float32)
+    assert data.dtype == np.float32
+    # Reference: numpy's own float64 -> float32 rounding of the same values.
+    expected = np.array([[0.1, 2.0], [3.4028235e38, -1e-46]]).astype(np.float32)
+    np.testing.assert_array_equal(data, expected)
+
+
+# body.py silences numpy's cast warning with a filter set at import, which pytest resets
+# for each test: set again here, as it is in a server.
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
+@pytest.mark.parametrize("strict", [False, True])
+def test_a_value_beyond_float32_stays_float64_for_the_predictor_to_name(strict):
+    body = b'{"rows": [[1e39, 2]]}'
+    with warnings.catch_warnings():
+        if strict:  # numpy's overflow warning raised as an error: the same answer
+            warnings.simplefilter("error")
+        data, _ = features(parse_json(body), body, max_rows=10, dtype=np.float32)
+    assert data.dtype == np.float64
+    np.testing.assert_array_equal(data, [[1e39, 2.0]])
+
+
 def test_plain_columns_become_arrays_by_name():
     body = b'{"columns": {"x1": [1, 2], "x2": [3, 4]}}'
     data, rows = features(parse_json(body), body, max_rows=10)
@@ -103,6 +127,34 @@ def test_booleans_and_quoted_values_keep_the_list_path_for_the_guard_to_name():
     for body in (b'{"rows": [[true, 2]]}', b'{"rows": [["1.5", 2]]}'):
         data, rows = features(parse_json(body), body, max_rows=10)
         assert isinstance(data, list) and rows == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"rows": [[false, 2]]}',
+        b'{"rows": [[null, 2]]}',
+        b'{"rows": [[1, 2]], "note": "hi"}',  # a string beside the rows
+        b'{"columns": {"x1": [1, null], "x2": [3, 4]}}',
+        b'{"columns": {"x1": ["1", 2], "x2": [3, 4]}}',
+    ],
+)
+def test_any_literal_or_string_value_keeps_the_list_path(body):
+    data, _ = features(parse_json(body), body, max_rows=10)
+    assert not isinstance(data, np.ndarray)
+    if isinstance(data, dict):
+        assert not all(isinstance(v, np.ndarray) for v in data.values())
+
+
+def test_numbers_in_any_json_spelling_take_the_array_path():
+    # Exponents, signs, whitespace and key names with digits and "e" are all plain.
+    body = b'{ "columns" : {"e1": [1E2, -2.5e-3],\n\t"x 2": [0, 7]} }'
+    data, rows = features(parse_json(body), body, max_rows=10)
+    assert rows == 2 and all(isinstance(v, np.ndarray) for v in data.values())
+    np.testing.assert_array_equal(data["e1"], [100.0, -0.0025])
+    body = b'{"rows":[[1e0,2],\r\n[3,-4E-1]]}'
+    data, _ = features(parse_json(body), body, max_rows=10)
+    np.testing.assert_array_equal(data, [[1.0, 2.0], [3.0, -0.4]])
 
 
 def test_an_overflow_in_the_fast_path_is_a_400_naming_the_number():
@@ -197,3 +249,30 @@ def test_a_body_slower_than_the_timeout_is_408():
 
     with refused(408, "timeout", "^the request body did not arrive within 0.05 s$"):
         read(stalled, timeout=0.05)
+
+
+def test_a_body_that_is_not_there_yet_is_waited_for_under_the_deadline():
+    # The first receive() is stepped by hand and closed when it would wait; the second
+    # waits under the deadline. Each call must be made whole: count them.
+    calls = []
+
+    async def late() -> dict[str, Any]:
+        calls.append("called")
+        await asyncio.sleep(0.01)
+        calls.append("answered")
+        return {"type": "http.request", "body": b"[1]", "more_body": False}
+
+    assert read(late) == b"[1]"
+    assert calls == ["called", "called", "answered"]
+
+
+def test_a_receive_that_returns_a_future_is_awaited():
+    async def main() -> bytes:
+        def receive() -> asyncio.Future[dict[str, Any]]:
+            future = asyncio.get_running_loop().create_future()
+            future.set_result({"type": "http.request", "body": b"[2]", "more_body": False})
+            return future
+
+        return await read_body({"headers": []}, receive, 100, 5.0)
+
+    assert asyncio.run(main()) == b"[2]"

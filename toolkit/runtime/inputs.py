@@ -12,6 +12,7 @@ Every function here is pure: the Predictor passes in its names and dtype.
 from __future__ import annotations
 
 import itertools
+import math
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -152,14 +153,20 @@ def _is_dataframe(data: Any) -> bool:
 # to the exact check, so numpy's warning is noise. A filter costs nothing per call (an
 # errstate block would add a microsecond to every one-row predict).
 warnings.filterwarnings("ignore", "overflow encountered in dot", RuntimeWarning, __name__)
+# Up to this many values all_finite sums a Python list instead of calling numpy.
+SMALL = 16
 
 
 def all_finite(values: np.ndarray) -> bool:
-    """True when every value is finite; one BLAS dot product, the cheapest full pass measured
-    (62 us for 1M float32, against 80 us for isfinite().all() and 153 us for sum()). A sum
-    of squares that overflows only sends the caller to its exact (slower) check."""
-    flat = values.reshape(-1)
-    return bool(np.isfinite(np.dot(flat, flat)))
+    """True when every value is finite. A few values (one row's predictions) are summed in
+    Python (0.4 us, against 1.9 us for the numpy calls below); more take one BLAS dot
+    product, the cheapest full pass measured (62 us for 1M float32, against 80 us for
+    isfinite().all() and 153 us for sum()). A sum (of squares) that overflows only sends
+    the caller to its exact (slower) check."""
+    if values.size <= SMALL:
+        return math.isfinite(sum(values.ravel().tolist()))
+    # math.isfinite of the numpy scalar: np.isfinite() on a scalar costs a ufunc call.
+    return math.isfinite(np.vdot(values, values))
 
 
 def check_finite(
