@@ -31,8 +31,6 @@ it), and it fixes what raw onnxruntime leaves to the caller:
 
 from __future__ import annotations
 
-import contextlib
-import io
 import threading
 import warnings
 from collections.abc import Sequence
@@ -46,21 +44,20 @@ import onnxruntime as ort
 from toolkit import card
 from toolkit.errors import (
     InputError,
-    ModelLoadError,
     ModelRunError,
     ProviderError,
-    UnsafeModelError,
 )
-from toolkit.runtime import explain, graph, onnxfile
+from toolkit.runtime import explain
 from toolkit.runtime.inputs import all_finite, as_array, check_finite, non_numeric, refuse_bools
 from toolkit.runtime.providers import fallback_message, provider_chain
+from toolkit.runtime.session import brief, open_session, signature
 
 # Operators through which a non-finite input always yields a non-finite output row.
 NON_FINITE_PROPAGATING = frozenset({"Gemm", "MatMul", "Add", "Sub", "Mul", "Identity"})
 # A float64 value beyond float32's range becomes infinity in the conversion; the guard
 # reports it with the value (check_finite), so numpy's warning is noise.
 warnings.filterwarnings("ignore", "overflow encountered in cast", RuntimeWarning, __name__)
-_FLOAT_TYPES = {"tensor(float)": np.dtype(np.float32), "tensor(double)": np.dtype(np.float64)}
+
 
 
 class Predictor:
@@ -119,7 +116,7 @@ class Predictor:
             options.intra_op_num_threads = intra_op_threads
         if inter_op_threads is not None:
             options.inter_op_num_threads = inter_op_threads
-        self._session, info, explained = _open_session(self.path, options, requested)
+        self._session, info, explained = open_session(self.path, options, requested)
         # In a graph of only these operators a NaN or infinity in any input cell makes its
         # output row non-finite (0 * inf is NaN), so checking the n x targets output
         # replaces scanning the n x features input; the input is scanned only to word an
@@ -129,11 +126,11 @@ class Predictor:
         if explicit and self.provider != requested[0]:
             raise ProviderError(fallback_message(requested[0], self.provider))
 
-        signature = _signature(self.path, self._session)
-        self.input_name, self.output_name, self.dtype = signature[:3]
-        self.n_features, self.n_targets = signature[3:5]
+        facts = signature(self.path, self._session)
+        self.input_name, self.output_name, self.dtype = facts[:3]
+        self.n_features, self.n_targets = facts[3:5]
         # A model traced with a frozen batch size runs only batches of exactly that size.
-        self._fixed_rows: int | None = signature[5]
+        self._fixed_rows: int | None = facts[5]
         # Read by onnxfile (leniently decoded): onnxruntime's own map raises
         # UnicodeDecodeError on a card that is not UTF-8.
         self.metadata: dict[str, str] = dict(info.metadata)
@@ -316,7 +313,7 @@ class Predictor:
     def _run_error(self, error: Exception, rows: int) -> ModelRunError:
         return ModelRunError(
             f"onnxruntime failed to run model {str(self.path)!r} on {rows} "
-            f"row{'s' if rows > 1 else ''}: {_brief(error)}. The file loads but cannot "
+            f"row{'s' if rows > 1 else ''}: {brief(error)}. The file loads but cannot "
             f"compute; check it with `toolkit info {self.path}` or re-export it."
         )
 
@@ -332,59 +329,6 @@ def _converted(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
             return np.ascontiguousarray(array, dtype=dtype)
 
 
-def _open_session(
-    path: Path, options: Any, providers: list[str]
-) -> tuple[Any, onnxfile.ModelFile, tuple[Any, tuple[str, ...]] | None]:
-    """Read, parse and check the file (onnxfile, graph), then let onnxruntime open it.
-
-    (session, what onnxfile found, None); for a model with explain outputs, the session on
-    its graph pruned to the prediction and that graph's facts, then (a session on the
-    whole graph, the explain outputs' names)."""
-    data = onnxfile.read_model(path)
-    try:
-        info = onnxfile.parse(data)
-    except ValueError as error:
-        raise ModelLoadError(
-            f"{str(path)!r} is not a readable ONNX model (empty, truncated or another "
-            f"format): {error}."
-        ) from error
-    try:
-        onnxfile.check_safe(path, info)
-        graph.check_linear(info)
-    except UnsafeModelError as error:
-        raise ModelLoadError(f"refused to load {str(path)!r}: {error}.") from error
-    if info.non_finite:
-        raise ModelLoadError(
-            f"refused to load {str(path)!r}: its weights {', '.join(info.non_finite)} hold NaN "
-            "or infinity (a damaged file, or a diverged training run); re-export the model."
-        )
-    # Without external data, hand onnxruntime the bytes already checked (no second read).
-    source = str(path) if info.external_locations else data
-    names = explain.extra_outputs(info)
-    if not names:
-        return _session(path, source, options, providers), info, None
-    if info.external_locations:
-        raise ModelLoadError(
-            f"refused to load {str(path)!r}: it has explain outputs ({', '.join(names)}) and "
-            "external data, which toolkit does not write; re-export it with `toolkit export "
-            "--explain`."
-        )
-    full = _session(path, source, options, providers)
-    pruned = explain.prediction_only(data)
-    return _session(path, pruned, options, providers), onnxfile.parse(pruned), (full, names)
-
-
-def _session(path: Path, source: str | bytes, options: Any, providers: list[str]) -> Any:
-    try:
-        # When a session fails, onnxruntime's Python wrapper prints "EP Error ..." to stdout
-        # and retries on its fallback providers: keep that out of the CLI's predictions.
-        with contextlib.redirect_stdout(io.StringIO()):
-            return ort.InferenceSession(source, options, providers=providers)
-    except Exception as error:  # onnxruntime raises its own Fail/InvalidGraph/... types
-        first = _brief(error)
-        raise ModelLoadError(f"onnxruntime cannot load {str(path)!r}: {first}") from error
-
-
 def _compiled(session: Any) -> Any:
     """The compiled session inside onnxruntime's Python wrapper, or None.
 
@@ -397,52 +341,3 @@ def _compiled(session: Any) -> Any:
     compiled = getattr(session, "_sess", None)
     usable = all(hasattr(compiled, name) for name in ("run", "run_with_iobinding"))
     return compiled if usable else None
-
-
-def _brief(error: BaseException) -> str:
-    """onnxruntime's message on one line (it spreads the useful part over several)."""
-    text = " ".join(str(error).split()).rstrip(".")
-    return (text[:500] + " ...") if len(text) > 500 else text or type(error).__name__
-
-
-def _signature(path: Path, session: Any) -> tuple[str, str, np.dtype, int, int, int | None]:
-    """(input name, output name, dtype, n_features, n_targets, fixed batch rows or None)."""
-
-    def describe(values: list[tuple[str, str, list[Any]]]) -> str:
-        return ", ".join(f"{name}: {kind}{shape}" for name, kind, shape in values) or "none"
-
-    try:
-        inputs = [(v.name, v.type, list(v.shape)) for v in session.get_inputs()]
-        outputs = [(v.name, v.type, list(v.shape)) for v in session.get_outputs()]
-    except UnicodeDecodeError as error:
-        raise ModelLoadError(
-            f"{str(path)!r} has input or output dimensions whose names are not UTF-8 text "
-            f"({error}); re-export the model."
-        ) from error
-    if len(inputs) != 1 or len(outputs) != 1:
-        raise ModelLoadError(
-            f"{str(path)!r} has inputs ({describe(inputs)}) and outputs ({describe(outputs)}); "
-            "expected one 2-D float input and one 2-D output."
-        )
-    (name, kind, shape), (out_name, out_kind, out_shape) = inputs[0], outputs[0]
-    ok = (
-        kind in _FLOAT_TYPES
-        and len(shape) == len(out_shape) == 2
-        and all(isinstance(width, int) and width > 0 for width in (shape[1], out_shape[1]))
-        and out_kind == kind
-    )
-    if not ok:
-        raise ModelLoadError(
-            f"{str(path)!r} has input {describe(inputs)} and output {describe(outputs)}; "
-            "expected one 2-D float input [batch, n_features] and one 2-D output "
-            "[batch, n_targets] of the same type."
-        )
-    batch, out_batch = shape[0], out_shape[0]
-    if isinstance(out_batch, int) and out_batch != batch:
-        raise ModelLoadError(
-            f"{str(path)!r} has input {describe(inputs)} and output {describe(outputs)}: its "
-            f"output has {out_batch} rows whatever the input's {batch!r}; expected one output "
-            "row per input row (the same batch dimension). Re-export the model."
-        )
-    fixed = batch if isinstance(batch, int) and batch > 0 else None
-    return name, out_name, _FLOAT_TYPES[kind], int(shape[1]), int(out_shape[1]), fixed
