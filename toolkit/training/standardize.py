@@ -84,14 +84,8 @@ def _cholesky(
     """The lower Cholesky factor of the features' covariance; collinear features are an error."""
     # Factor the correlation form (unit diagonal), as the exact solver does, then undo it.
     scale = np.sqrt(np.diagonal(gram))
-    correlation = gram / np.outer(scale, scale)
     try:
-        factor = np.linalg.cholesky(correlation)
-        # Rounding may leave a singular matrix barely positive definite, so Cholesky alone
-        # does not decide: an eigenvalue within rounding (d * eps) of 0 means collinear.
-        eigenvalues = np.linalg.eigvalsh(correlation)
-        if eigenvalues[0] <= len(names) * np.finfo(np.float64).eps * eigenvalues[-1]:
-            raise np.linalg.LinAlgError("numerically singular")
+        factor = np.linalg.cholesky(gram / np.outer(scale, scale))
     except np.linalg.LinAlgError:
         exact.raise_collinear(moments, len(names), names, intercept, l2)
         raise  # raise_collinear always raises; this keeps type checkers content
