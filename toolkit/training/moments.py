@@ -100,7 +100,7 @@ class Accumulator:
             sums = self._sums
             if sums["scaled"]:
                 block.mul_(1.0 / sums["unit"])
-            gram = gram_of(block)
+            gram = block.T @ block
             diagonal = torch.diagonal(gram)
             odd = ~((diagonal > TINY_SQUARE) & (diagonal < HUGE_SQUARE))
             if bool(odd.any()):
@@ -145,7 +145,7 @@ class Accumulator:
             sums["unit"][columns] = wanted[moving]
             block.mul_(ratio)
             sums["scaled"] = True
-        gram = gram_of(block)
+        gram = block.T @ block
         return gram, torch.diagonal(gram)
 
     def moments(self) -> Moments | None:
@@ -160,18 +160,6 @@ class Accumulator:
         scatter = sums["scatter"] - self.n * torch.outer(offset, offset)
         peak = shift.abs() + torch.sqrt(sums["largest"]) * unit
         return Moments(self.n, shift + offset * unit, scatter, unit.clone(), ~sums["varied"], peak)
-
-
-def gram_of(block: torch.Tensor) -> torch.Tensor:
-    """`block.T @ block`. On the CPU through numpy, whose matmul hands a matrix times its own
-    transpose to BLAS's syrk (one triangle: half the multiplications): 0.17 s against
-    torch's 0.31 s for 1,000,000 x 101 float64 values on 2 cores, the one-pass fit's floor."""
-    if block.device.type != "cpu":
-        return block.T @ block
-    import torch
-
-    values = block.numpy()
-    return torch.from_numpy(values.T @ values)
 
 
 def accumulate(chunks: Chunks, device: torch.device | str = "cpu") -> Moments:
