@@ -68,7 +68,7 @@ def test_scikit_learn_estimator_checks(estimator, check):
     check(estimator)
 
 
-@pytest.mark.slow  # a fresh interpreter importing torch and scikit-learn: about 8 s
+@pytest.mark.slow  # a fresh interpreter importing torch and scikit-learn: 3-8 s
 def test_array_api_check_passes_with_a_ridge(tmp_path):
     # A fresh interpreter: SCIPY_ARRAY_API must be set before scipy is first imported.
     import subprocess
@@ -240,7 +240,7 @@ def test_pipeline_and_cross_val_score_match_scikit_learn():
     np.testing.assert_allclose(ours, theirs, rtol=1e-9)
 
 
-@pytest.mark.slow  # two worker processes each import torch: about 7 s
+@pytest.mark.slow  # two worker processes each import torch: 3-7 s
 def test_grid_search_in_two_processes():
     x, y = data()
     grid = {"l2": [0.0, 10.0, 1000.0], "fit_intercept": [True, False]}
