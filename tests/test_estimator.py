@@ -345,6 +345,9 @@ def test_partial_fit_waits_for_enough_rows_with_a_warning():
 def test_partial_fit_refuses_the_iterative_solvers():
     with pytest.raises(UsageError, match=r"partial_fit streams into the exact solver's"):
         LinearRegressor(solver="sgd").partial_fit(*data(n=10))
+    fitted = LinearRegressor(solver="lbfgs", device="cpu").fit(*data(n=50))
+    with pytest.raises(UsageError, match=r"solver='lbfgs' needs the rows again each epoch"):
+        fitted.partial_fit(*data(n=10))
 
 
 def test_partial_fit_refuses_a_different_number_of_targets():
