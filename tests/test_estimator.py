@@ -78,7 +78,7 @@ def test_scikit_learn_estimator_checks(estimator, check):
     check(estimator)
 
 
-@pytest.mark.slow  # a fresh interpreter importing torch and scikit-learn: about 8 s
+@pytest.mark.slow  # a fresh interpreter importing torch and scikit-learn: 3-8 s
 def test_array_api_check_passes_with_a_ridge(tmp_path):
     # A fresh interpreter: SCIPY_ARRAY_API must be set before scipy is first imported.
     import subprocess
@@ -250,7 +250,7 @@ def test_pipeline_and_cross_val_score_match_scikit_learn():
     np.testing.assert_allclose(ours, theirs, rtol=1e-9)
 
 
-@pytest.mark.slow  # two worker processes each import torch: about 7 s
+@pytest.mark.slow  # two worker processes each import torch: 3-7 s
 def test_grid_search_in_two_processes():
     x, y = data()
     grid = {"l2": [0.0, 10.0, 1000.0], "fit_intercept": [True, False]}
@@ -355,6 +355,9 @@ def test_partial_fit_waits_for_enough_rows_with_a_warning():
 def test_partial_fit_refuses_the_iterative_solvers():
     with pytest.raises(UsageError, match=r"partial_fit streams into the exact solver's"):
         LinearRegressor(solver="sgd").partial_fit(*data(n=10))
+    fitted = LinearRegressor(solver="lbfgs", device="cpu").fit(*data(n=50))
+    with pytest.raises(UsageError, match=r"solver='lbfgs' needs the rows again each epoch"):
+        fitted.partial_fit(*data(n=10))
 
 
 def test_partial_fit_refuses_a_different_number_of_targets():

@@ -223,11 +223,11 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
         first = getattr(self, "_stream", None) is None
         if first:
             self._validate_params()
-            if self.solver != "exact":
-                raise UsageError(
-                    f"partial_fit streams into the exact solver's statistics; solver="
-                    f"{self.solver!r} needs the rows again each epoch. Use solver='exact', or fit."
-                )
+        if self.solver != "exact":
+            raise UsageError(
+                f"partial_fit streams into the exact solver's statistics; solver="
+                f"{self.solver!r} needs the rows again each epoch. Use solver='exact', or fit."
+            )
         X, y2d, y_ndim = inputs.batch(self, X, y, reset=first)
         if first:
             self._stream_names = inputs.target_names(y, y2d.shape[1], inputs.feature_names(self))
