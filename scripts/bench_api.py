@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -29,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from benchlib import Row, finish, print_seconds, row
+from benchlib import Row, finish, print_seconds, row, run_config
 
 SEED = 0
 ESTIMATOR_FIT = "LinearRegressor().fit(X, y), numpy"
@@ -173,13 +171,7 @@ def main() -> int:
     args = parser.parse_args()
     rows = 100_000 if args.quick else args.rows
 
-    import torch
-
-    config: dict[str, Any] = dict(rows=rows, cols=args.cols, repeats=args.repeats, seed=SEED)
-    config.update(cpus=os.cpu_count(), torch_threads=torch.get_num_threads())
-    config.update(python=platform.python_version(), numpy=np.__version__, torch=torch.__version__)
-    report: dict[str, Any] = {"config": config}
-    print("config: " + ", ".join(f"{k}={v}" for k, v in config.items()))
+    report: dict[str, Any] = {"config": run_config(rows, args.cols, args.repeats, SEED)}
 
     x, y = make_data(rows, args.cols)
     with tempfile.TemporaryDirectory(prefix="bench-api-") as folder:

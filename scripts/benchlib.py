@@ -31,6 +31,21 @@ def print_seconds(title: str, seconds: dict[str, float]) -> None:
     print_table(title, [("side", "best s"), *((k, f"{v:.3f}") for k, v in seconds.items())])
 
 
+def run_config(rows: int, cols: int, repeats: int, seed: int) -> dict[str, Any]:
+    """The run's size and the machine's: printed first, and kept in the JSON report."""
+    import os
+    import platform
+
+    import numpy as np
+    import torch
+
+    config: dict[str, Any] = dict(rows=rows, cols=cols, repeats=repeats, seed=seed)
+    config.update(cpus=os.cpu_count(), torch_threads=torch.get_num_threads())
+    config.update(python=platform.python_version(), numpy=np.__version__, torch=torch.__version__)
+    print("config: " + ", ".join(f"{k}={v}" for k, v in config.items()))
+    return config
+
+
 def finish(report: dict[str, Any], summary: list[Row], json_path: Path | None) -> int:
     """Print the summary table, write the report as JSON if asked, and return exit code 0."""
     report["summary"] = [dict(zip(HEADER, r, strict=True)) for r in summary]
