@@ -192,3 +192,27 @@ def test_an_interrupt_after_the_checkpoint_is_written_exits_130_and_keeps_it(run
     from toolkit.training import checkpoint
 
     assert checkpoint.load("models/model.pt")["spec"]["feature_names"] == ["x1", "x2"]
+
+
+NO_TORCH_PROBE = """
+import sys
+from toolkit.cli import cli
+try:
+    cli.main(sys.argv[1:], prog_name="toolkit", standalone_mode=False)
+except Exception as error:
+    print(type(error).__name__, error)
+print("torch imported:", "torch" in sys.modules)
+"""
+
+
+def test_train_names_a_missing_column_without_importing_torch(write_csv):
+    # toolkit/training/early.py opens the data before torch: the error needs no torch.
+    data = write_csv("data.csv", "x1,x2,y\n1,2,3\n2,3,5\n")
+    probe = subprocess.run(
+        [sys.executable, "-c", NO_TORCH_PROBE, "train", "--data", str(data), "--target", "z"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "UsageError unknown column 'z' in --target" in probe.stdout
+    assert "torch imported: False" in probe.stdout
