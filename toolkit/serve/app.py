@@ -1,5 +1,5 @@
-"""The ASGI app: FastAPI for /health, /metadata, /explain and the docs; POST /predict on raw
-ASGI.
+"""The ASGI app: FastAPI for /health, /metadata and the docs; POST /predict and /explain on
+raw ASGI.
 
 `create_app` loads and warms the model once, at startup (the lifespan), and answers every
 error as {"error": {"type", "message"}}: RequestError with its own status, Starlette's
@@ -36,7 +36,7 @@ from toolkit.runtime import InputError, Predictor
 from toolkit.serve import schema
 from toolkit.serve.body import check_numbers, features, parse_json, read_body
 from toolkit.serve.docs import add_docs
-from toolkit.serve.explain import add_explain
+from toolkit.serve.explain import add_explain, explain_handler
 from toolkit.serve.settings import ServeSettings
 
 # Batches up to this size run on the event loop (a few hundred microseconds at most);
@@ -71,9 +71,11 @@ def create_app(settings: ServeSettings) -> Any:
     _add_error_handlers(app)
     predict_json = _predict_handler(settings, state)
     _add_routes(app, state, predict_json)
-    add_explain(app, settings, state, INLINE_ROWS)
+    explain_json = explain_handler(settings, state, json_handler)
+    add_explain(app, explain_json)
     add_docs(app)
-    return _Front(app, {"/predict": predict_json}, settings.max_concurrency)
+    posts = {"/predict": predict_json, "/explain": explain_json}
+    return _Front(app, posts, settings.max_concurrency)
 
 
 def _lifespan(settings: ServeSettings, state: dict[str, Any]) -> Any:

@@ -2,8 +2,9 @@
 standard error and prediction interval (a model exported with `toolkit export --explain`).
 
 The body, its limits and its errors are /predict's (body.py: 413, 408, 400, 422), and so
-is the request limit (app._Front). A model without explain outputs answers 404 (type
-"no_explain") before the body is read, and closes the connection, as for an unknown route.
+are the request limit and the fast path (app._Front, app.json_handler). A model without
+explain outputs answers 404 (type "no_explain") before the body is read, and closes the
+connection, as for an unknown route.
 The answer, by target name (and feature name for the contributions):
 
     {"predictions": {"y": [...]}, "contributions": {"y": {"x1": [...], ...}},
@@ -16,7 +17,6 @@ The answer, by target name (and feature name for the contributions):
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -25,15 +25,29 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from toolkit.errors import RequestError
-from toolkit.runtime import InputError, Predictor
+from toolkit.runtime import Predictor
 from toolkit.runtime.explain import NO_EXPLAIN, Explanation
 from toolkit.serve import schema
-from toolkit.serve.body import check_numbers, features, parse_json, read_body
 from toolkit.serve.settings import ServeSettings
 
 
-def add_explain(app: FastAPI, settings: ServeSettings, state: dict[str, Any], inline: int) -> None:
-    """Route POST /explain; batches over `inline` rows run on a worker thread."""
+def explain_handler(settings: ServeSettings, state: dict[str, Any], handler: Any) -> Any:
+    """The /explain work on the fast path: `handler` is app.json_handler, given
+    Predictor.explain and `answer`; a model without explain outputs is a 404 first."""
+    handle = handler(settings, state, Predictor.explain, _answer)
+
+    async def guarded(scope: dict[str, Any], receive: Any) -> bytes:
+        predictor: Predictor = state["predictor"]
+        if not predictor.explain_outputs:
+            message = NO_EXPLAIN.format(path=str(predictor.path), output=predictor.output_name)
+            raise RequestError(404, "no_explain", message, close=True)
+        return await handle(scope, receive)
+
+    return guarded
+
+
+def add_explain(app: FastAPI, explain_json: Any) -> None:
+    """Document POST /explain in /openapi.json; requests are answered by app._Front."""
 
     @app.post(
         "/explain",
@@ -43,27 +57,12 @@ def add_explain(app: FastAPI, settings: ServeSettings, state: dict[str, Any], in
     async def explain(request: Request) -> Response:
         """Explain rows: each prediction's contributions (w * (x - training mean)) and, for
         models with inference, its standard error and prediction interval."""
-        predictor: Predictor = state["predictor"]
-        if not predictor.explain_outputs:
-            message = NO_EXPLAIN.format(path=str(predictor.path), output=predictor.output_name)
-            raise RequestError(404, "no_explain", message, close=True)
-        scope, receive = request.scope, request.receive
-        body = await read_body(scope, receive, settings.max_body_bytes, settings.body_timeout)
-        payload = parse_json(body)
-        try:
-            data, rows = features(payload, body, settings.max_rows)
-            try:
-                if rows > inline:
-                    found = await asyncio.to_thread(predictor.explain, data)
-                else:
-                    found = predictor.explain(data)
-            except InputError as exc:
-                raise RequestError(422, "invalid_input", str(exc)) from exc
-            content = answer(found, rows)
-        except RequestError:
-            check_numbers(body)  # a number outside float64 is a 400 first, as for /predict
-            raise
+        content = await explain_json(request.scope, request.receive)
         return Response(content, media_type="application/json")
+
+
+def _answer(_predictor: Predictor, found: Explanation, rows: int) -> bytes:
+    return answer(found, rows)
 
 
 def answer(found: Explanation, rows: int) -> bytes:
