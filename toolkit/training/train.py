@@ -79,19 +79,22 @@ def train(config: TrainConfig, on_epoch_end: EpochCallback | None = None) -> Tra
     completed epoch of an iterative solver (1-based epoch); raising KeyboardInterrupt
     from it interrupts the run there.
     """
-    started = time.perf_counter()
     hyper = config.hyperparameters()
     early = start_reading(config)  # before torch: parsing overlaps its import
+    group = None
     try:
         import torch  # noqa: F401
 
         from toolkit.training import distributed
         from toolkit.training.device import resolve_device
 
+        started = time.perf_counter()  # torch is in: the seconds are the work's
         # A missing device fails here, before any row is used.
         group, device = distributed.join(resolve_device(config.device))
         result = _train(config, hyper, group, device, on_epoch_end, early)
     except KeyboardInterrupt:
+        if group is None:  # during torch's import: nothing started
+            raise
         # The epochs of an iterative run save their state and say so themselves; this is
         # an interruption anywhere else (reading, solving): nothing to continue from.
         raise group.printed_by_rank_0(
