@@ -2,7 +2,7 @@
 
 `float_block` turns a batch of float64 columns into one C-contiguous (rows, columns)
 array and refuses blank cells, and with `finite` NaN and infinity (training refuses them;
-`toolkit predict` leaves them to the Predictor). `prefetch` runs the reading in a
+`toolkit predict` leaves them to the Predictor). `Prefetch` runs the reading in a
 background thread so that parsing overlaps with the caller's work.
 """
 
@@ -158,8 +158,3 @@ class Prefetch(Iterator[Any]):
                 self._producer.join(0.05)
         if isinstance(self._items, Generator):
             self._items.close()  # runs its cleanup here, now that the producer is gone
-
-
-def prefetch(items: Iterator[Any], depth: int = PREFETCH_BLOCKS) -> Prefetch:
-    """`Prefetch(items, depth)`: read ahead in a background thread, starting now."""
-    return Prefetch(items, depth)

@@ -23,7 +23,7 @@ import numpy as np
 
 from toolkit.defaults import CHUNK_ROWS, STDIO
 from toolkit.errors import DataError, UsageError
-from toolkit.io.blocks import float_block, prefetch
+from toolkit.io.blocks import Prefetch, float_block
 from toolkit.io.formats import FORMATS, open_shard
 from toolkit.io.names import csv_header_hint, did_you_mean, listed
 from toolkit.io.shards import Piece, Shard
@@ -117,7 +117,7 @@ class Input:
             for batch in read_piece(Piece(self.shard), self.floats, rows, text=self.text):
                 yield batch.block(finite), batch
 
-        reader = prefetch(checked())
+        reader = Prefetch(checked())
         self._readers.append(reader)  # stopped by open_input on exit, before stdin's copy goes
         return reader
 

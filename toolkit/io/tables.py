@@ -24,7 +24,7 @@ import numpy as np
 
 from toolkit.defaults import CHUNK_ROWS
 from toolkit.errors import DataError, UsageError
-from toolkit.io.blocks import check_finite, check_weights, float_block, prefetch
+from toolkit.io.blocks import PREFETCH_BLOCKS, Prefetch, check_finite, check_weights, float_block
 from toolkit.io.sources import DataSource, select_columns, target_note
 
 if TYPE_CHECKING:
@@ -56,23 +56,22 @@ class MemorySource(DataSource):
         low, high = self.n_rows * rank // world, self.n_rows * (rank + 1) // world
         return [RowRange(low, high, low == 0 and high == self.n_rows)] if low < high else []
 
-    def blocks(  # type: ignore[override]
+    def start_blocks(  # type: ignore[override]
         self,
         pieces: Sequence[RowRange] | None = None,
         rows: int = CHUNK_ROWS,
         progress: bool = False,
-    ) -> Iterator[np.ndarray]:
-        """Checked float64 blocks [features | targets] of at most `rows` rows, in order.
-
-        Made a few blocks ahead in a background thread, as a file's are; there is
-        nothing to show a progress bar for.
-        """
+        depth: int = PREFETCH_BLOCKS,
+    ) -> Prefetch:
+        """Checked float64 blocks [features | targets] of at most `rows` rows, in order
+        (what `blocks` yields), made up to `depth` blocks ahead in a background thread, as
+        a file's are; there is nothing to show a progress bar for."""
         if self.n_rows == 0:
             raise DataError(f"{self.name}: has columns ({', '.join(self.columns)}) but no rows.")
         pieces = self.pieces() if pieces is None else pieces
-        yield from prefetch(self._checked_blocks(pieces, rows))
+        return Prefetch(self._ranges(pieces, rows), depth)
 
-    def _checked_blocks(self, pieces: Sequence[RowRange], rows: int) -> Iterator[np.ndarray]:
+    def _ranges(self, pieces: Sequence[RowRange], rows: int) -> Iterator[np.ndarray]:
         assert self.read_rows is not None  # set by open_table and open_arrays
         for piece in pieces:
             for start in range(piece.start, piece.stop, rows):

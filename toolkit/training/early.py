@@ -62,8 +62,6 @@ def start(config: TrainConfig) -> EarlyRead:
     if launched():
         return EarlyRead()  # every process opens the data together, after joining
     source = open_source(*columns(config))
-    if getattr(source, "in_memory", False):
-        return EarlyRead(source)  # nothing to parse
     blocks = source.start_blocks(
         source.pieces(), config.chunk_rows, progress=config.progress, depth=HEAD_START_BLOCKS
     )
