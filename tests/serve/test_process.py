@@ -95,6 +95,18 @@ def test_two_workers_start_answer_and_stop(model, tmp_path, predictor):
 # 8. A model that cannot be served fails before the port is bound.
 
 
+def serve_and_wait(path: Path, port: int, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`toolkit serve` that is expected to exit on its own (a refusal), run to its end."""
+    return subprocess.run(
+        serve_command(path, port),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
+        env=server_env(),
+    )
+
+
 @pytest.mark.parametrize(
     ("name", "content", "message"),
     [
@@ -108,14 +120,7 @@ def test_unusable_model_fails_fast_with_a_clean_error(tmp_path, name, content, m
         path.write_bytes(content)
     port = free_port()
     started = time.monotonic()
-    result = subprocess.run(
-        serve_command(path, port),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-        env=server_env(),
-    )
+    result = serve_and_wait(path, port, tmp_path)
     assert result.returncode == 1, result.stderr
     assert result.stderr.startswith(message.format(path=path)), result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
@@ -137,14 +142,7 @@ def test_a_busy_port_is_a_usage_error_before_the_model_is_loaded(model, tmp_path
         holder.listen()
         port = holder.getsockname()[1]
         started = time.monotonic()
-        result = subprocess.run(
-            serve_command(path, port),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            cwd=tmp_path,
-            env=server_env(),
-        )
+        result = serve_and_wait(path, port, tmp_path)
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().endswith(
         f"Error: port {port} on 127.0.0.1 is in use; choose another --port"

@@ -48,12 +48,17 @@ class RowSpill:
 
     def append(self, rows: np.ndarray) -> None:
         """Queue `rows` for writing; the array must not be changed afterwards."""
-        rows = np.ascontiguousarray(rows, dtype=np.float64)
-        if rows.shape[1:] != (self.width,):
-            raise ValueError(f"expected rows of {self.width} values, got shape {rows.shape}")
+        rows = self._as_rows(rows)
         self._raise_failure()
         self._pending.put(rows)
         self.n_rows += len(rows)
+
+    def _as_rows(self, rows: np.ndarray) -> np.ndarray:
+        """`rows` as C-contiguous float64 of this spill's width (a ValueError otherwise)."""
+        rows = np.ascontiguousarray(rows, dtype=np.float64)
+        if rows.shape[1:] != (self.width,):
+            raise ValueError(f"expected rows of {self.width} values, got shape {rows.shape}")
+        return rows
 
     def _write(self) -> None:
         while (rows := self._pending.get()) is not None:
@@ -150,9 +155,7 @@ class MemorySpill(RowSpill):
         self._starts: list[int] = []  # the first row of each part
 
     def append(self, rows: np.ndarray) -> None:
-        rows = np.ascontiguousarray(rows, dtype=np.float64)
-        if rows.shape[1:] != (self.width,):
-            raise ValueError(f"expected rows of {self.width} values, got shape {rows.shape}")
+        rows = self._as_rows(rows)
         if len(rows):
             self._starts.append(self.n_rows)
             self._parts.append(rows)
