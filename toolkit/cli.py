@@ -22,6 +22,7 @@ from toolkit.cli_types import (
     DeviceType,
     PlainCommand,
     ToolkitCommand,
+    chunk_rows_option,
     explain_export_option,
     explain_predict_option,
     interval_level_option,
@@ -138,12 +139,9 @@ def cli() -> None:
     is_flag=True,
     help=f"Continue the interrupted iterative run that wrote OUT{defaults.RESUME_SUFFIX}.",
 )
-@click.option(
-    "--chunk-rows",
-    type=click.IntRange(min=1),
-    default=defaults.CHUNK_ROWS,
-    help="Rows per chunk read or re-read by every solver: memory stays bounded by this, "
-    "not by the data size (parsed rows wait on disk in $TMPDIR).",
+@chunk_rows_option(
+    "Rows per chunk read or re-read by every solver: memory stays bounded by this, "
+    "not by the data size (parsed rows wait on disk in $TMPDIR)."
 )
 @click.option(
     "--quiet", "-q", is_flag=True, help="No progress bar and no notes (warnings still show)."
@@ -268,12 +266,7 @@ def export(
     metavar="COLUMN",
     help="Input column copied to the output next to each prediction.",
 )
-@click.option(
-    "--chunk-rows",
-    type=click.IntRange(min=1),
-    default=defaults.CHUNK_ROWS,
-    help="Rows per chunk: memory stays bounded by this, not by the file size.",
-)
+@chunk_rows_option("Rows per chunk: memory stays bounded by this, not by the file size.")
 @providers_option
 @click.option("--allow-non-finite", is_flag=True, help="Accept NaN and infinity in features.")
 @explain_predict_option

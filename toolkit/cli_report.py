@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from toolkit import defaults
-from toolkit.cli_types import PlainCommand
+from toolkit.cli_types import PlainCommand, chunk_rows_option
 from toolkit.errors import UsageError
 
 
@@ -56,12 +56,7 @@ from toolkit.errors import UsageError
     default=defaults.REPORT_SAMPLE_ROWS,
     help="Rows of --data the plots are drawn from (a seeded uniform sample).",
 )
-@click.option(
-    "--chunk-rows",
-    type=click.IntRange(min=1),
-    default=defaults.CHUNK_ROWS,
-    help="Rows per chunk of --data: memory stays bounded by this, not by the data size.",
-)
+@chunk_rows_option("Rows per chunk of --data: memory stays bounded by this, not by the data size.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no notes.")
 def report(
     checkpoint: Path,

@@ -66,6 +66,14 @@ class DeviceType(click.ParamType):
 # The seeds every generator a run uses accepts: numpy's need >= 0, torch's fit 64 bits.
 SEED_TYPE = click.IntRange(defaults.SEED_MIN, defaults.SEED_MAX)
 
+
+def chunk_rows_option(help_text: str) -> Any:
+    """--chunk-rows: every command that streams rows bounds its memory with it."""
+    return click.option(
+        "--chunk-rows", type=click.IntRange(min=1), default=defaults.CHUNK_ROWS, help=help_text
+    )
+
+
 # toolkit predict, info and serve open the model the same way.
 providers_option = click.option(
     "--providers",
