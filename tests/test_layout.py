@@ -40,6 +40,7 @@ CORE = {
     "toolkit.files",
     "toolkit.equations",
     "toolkit.coefficients",
+    "toolkit.columns",
 }
 # Third-party modules each folder may import; the standard library is always allowed.
 THIRD_PARTY = {

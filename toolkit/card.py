@@ -44,10 +44,15 @@ INFERENCE = "inference"
 # Only in models exported with --explain: {"outputs", "feature_mean", "baseline" (the
 # prediction at the mean), "interval": {"level", "alpha", "df", "t_quantile"} or null}.
 EXPLAIN = "explain"
+# Only in models with a non-trivial table plan (toolkit.columns.TablePlan.to_dict, with
+# "unknown_level" set): the graph then takes one input per raw column, named as the
+# column, and adds the output UNKNOWN_LEVELS_OUTPUT.
+TABLE = "table"
+UNKNOWN_LEVELS_OUTPUT = "unknown_levels"
 
 # Keys whose values are JSON; every other key holds plain text.
 JSON_KEYS = frozenset(
-    {FEATURE_NAMES, TARGET_NAMES, INTERCEPT, TRAINING_METRICS, PARITY, INFERENCE, EXPLAIN}
+    {FEATURE_NAMES, TARGET_NAMES, INTERCEPT, TRAINING_METRICS, PARITY, INFERENCE, EXPLAIN, TABLE}
 )
 KEYS = (
     CARD_VERSION,
@@ -72,7 +77,7 @@ KEYS = (
     INFERENCE,
 )
 # Keys written only when they apply, after KEYS.
-OPTIONAL_KEYS = (EXPLAIN,)
+OPTIONAL_KEYS = (EXPLAIN, TABLE)
 
 
 def encode(values: Mapping[str, Any]) -> dict[str, str]:

@@ -20,6 +20,19 @@ DEFAULT_TARGET = "y"  # the target when --target is not given (else the last col
 # speed, small enough (about 50 MB at 100 float64 columns) to stay out of memory trouble.
 CHUNK_ROWS = 65_536
 VAL_FRACTION = 0.2
+# Tables (toolkit/columns.py has the rules): what a missing value does, which texts besides
+# blank cells are missing, and how many levels a categorical column keeps before the
+# rarest share one "other" level (R and statsmodels keep all; past ~100 a one-hot column
+# per level costs more than it explains).
+MISSING_POLICIES = ("error", "drop", "mean", "median")
+MISSING = "error"
+NA_VALUES: tuple[str, ...] = ()
+MAX_LEVELS = 100
+# Distinct values a categorical column may show before the scan stops with an error (an
+# identifier column, not a category); the Gram matrix grows with their square.
+MAX_DISTINCT_LEVELS = 10_000
+UNKNOWN_LEVELS = ("error", "reference")
+UNKNOWN_LEVEL = "error"  # scikit-learn's OneHotEncoder default: an unseen level is refused
 STDIO = "-"  # --input/--output: standard input or output
 
 # Training
