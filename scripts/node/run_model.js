@@ -4,7 +4,7 @@
 //
 // inputs.json: {"name": {"type": "string" | "float32" | "float64", "data": [...]}, ...},
 // every tensor 1-D (toolkit's table models take one 1-D input per raw column) unless
-// "dims" is given. Prints {"output name": [...flat values], ...} as JSON on stdout.
+// "dims" is given; null in a float tensor is NaN (a missing value, as JSON has no NaN). Prints {"output name": [...flat values], ...} as JSON on stdout.
 'use strict';
 const fs = require('fs');
 const ort = require('onnxruntime-node');
@@ -14,7 +14,9 @@ const ARRAYS = { float32: Float32Array, float64: Float64Array, int64: BigInt64Ar
 function tensor(spec) {
   const dims = spec.dims || [spec.data.length];
   if (spec.type === 'string') return new ort.Tensor('string', spec.data, dims);
-  const values = spec.type === 'int64' ? spec.data.map(BigInt) : spec.data;
+  const values = spec.type === 'int64'
+    ? spec.data.map(BigInt)
+    : spec.data.map((value) => (value === null ? NaN : value));
   return new ort.Tensor(spec.type, ARRAYS[spec.type].from(values), dims);
 }
 
