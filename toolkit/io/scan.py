@@ -19,6 +19,7 @@ whose median is approximate and said to be.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -186,8 +187,10 @@ def scan(
     )
     median = options.missing == "median"
     pieces = source.pieces() if pieces is None else pieces
-    for batch in source.raw_batches(pieces, every, rows, options.na_values):
-        _scan_batch(stats, batch, every, options.na_values, median)
+    # Closed on any error: a CSV reader left open keeps pyarrow's threads alive.
+    with contextlib.closing(source.raw_batches(pieces, every, rows, options.na_values)) as raw:
+        for batch in raw:
+            _scan_batch(stats, batch, every, options.na_values, median)
     return stats
 
 
