@@ -56,7 +56,9 @@ def write_csv(frame: pd.DataFrame, path: Path) -> Path:
 
 
 def write_parquet(frame: pd.DataFrame, path: Path, row_group_size: int | None = None) -> Path:
-    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path, row_group_size=row_group_size)
+    pq.write_table(
+        pa.Table.from_pandas(frame, preserve_index=False), path, row_group_size=row_group_size
+    )
     return path
 
 

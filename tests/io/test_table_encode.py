@@ -9,11 +9,10 @@ import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from table_data import blocks, grunfeld, planned
 
 from toolkit.columns import CATEGORICAL, NUMERIC, ColumnPlan, TablePlan
 from toolkit.io import TableOptions, build_plan, encode, open_source, scan
-
-from table_data import blocks, grunfeld, planned
 
 
 def test_grunfeld_encodes_as_pandas_get_dummies_with_the_first_level_dropped():
@@ -52,7 +51,11 @@ def _by_hand(plan: TablePlan, numbers: list, texts: list) -> tuple[list[list[flo
     rows, unknown = [], []
     for number, text in zip(numbers, texts, strict=True):
         gap_n, gap_c = number is None, text is None or text == ""
-        row = [numeric.fill if gap_n and numeric.fill is not None else (float("nan") if gap_n else number)]
+        row = [
+            numeric.fill
+            if gap_n and numeric.fill is not None
+            else (float("nan") if gap_n else number)
+        ]
         if numeric.indicator:
             row.append(float(gap_n))
         value = column.fill if gap_c and column.fill is not None else text
@@ -69,7 +72,7 @@ def _by_hand(plan: TablePlan, numbers: list, texts: list) -> tuple[list[list[flo
     return rows, unknown
 
 
-alphabet = st.text(alphabet="abcé ,\"", min_size=1, max_size=3)
+alphabet = st.text(alphabet='abcé ,"', min_size=1, max_size=3)
 
 
 @settings(max_examples=60, deadline=None)
