@@ -48,7 +48,7 @@ def reference_encode(
     n = len(next(iter(columns.values())))
     encoded = np.zeros((n, len(plan.encoded_names)), np.float64)
     unknown = np.zeros(n, np.int64)
-    slices = column_slices(plan)
+    slices, tokens = column_slices(plan), set(plan.na_values)
     for column in plan.columns:
         part, values = slices[column.name], columns[column.name]
         if column.kind != CATEGORICAL:
@@ -59,8 +59,8 @@ def reference_encode(
             )
         else:
             texts = [str(v) for v in values]
-            missing = np.array([t == "" or t in plan.na_values for t in texts], bool)
             code = column.code()
+            missing = np.array([t == "" or (t in tokens and t not in code) for t in texts], bool)
             for row, text in enumerate(texts):
                 if missing[row] and column.fill is not None:
                     text = str(column.fill)
