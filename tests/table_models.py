@@ -92,7 +92,8 @@ def pandas_encode(
         else:
             texts = raw.astype(str)
             missing = texts.isin(["", *plan.na_values])
-            mapped = texts.where(~missing, column.fill)  # None: stays missing -> unknown
+            # A missing cell without a fill: the reference's zeros, not unknown.
+            mapped = texts.where(~missing, column.fill or column.levels[0])
             mapped = mapped.where(~mapped.isin(column.other), _OTHER)
             categories = [*column.levels, *([_OTHER] if column.other else [])]
             known = mapped.where(mapped.isin(categories))  # unknown texts -> NaN

@@ -213,7 +213,8 @@ def test_the_gate_probes_cover_every_key_and_miss_only_where_filled():
         seen = set(every[column.name])
         known = set(column.levels) | set(column.other)
         assert known <= seen
-        assert seen - known - {"", *plan.na_values}  # an unseen level
+        unseen_levels = seen - known - {"", *plan.na_values}
+        assert len(unseen_levels) == (0 if column.raw_type == "bool" else 1)  # both are known
         assert ("" in seen) == (column.fill is not None)
     for column in plan.columns:
         if column.kind != CATEGORICAL:
@@ -368,3 +369,18 @@ def test_no_validate_skips_the_gate(tmp_path, exported):
     result = export_model(model, tmp_path / "nv.onnx", validate=False)
     assert result.parity is None
     assert card.decode(result.metadata)[card.PARITY] == {"skipped": True, "reason": "--no-validate"}
+
+
+def test_a_missing_cell_without_a_fill_is_the_reference_not_unknown():
+    # As toolkit.io.encode leaves it (and toolkit's runtime refuses it before the graph).
+    plan = example_plan()  # 'union' (bool) has no fill
+    weight = np.arange(1, len(plan.encoded_names) + 1, dtype=np.float64)[None, :]
+    columns = raw_rows(plan, 4, unknown=False)
+    columns["union"] = np.array(["", "NA", "true", "false"])
+    prediction, unknown = infer(
+        build_graph(plan, weight, None, 18), feeds(plan, columns, "float64")
+    )
+    encoded, expected_unknown = reference_encode(plan, feeds(plan, columns, "float64"))
+    np.testing.assert_allclose(prediction[:, 0], encoded @ weight[0], rtol=1e-12)
+    np.testing.assert_array_equal(unknown, expected_unknown)
+    assert encoded[:2, plan.encoded_names.index("union[true]")].tolist() == [0.0, 0.0]
