@@ -145,9 +145,9 @@ def per_column(plan: TablePlan, weight: np.ndarray, bias: np.ndarray) -> Any:
     ]
     total = counts[0]
     for index, name in enumerate(counts[1:]):  # Sum has no int64 kernel
-        out = "unknown_levels" if index == len(counts) - 2 else f"count{index}"
-        nodes.append(helper.make_node("Add", [total, name], [out]))
-        total = out
+        nodes.append(helper.make_node("Add", [total, name], [f"count{index}"]))
+        total = f"count{index}"
+    nodes.append(helper.make_node("Identity", [total], ["unknown_levels"]))
     return model(nodes, *signature(plan), initializers + weights)
 
 
