@@ -17,7 +17,7 @@ import onnxruntime as ort
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from table_models import example_plan, pandas_encode, raw_rows, table_checkpoint, unseen
+from table_checkpoints import example_plan, pandas_encode, raw_rows, table_checkpoint, unseen
 
 from toolkit import card
 from toolkit.columns import CATEGORICAL, ColumnPlan, TablePlan
