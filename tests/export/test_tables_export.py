@@ -21,7 +21,7 @@ from table_checkpoints import example_plan, pandas_encode, raw_rows, table_check
 
 from toolkit import card
 from toolkit.columns import CATEGORICAL, ColumnPlan, TablePlan
-from toolkit.errors import ExportError, ParityError, UsageError
+from toolkit.errors import CheckpointError, ExportError, ParityError, UsageError
 from toolkit.export import export_model, tables
 from toolkit.export.tables import build_graph
 from toolkit.export.tables_gate import probe_columns, reference_encode
@@ -384,3 +384,15 @@ def test_a_missing_cell_without_a_fill_is_the_reference_not_unknown():
     np.testing.assert_allclose(prediction[:, 0], encoded @ weight[0], rtol=1e-12)
     np.testing.assert_array_equal(unknown, expected_unknown)
     assert encoded[:2, plan.encoded_names.index("union[true]")].tolist() == [0.0, 0.0]
+
+
+def test_feature_names_that_are_not_the_plans_encoding_are_refused(tmp_path, exported):
+    model, _, _ = exported
+    payload = checkpoint.load(model)
+    payload["spec"]["feature_names"][1] = "firm[Ford]"
+    broken = checkpoint.save(tmp_path / "broken.pt", payload)
+    with pytest.raises(
+        CheckpointError, match=r"column 2 is 'firm\[Ford\]', the plan's 'firm\[GM\]'"
+    ):
+        export_model(broken, tmp_path / "x.onnx")
+    assert not (tmp_path / "x.onnx").exists()
