@@ -10,6 +10,7 @@ folded intercept). `unknown_levels` is compared exactly.
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import onnx
@@ -303,8 +304,11 @@ def test_wrong_unknown_counts_fail_the_gate(tmp_path, exported, monkeypatch):
         return table, np.zeros_like(flags)
 
     monkeypatch.setattr(tables, "coefficient_table", miscounted)
-    with pytest.raises(ParityError, match="output 'unknown_levels'"):
+    with pytest.raises(ParityError, match="output 'unknown_levels': differs") as caught:
         export_model(model, tmp_path / "bad.onnx")
+    assert re.search(
+        r"every level: \d+ of \d+ rows differ \(row \d+: reference 1, onnx 0", str(caught.value)
+    )
     assert not (tmp_path / "bad.onnx").exists()
 
 

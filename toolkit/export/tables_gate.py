@@ -22,6 +22,7 @@ from toolkit.card import UNKNOWN_LEVELS_OUTPUT
 from toolkit.columns import CATEGORICAL, ColumnPlan, TablePlan
 from toolkit.export.parity import (
     PROBE_BATCH_SIZES,
+    WORST_ROWS,
     ParityReport,
     ProviderReport,
     _check_output,
@@ -198,22 +199,15 @@ def _check_counts(
         report.shape_errors.append(
             f"{probe}: expected {expected.shape} int64, got {got.shape} {got.dtype}"
         )
-        report.passed = False
-        return
-    wrong = np.flatnonzero(got != expected)
-    if len(wrong):
-        diff = float(np.abs(got - expected).max())
-        report.max_abs_diff = max(report.max_abs_diff, diff)
-        report.max_scaled_diff = float("inf")  # counts must match exactly
-        report.passed = False
-        report.worst_rows += [
-            {
-                "probe": probe,
-                "row": int(r),
-                "torch": float(expected[r]),
-                "onnx": float(got[r]),
-                "diff": float(abs(got[r] - expected[r])),
-                "scaled": float("inf"),
-            }
-            for r in wrong[:3]
-        ]
+    else:
+        wrong = np.flatnonzero(got != expected)
+        report.max_abs_diff = max(report.max_abs_diff, float(np.abs(got - expected).max(initial=0)))
+        if len(wrong):
+            shown = "; ".join(
+                f"row {r}: reference {expected[r]}, onnx {got[r]}" for r in wrong[:WORST_ROWS]
+            )
+            more = f" and {len(wrong) - WORST_ROWS} more" if len(wrong) > WORST_ROWS else ""
+            report.mismatches.append(
+                f"{probe}: {len(wrong)} of {len(expected)} rows differ ({shown}{more})"
+            )
+    report.passed = not (report.shape_errors or report.mismatches)
