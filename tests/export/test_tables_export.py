@@ -25,7 +25,7 @@ from toolkit.columns import CATEGORICAL, ColumnPlan, TablePlan
 from toolkit.errors import CheckpointError, ExportError, ParityError, UsageError
 from toolkit.export import export_model, tables
 from toolkit.export.tables import build_graph
-from toolkit.export.tables_gate import probe_columns, reference_encode
+from toolkit.export.tables_gate import decode_sample, probe_columns, reference_encode
 from toolkit.runtime import graph, onnxfile
 from toolkit.training import checkpoint
 
@@ -400,3 +400,15 @@ def test_feature_names_that_are_not_the_plans_encoding_are_refused(tmp_path, exp
     ):
         export_model(broken, tmp_path / "x.onnx")
     assert not (tmp_path / "x.onnx").exists()
+
+
+@settings(max_examples=30, deadline=None)
+@given(plan=plans(), seed=st.integers(0, 2**16))
+def test_the_training_sample_decodes_to_raw_rows_that_encode_the_same(plan, seed):
+    # The gate feeds the checkpoint's encoded training rows back as raw values.
+    columns = feeds(plan, raw_rows(plan, 25, seed=seed, unknown=False), "float64")
+    encoded, _ = reference_encode(plan, columns)
+    decoded = decode_sample(plan, encoded)
+    again, unknown = reference_encode(plan, feeds(plan, decoded, "float64"))
+    np.testing.assert_array_equal(again, encoded)
+    assert not unknown.any()

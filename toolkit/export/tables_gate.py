@@ -66,7 +66,9 @@ def decode_sample(plan: TablePlan, sample: np.ndarray) -> Columns:
     slices, columns = column_slices(plan), {}
     for column in plan.columns:
         part = sample[:, slices[column.name]]
-        missing = part[:, -1] == 1 if column.indicator else np.zeros(len(sample), bool)
+        # Missing (NaN, "") only where the graph can encode it: the column has a fill.
+        filled = column.indicator and column.fill is not None
+        missing = part[:, -1] == 1 if filled else np.zeros(len(sample), bool)
         if column.kind != CATEGORICAL:
             columns[column.name] = np.where(missing, np.nan, part[:, 0])
             continue
@@ -110,7 +112,7 @@ def probe_columns(
             drawn = values.mean() + spread * rng.standard_normal(size)
             if column.fill is not None:
                 drawn[rng.random(size) < MISSING_SHARE] = np.nan
-                drawn[0 if size < 3 else 2] = np.nan  # every batch of 3+ rows has one
+                drawn[0 if size < 3 else 2] = np.nan  # every batch has a missing cell
             batch[column.name] = drawn
         batches[name] = batch
     return {name: _typed(plan, batch, dtype) for name, batch in batches.items()}
@@ -125,7 +127,7 @@ def _keys(plan: TablePlan, name: str) -> list[str]:
         known += [""] + [t for t in plan.na_values if t not in known]
     if column.raw_type == "int":
         return [*known, str(max(int(level) for level in column.levels + column.other) + 1)]
-    if column.raw_type == "bool":  # unseen only when a value of the two is
+    if column.raw_type == "bool":  # unseen: only a value training never saw, if any
         return known + sorted({"false", "true"} - set(known))
     unseen = "(unseen level)"
     while unseen in known:
