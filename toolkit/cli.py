@@ -209,6 +209,13 @@ def train(as_json: bool, quiet: bool, no_intercept: bool, **options: Any) -> Non
 @explain_export_option
 @interval_level_option
 @click.option(
+    "--unknown-level",
+    type=click.Choice(defaults.UNKNOWN_LEVELS),
+    help="Models with categorical columns: a level unseen in training is refused (error) or "
+    "encoded as the reference level, counted in the `unknown_levels` output (reference); "
+    f"recorded in the model card.  [default: {defaults.UNKNOWN_LEVEL}]",
+)
+@click.option(
     "--json", "as_json", is_flag=True, help="Print one JSON object instead of the status line."
 )
 def export(
@@ -219,7 +226,7 @@ def export(
     rtol: float | None,
     no_validate: bool,
     as_json: bool,
-    **explain: Any,
+    **options: Any,
 ) -> None:
     """Export a checkpoint to ONNX (OUTPUT: models/model.onnx), gated on parity with PyTorch."""
     import toolkit.export
@@ -229,9 +236,9 @@ def export(
             "warning: --no-validate: the parity gate is skipped; the model card records it.",
             err=True,
         )
-    # explain: --explain and --interval-level, by export_model's names.
+    # --explain, --interval-level and --unknown-level, by export_model's names.
     result = toolkit.export(
-        checkpoint, output, opset, atol, rtol, validate=not no_validate, **explain
+        checkpoint, output, opset, atol, rtol, validate=not no_validate, **options
     )
     click.echo(json.dumps(result.to_json(), indent=2) if as_json else result.summary())
 

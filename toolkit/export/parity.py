@@ -42,6 +42,9 @@ class ProviderReport:
     non_finite: list[str] = field(default_factory=list)  # NaN/inf outputs of finite inputs
     # `toolkit export --explain`: each further output against its float64 reference.
     outputs: dict[str, ProviderReport] = field(default_factory=dict)
+    # Outputs that must equal the reference exactly (a table model's unknown_levels): the
+    # probes where they did not, in words.
+    mismatches: list[str] = field(default_factory=list)
 
     def parts(self) -> list[ProviderReport]:
         """This report (the prediction) and one per further output."""
@@ -55,6 +58,9 @@ class ParityReport:
     providers: list[ProviderReport]
     # Further outputs' scales in words (toolkit.export.explain.SCALES), when there are any.
     scales: dict[str, str] = field(default_factory=dict)
+    # What the prediction is checked against: PyTorch, or (table models) the float64
+    # reference of the encoding and the model (toolkit.export.tables_gate).
+    reference: str = "PyTorch"
 
     @property
     def passed(self) -> bool:
@@ -67,6 +73,7 @@ class ParityReport:
             "rtol": self.rtol,
             "providers": {p.provider: _provider_dict(p) for p in self.providers},
             **({"scales": self.scales} if self.scales else {}),
+            **({"reference": self.reference} if self.reference != "PyTorch" else {}),
         }
 
     def passed_text(self) -> str:
@@ -77,8 +84,9 @@ class ParityReport:
         tolerance = f"atol {self.atol:g}, rtol {self.rtol:g}"
         closest = _closest(self.providers)
         if closest is None:
+            same = "PyTorch's" if self.reference == "PyTorch" else self.reference
             return (
-                f"parity passed on {names}: outputs identical to PyTorch's "
+                f"parity passed on {names}: outputs identical to {same} "
                 f"(allowed: atol + rtol * scale, {tolerance})"
             )
         diff, allowed, used = closest
@@ -89,9 +97,11 @@ class ParityReport:
         )
 
     def breach_message(self, output: str | Path) -> str:
-        explained = any(_failed(sub) for p in self.providers for sub in p.outputs.values())
-        against = "PyTorch or the float64 reference of the explain outputs"
-        against = against if explained else "PyTorch"
+        explained = self.reference == "PyTorch" and any(
+            _failed(sub) for p in self.providers for sub in p.outputs.values()
+        )
+        against = f"{self.reference} or the float64 reference of the explain outputs"
+        against = against if explained else self.reference
         lines = [
             f"parity gate failed: ONNX Runtime disagrees with {against}; nothing written "
             f"to {output}."
@@ -99,11 +109,13 @@ class ParityReport:
         for report in self.providers:
             if report.passed:
                 continue
-            lines += _breach_lines(report, self.atol, self.rtol)
+            lines += _breach_lines(report, self.atol, self.rtol, self.reference)
         return "\n".join(lines)
 
 
-def _breach_lines(provider: ProviderReport, atol: float, rtol: float) -> list[str]:
+def _breach_lines(
+    provider: ProviderReport, atol: float, rtol: float, reference: str = "PyTorch"
+) -> list[str]:
     """What failed on one provider: the prediction, then each explain output that failed."""
     lines = []
     for report in provider.parts():
@@ -116,13 +128,17 @@ def _breach_lines(provider: ProviderReport, atol: float, rtol: float) -> list[st
             if closest is not None and closest[2] > 1
             else ""
         )
-        label, expected = provider.provider, "torch"
+        label = provider.provider
+        expected = "torch" if reference == "PyTorch" else "reference"
         if report is not provider:
             label, expected = f"{label}, output {report.provider!r}", "float64 reference"
         lines.append(
-            f"  {label}: {worst}max abs diff {report.max_abs_diff:.3g}, max rel "
+            f"  {label}: differs from the reference, which it must equal exactly"
+            if report.mismatches
+            else f"  {label}: {worst}max abs diff {report.max_abs_diff:.3g}, max rel "
             f"diff {report.max_rel_diff:.3g} (atol {atol:g}, rtol {rtol:g})"
         )
+        lines += [f"    {mismatch}" for mismatch in report.mismatches]
         lines += [f"    shape: {error}" for error in report.shape_errors]
         lines += [f"    non-finite: {problem}" for problem in report.non_finite]
         for row in report.worst_rows:
@@ -135,7 +151,12 @@ def _breach_lines(provider: ProviderReport, atol: float, rtol: float) -> list[st
 
 def _failed(report: ProviderReport) -> bool:
     """Whether this part itself (not counting its further outputs) failed."""
-    return bool(report.shape_errors or report.non_finite or report.max_scaled_diff > 1.0)
+    return bool(
+        report.shape_errors
+        or report.non_finite
+        or report.mismatches
+        or report.max_scaled_diff > 1.0
+    )
 
 
 def _provider_dict(report: ProviderReport) -> dict[str, Any]:
@@ -147,6 +168,7 @@ def _provider_dict(report: ProviderReport) -> dict[str, Any]:
         "rows_checked": report.rows_checked,
         **({"shape_errors": report.shape_errors} if report.shape_errors else {}),
         **({"non_finite": report.non_finite} if report.non_finite else {}),
+        **({"mismatches": report.mismatches} if report.mismatches else {}),
     }
     if report.outputs:
         found["outputs"] = {name: _provider_dict(sub) for name, sub in report.outputs.items()}
