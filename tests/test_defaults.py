@@ -40,6 +40,7 @@ def shows(text: str, option: str, default: object) -> bool:
         ("train", "--chunk-rows", defaults.CHUNK_ROWS),
         ("export", "--checkpoint", defaults.CHECKPOINT),
         ("export", "--opset", defaults.OPSET),
+        ("export", "--unknown-level", defaults.UNKNOWN_LEVEL),
         ("predict", "--input", defaults.STDIO),
         ("predict", "--output", defaults.STDIO),
         ("predict", "--chunk-rows", defaults.CHUNK_ROWS),

@@ -209,6 +209,13 @@ def train(as_json: bool, quiet: bool, no_intercept: bool, **options: Any) -> Non
 @explain_export_option
 @interval_level_option
 @click.option(
+    "--unknown-level",
+    type=click.Choice(defaults.UNKNOWN_LEVELS),
+    help="Models with categorical columns: a level unseen in training is refused (error) or "
+    "encoded as the reference level, counted in the `unknown_levels` output (reference); "
+    f"recorded in the model card.  [default: {defaults.UNKNOWN_LEVEL}]",
+)
+@click.option(
     "--json", "as_json", is_flag=True, help="Print one JSON object instead of the status line."
 )
 def export(
@@ -218,6 +225,7 @@ def export(
     atol: float | None,
     rtol: float | None,
     no_validate: bool,
+    unknown_level: str | None,
     as_json: bool,
     **explain: Any,
 ) -> None:
@@ -231,7 +239,14 @@ def export(
         )
     # explain: --explain and --interval-level, by export_model's names.
     result = toolkit.export(
-        checkpoint, output, opset, atol, rtol, validate=not no_validate, **explain
+        checkpoint,
+        output,
+        opset,
+        atol,
+        rtol,
+        validate=not no_validate,
+        unknown_level=unknown_level,
+        **explain,
     )
     click.echo(json.dumps(result.to_json(), indent=2) if as_json else result.summary())
 

@@ -19,10 +19,15 @@ def check_arguments(
     opset: int,
     explain: bool,
     interval_level: float | None,
+    unknown_level: str | None = None,
 ) -> None:
     """What can be refused before torch is imported."""
     if interval_level is not None and not explain:
         raise UsageError("--interval-level applies to --explain models; add --explain.")
+    if unknown_level is not None and unknown_level not in defaults.UNKNOWN_LEVELS:
+        raise UsageError(
+            f"--unknown-level {unknown_level!r} is not one of {', '.join(defaults.UNKNOWN_LEVELS)}."
+        )
     check_paths(checkpoint_path, output)
     check_opset(opset)
 

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     import onnx
     import torch
 
+    from toolkit.columns import TablePlan
     from toolkit.export.explain import ExplainPlan
     from toolkit.export.parity import ParityReport
     from toolkit.training.model import ModelSpec
@@ -48,6 +49,7 @@ def export_model(
     providers: list[str] | None = None,
     explain: bool = False,
     interval_level: float | None = None,
+    unknown_level: str | None = None,
 ) -> ExportResult:
     """Export a checkpoint to one ONNX file, written only if every check passes (what
     `toolkit export` and `toolkit.export(...)` run; the steps are listed above).
@@ -70,6 +72,10 @@ def export_model(
         Add toolkit.export.explain's outputs: contributions, and stderr and an interval.
     interval_level : float or None, default=None
         With `explain`, the interval's level; None: 1 - the checkpoint's alpha.
+    unknown_level : {'error', 'reference'} or None, default=None
+        Models with categorical columns: what a level unseen in training means at
+        prediction time, recorded in the card ('error': refused; 'reference': the
+        reference level's encoding, counted); None: 'error'. Numeric models refuse it.
 
     Returns
     -------
@@ -83,19 +89,21 @@ def export_model(
     """
     started = time.perf_counter()
     output = Path(output)
-    check_arguments(checkpoint_path, output, opset, explain, interval_level)
+    check_arguments(checkpoint_path, output, opset, explain, interval_level, unknown_level)
     from toolkit.export import explain as explaining  # torch: once the arguments are good
+    from toolkit.export.tables_export import table_plan
     from toolkit.training import checkpoint
 
     payload = checkpoint.load(checkpoint_path)
+    table = table_plan(payload, unknown_level, explain)
     plan = explaining.plan(payload, interval_level) if explain else None
     gate = (atol, rtol), validate, providers
-    proto, report, metadata = _checked(payload, output, opset, *gate, plan)
+    proto, report, metadata = _checked(payload, output, opset, *gate, plan, table)
     data = proto.SerializeToString()
     with atomic_write(output) as handle:
         handle.write(data)
     dtype, seconds = payload["spec"]["dtype"], time.perf_counter() - started
-    return ExportResult(output, opset, dtype, len(data), report, metadata, seconds, plan)
+    return ExportResult(output, opset, dtype, len(data), report, metadata, seconds, plan, table)
 
 
 def _checked(
@@ -106,9 +114,11 @@ def _checked(
     validate: bool,
     providers: list[str] | None,
     plan: ExplainPlan | None,
+    table: TablePlan | None = None,
 ) -> tuple[onnx.ModelProto, ParityReport | None, dict[str, str]]:
     """The graph, checked, gated and carrying its model card; its parity report; the card."""
     from toolkit.export import explain as explaining
+    from toolkit.export.tables_export import checked_table
     from toolkit.training import checkpoint
 
     spec, model = checkpoint.model_from_checkpoint(payload)
@@ -116,6 +126,16 @@ def _checked(
         default if given is None else given
         for given, default in zip(tolerances, defaults.PARITY_TOLERANCES[spec.dtype], strict=True)
     )
+    if table is not None:  # raw columns in: toolkit.export.tables
+        proto, report = checked_table(
+            payload, model, table, output, opset, (atol, rtol), validate, providers
+        )
+        parity = (
+            report.to_dict() if report is not None else {"skipped": True, "reason": "--no-validate"}
+        )
+        metadata = model_card(payload, opset, parity, None, table)
+        _set_card(proto, metadata, payload)
+        return proto, report, metadata
     proto = _export_proto(model, opset)
     if plan is not None:
         explaining.add_outputs(proto.graph, plan, INPUT_NAME, OUTPUT_NAME)
@@ -139,11 +159,14 @@ def model_card(
     opset: int,
     parity: Mapping[str, Any] | None = None,
     plan: ExplainPlan | None = None,
+    table: TablePlan | None = None,
 ) -> dict[str, str]:
     """The metadata_props written into the file (toolkit.card: strings, JSON where structured).
 
     `parity` is the gate's report (ParityReport.to_dict()), or why it was skipped; `plan`
-    the explain outputs' plan (card.EXPLAIN is written only for them).
+    the explain outputs' plan (card.EXPLAIN is written only for them); `table` the plan of
+    a table model (card.TABLE, with its unknown-level policy). A table model's card has no
+    `input_name`: its inputs are the raw columns, named in `table`.
     """
     import onnx
     import onnxruntime
@@ -155,7 +178,7 @@ def model_card(
     training = payload["training"]
     inference = payload.get("inference")  # absent from checkpoints written before it
     extra = {} if inference is None else {card.INFERENCE: coefficients.compact(inference)}
-    return card.encode(
+    values = card.encode(
         {
             card.FEATURE_NAMES: spec["feature_names"],
             card.TARGET_NAMES: spec["target_names"],
@@ -177,8 +200,12 @@ def model_card(
             card.PARITY: {"pending": True} if parity is None else parity,
             **extra,
             **({card.EXPLAIN: plan.card()} if plan is not None else {}),
+            **({card.TABLE: table.to_dict()} if table is not None else {}),
         }
     )
+    if table is not None:
+        del values[card.INPUT_NAME]
+    return values
 
 
 def _gate(

@@ -55,6 +55,9 @@ class ParityReport:
     providers: list[ProviderReport]
     # Further outputs' scales in words (toolkit.export.explain.SCALES), when there are any.
     scales: dict[str, str] = field(default_factory=dict)
+    # What the prediction is checked against: PyTorch, or (table models) the float64
+    # reference of the encoding and the model (toolkit.export.tables_gate).
+    reference: str = "PyTorch"
 
     @property
     def passed(self) -> bool:
@@ -67,6 +70,7 @@ class ParityReport:
             "rtol": self.rtol,
             "providers": {p.provider: _provider_dict(p) for p in self.providers},
             **({"scales": self.scales} if self.scales else {}),
+            **({"reference": self.reference} if self.reference != "PyTorch" else {}),
         }
 
     def passed_text(self) -> str:
@@ -77,8 +81,9 @@ class ParityReport:
         tolerance = f"atol {self.atol:g}, rtol {self.rtol:g}"
         closest = _closest(self.providers)
         if closest is None:
+            same = "PyTorch's" if self.reference == "PyTorch" else self.reference
             return (
-                f"parity passed on {names}: outputs identical to PyTorch's "
+                f"parity passed on {names}: outputs identical to {same} "
                 f"(allowed: atol + rtol * scale, {tolerance})"
             )
         diff, allowed, used = closest
@@ -90,8 +95,8 @@ class ParityReport:
 
     def breach_message(self, output: str | Path) -> str:
         explained = any(_failed(sub) for p in self.providers for sub in p.outputs.values())
-        against = "PyTorch or the float64 reference of the explain outputs"
-        against = against if explained else "PyTorch"
+        against = f"{self.reference} or the float64 reference of the explain outputs"
+        against = against if explained else self.reference
         lines = [
             f"parity gate failed: ONNX Runtime disagrees with {against}; nothing written "
             f"to {output}."
@@ -99,11 +104,13 @@ class ParityReport:
         for report in self.providers:
             if report.passed:
                 continue
-            lines += _breach_lines(report, self.atol, self.rtol)
+            lines += _breach_lines(report, self.atol, self.rtol, self.reference)
         return "\n".join(lines)
 
 
-def _breach_lines(provider: ProviderReport, atol: float, rtol: float) -> list[str]:
+def _breach_lines(
+    provider: ProviderReport, atol: float, rtol: float, reference: str = "PyTorch"
+) -> list[str]:
     """What failed on one provider: the prediction, then each explain output that failed."""
     lines = []
     for report in provider.parts():
@@ -116,7 +123,8 @@ def _breach_lines(provider: ProviderReport, atol: float, rtol: float) -> list[st
             if closest is not None and closest[2] > 1
             else ""
         )
-        label, expected = provider.provider, "torch"
+        label = provider.provider
+        expected = "torch" if reference == "PyTorch" else "reference"
         if report is not provider:
             label, expected = f"{label}, output {report.provider!r}", "float64 reference"
         lines.append(

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from toolkit.columns import TablePlan
     from toolkit.export.explain import ExplainPlan
     from toolkit.export.parity import ParityReport
 
@@ -21,7 +22,8 @@ EXPORTER = "toolkit: one ONNX Gemm node (onnx.helper), checked against PyTorch"
 class ExportResult:
     """What `toolkit.export` wrote: the file, its opset, dtype and size, the parity
     report (None when the gate was skipped), the model card, the seconds it took, and
-    the plan of the --explain outputs (None without them)."""
+    the plan of the --explain outputs (None without them), and the table plan of a model
+    taking raw columns (None for a numeric model's one matrix input)."""
 
     output: Path
     opset: int
@@ -31,6 +33,7 @@ class ExportResult:
     metadata: dict[str, str]
     seconds: float
     explain: ExplainPlan | None = None
+    table: TablePlan | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -38,7 +41,7 @@ class ExportResult:
             "opset": self.opset,
             "dtype": self.dtype,
             "size_bytes": self.size_bytes,
-            "input": INPUT_NAME,
+            "input": INPUT_NAME if self.table is None else self.table.raw_names,
             "output_name": OUTPUT_NAME,
             "exporter": EXPORTER,
             "parity": self.parity.to_dict() if self.parity is not None else None,
@@ -54,6 +57,11 @@ class ExportResult:
         )
         if self.explain is not None:
             status += f" with {self.explain.describe()}"
+        if self.table is not None:
+            status += (
+                f" taking {len(self.table.columns)} raw columns "
+                f"(unknown levels: {self.table.unknown_level})"
+            )
         if self.parity is None:
             return status
         return f"{status}; {self.parity.passed_text()}"

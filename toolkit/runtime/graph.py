@@ -4,9 +4,11 @@ A linear regressor is y = x W^T + b. toolkit's exports are one Gemm (with a bias
 without one for `--no-intercept`); other exporters write MatMul + Add, put a Cast, a
 Reshape or a scaler (Sub, Div) in front, or use ai.onnx.ml's LinearRegressor;
 `toolkit export --explain` adds elementwise Sub, Mul, Add and Sqrt, an Unsqueeze, a
-MatMul and a Gemm (toolkit/export/explain.py). Only the operators in LINEAR_OPERATORS are run;
-anything else is refused before onnxruntime opens the file. That rules out, by
-construction:
+MatMul and a Gemm (toolkit/export/explain.py); a table model (raw columns in,
+toolkit/export/tables.py) adds LabelEncoder, Gather, ReduceSum, Concat, IsNaN, And, Where
+and, without text columns, Shape and ConstantOfShape. Only the operators in
+LINEAR_OPERATORS are run; anything else is refused before onnxruntime opens the file.
+That rules out, by construction:
 
 - unbounded work: Loop, Scan and If carry subgraphs (a Loop's trip count can be 2**62),
   and no allowed operator has one;
@@ -42,11 +44,23 @@ LINEAR_OPERATORS = {
             "Squeeze",
             "Unsqueeze",
             "Constant",
+            # Table models (toolkit/export/tables.py): each encodes raw columns with no
+            # loop or subgraph, in work linear in the input's size.
+            "Gather",  # a categorical column's coefficients by row; unknown-value flags
+            "ReduceSum",  # adds the categorical columns' rows; counts unknown values
+            "Concat",  # stacks the 1-D column inputs into one matrix
+            "IsNaN",  # missing numeric cells
+            "And",  # ... in columns that have a fill
+            "Where",  # imputes the fill
+            "Shape",  # with ConstantOfShape: unknown_levels' zeros when no column is text
+            "ConstantOfShape",  # sized by an input's Shape, so it depends on the input
         }
     ),
-    "ai.onnx.ml": frozenset({"LinearRegressor"}),
+    # LabelEncoder: a lookup of a text (level) to a table row; unknown texts get a default.
+    "ai.onnx.ml": frozenset({"LinearRegressor", "LabelEncoder"}),
 }
 _ALIASES = {"ai.onnx": ""}
+ML_OPERATORS = sorted(LINEAR_OPERATORS["ai.onnx.ml"])
 
 
 def allowed(domain: str, op_type: str) -> bool:
@@ -67,7 +81,9 @@ def check_linear(info: ModelFile) -> None:
         if not allowed(domain, op_type)
     )
     if refused:
-        shown = ", ".join(sorted(LINEAR_OPERATORS[""])) + ", LinearRegressor (ai.onnx.ml)"
+        shown = ", ".join(
+            [*sorted(LINEAR_OPERATORS[""]), *(f"{op} (ai.onnx.ml)" for op in ML_OPERATORS)]
+        )
         raise UnsafeModelError(
             f"it uses operator{'s' if len(refused) > 1 else ''} {', '.join(refused)}, which a "
             f"linear model does not need (allowed: {shown}); {remedy}"

@@ -1,0 +1,141 @@
+"""`toolkit export` of a table model: the plan from the checkpoint, the graph, its checks.
+
+A checkpoint whose "table" plan (toolkit.columns.TablePlan.to_dict) is not trivial is
+exported with toolkit.export.tables' graph (one input per raw column), checked with
+onnx.checker and strict shape inference, against the documented signature, and gated
+with toolkit.export.tables_gate (raw rows against a float64 reference). The card records
+the plan with the unknown-level policy (`--unknown-level`, decided here).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from toolkit import defaults
+from toolkit.card import UNKNOWN_LEVELS_OUTPUT
+from toolkit.columns import CATEGORICAL, TablePlan
+from toolkit.errors import CheckpointError, ExportError, OutputError, ParityError, UsageError
+from toolkit.export.result import OUTPUT_NAME
+from toolkit.files import cause_of
+
+if TYPE_CHECKING:
+    import onnx
+    import torch
+
+    from toolkit.export.parity import ParityReport
+
+
+def table_plan(
+    payload: dict[str, Any], unknown_level: str | None, explain: bool
+) -> TablePlan | None:
+    """The checkpoint's non-trivial plan with the unknown-level policy set (None: a numeric
+    model, exported as before); UsageError for options that do not apply."""
+    stored = payload.get("table")
+    plan = None
+    if stored is not None:
+        try:
+            plan = TablePlan.from_dict(stored)
+        except ValueError as error:
+            raise CheckpointError(f"the checkpoint's table plan is unusable: {error}") from error
+    if plan is None or plan.trivial:
+        if unknown_level is not None:
+            raise UsageError(
+                "--unknown-level applies to models with categorical columns; this checkpoint's "
+                "features are all numeric. Leave the option out."
+            )
+        return None
+    if explain:
+        raise UsageError(
+            "--explain is not available for models with categorical or imputed columns yet; "
+            "export without --explain."
+        )
+    return plan.with_unknown_level(unknown_level or defaults.UNKNOWN_LEVEL)
+
+
+def checked_table(
+    payload: dict[str, Any],
+    model: torch.nn.Linear,
+    plan: TablePlan,
+    output: Path,
+    opset: int,
+    tolerances: tuple[float, float],
+    validate: bool,
+    providers: list[str] | None,
+) -> tuple[onnx.ModelProto, ParityReport | None]:
+    """The table model's graph, checked and (with `validate`) gated; ParityError if not."""
+    from toolkit.export.tables import build_graph
+
+    weight = model.weight.detach().cpu().numpy()
+    bias = model.bias.detach().cpu().numpy() if model.bias is not None else None
+    proto = build_graph(plan, weight, bias, opset)
+    check_table_proto(proto, plan, str(weight.dtype), weight.shape[0])
+    if not validate:
+        return proto, None
+    return proto, _gate(proto, payload, plan, (weight, bias), output, tolerances, providers)
+
+
+def _gate(
+    proto: onnx.ModelProto,
+    payload: dict[str, Any],
+    plan: TablePlan,
+    coefficients: tuple[Any, Any],
+    output: Path,
+    tolerances: tuple[float, float],
+    providers: list[str] | None,
+) -> ParityReport:
+    import onnx
+
+    from toolkit.export.tables_gate import check_table_parity
+
+    sample = payload["parity_sample"].double().numpy()
+    with tempfile.TemporaryDirectory() as folder:
+        candidate = Path(folder) / "candidate.onnx"
+        try:
+            onnx.save_model(proto, candidate)
+        except OSError as error:  # a full $TMPDIR, a file-size limit
+            raise OutputError(
+                f"cannot write the parity gate's copy of the model, {str(candidate)!r}: "
+                f"{cause_of(error)}; point TMPDIR at a folder with room. Nothing was written "
+                f"to {str(output)!r}.",
+                error,
+            ) from error
+        report = check_table_parity(plan, *coefficients, candidate, sample, tolerances, providers)
+    if not report.passed:
+        raise ParityError(report.breach_message(output))
+    return report
+
+
+def check_table_proto(proto: onnx.ModelProto, plan: TablePlan, dtype: str, targets: int) -> None:
+    """Full checker, strict shape inference, and the table model's documented signature."""
+    import onnx
+
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+        onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as error:
+        raise ExportError(f"the exported model fails onnx.checker: {error}") from error
+    elem = onnx.TensorProto.DOUBLE if dtype == "float64" else onnx.TensorProto.FLOAT
+    expected = [
+        (c.name, onnx.TensorProto.STRING if c.kind == CATEGORICAL else elem, 1)
+        for c in plan.columns
+    ]
+    found = [_signature(value) for value in proto.graph.input]
+    outputs = [(OUTPUT_NAME, elem, 2), (UNKNOWN_LEVELS_OUTPUT, onnx.TensorProto.INT64, 1)]
+    if found != expected or [_signature(v) for v in proto.graph.output] != outputs:
+        raise ExportError(
+            f"the table model's signature is {found} -> "
+            f"{[_signature(v) for v in proto.graph.output]}; expected {expected} -> {outputs}"
+        )
+    width = proto.graph.output[0].type.tensor_type.shape.dim[1].dim_value
+    if width != targets:
+        raise ExportError(f"{OUTPUT_NAME!r} has {width} columns; expected {targets}")
+
+
+def _signature(value: onnx.ValueInfoProto) -> tuple[str, int, int]:
+    """(name, element type, rank), with the batch axis required to be dynamic."""
+    tensor = value.type.tensor_type
+    dims = list(tensor.shape.dim)
+    rank = len(dims) if dims and dims[0].dim_param else -1
+    return value.name, tensor.elem_type, rank
