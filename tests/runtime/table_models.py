@@ -2,9 +2,9 @@
 independent numpy reference of their predictions, shared by the runtime, predict and serve
 tests.
 
-The graph here is written without toolkit's export code: per categorical column a
-LabelEncoder (level text -> encoded column index, the reference -1, unknown -2), compared
-with each encoded column's index (a one-hot); numeric columns imputed with Where(IsNaN);
+The graph here is written without toolkit's export code: per encoded column of a
+categorical column a LabelEncoder (1.0 for the level texts that set it: a one-hot), one
+more for the unknown count; numeric columns imputed with Where(IsNaN);
 indicators from IsNaN / Equal(""); all concatenated in the plan's encoded order into one
 Gemm. `reference_predict` computes the same thing with pandas and numpy from raw values.
 """
@@ -22,8 +22,6 @@ from onnx import TensorProto, helper, numpy_helper
 from toolkit import card
 from toolkit.columns import CATEGORICAL, ColumnPlan, TablePlan
 
-UNKNOWN = -2
-
 # A Grunfeld-like plan: a text firm (with a folded level and a fill), a numeric column
 # with a mean fill and an indicator, one without a fill, and a bool column.
 FIRMS = ("Chrysler", "GE", "GM", "IBM")
@@ -39,6 +37,23 @@ PLAN = TablePlan(
     max_levels=5,
     unknown_level="error",
 )
+
+
+def _encoder(source: str, output: str, keys: list[str], hit: Any, default: Any) -> Any:
+    """ai.onnx.ml LabelEncoder: `hit` for each of `keys`, `default` otherwise (floats or
+    int64s as `hit` is)."""
+    keys = keys or ["\x00never"]  # LabelEncoder needs one key at least
+    if not keys[0].startswith("\x00") or len(keys) > 1:
+        hits = [hit] * len(keys)
+    else:
+        hits = [default]
+    if isinstance(hit, float):
+        values = {"values_floats": hits, "default_float": default}
+    else:
+        values = {"values_int64s": hits, "default_int64": default}
+    return helper.make_node(
+        "LabelEncoder", [source], [output], domain="ai.onnx.ml", keys_strings=keys, **values
+    )
 
 
 def weights(plan: TablePlan, targets: int = 1, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -64,47 +79,25 @@ def table_proto(
         name = column.name
         if column.kind == CATEGORICAL:
             codes = column.code()
-            if column.fill is not None:
-                codes[""] = codes[column.fill]
-            keys = list(codes)
-            nodes.append(
-                helper.make_node(
-                    "LabelEncoder",
-                    [name],
-                    [f"{name}_code"],
-                    domain="ai.onnx.ml",
-                    keys_strings=keys,
-                    values_int64s=[codes[k] for k in keys],
-                    default_int64=UNKNOWN,
-                )
-            )
-            width = len(column.levels) - 1 + (1 if column.other else 0)
-            nodes += [
-                helper.make_node("Unsqueeze", [f"{name}_code", axis1], [f"{name}_col"]),
-                helper.make_node(
-                    "Equal",
-                    [f"{name}_col", const(f"{name}_range", np.arange(width, dtype=np.int64))],
-                    [f"{name}_hot"],
-                ),
-                helper.make_node("Cast", [f"{name}_hot"], [f"{name}_part"], to=elem),
-                helper.make_node(
-                    "Equal",
-                    [f"{name}_code", const(f"{name}_unknown", np.array(UNKNOWN, np.int64))],
-                    [f"{name}_is_unknown"],
-                ),
-                helper.make_node(
-                    "Cast", [f"{name}_is_unknown"], [f"{name}_unknown_n"], to=TensorProto.INT64
-                ),
-            ]
-            parts.append(f"{name}_part")
+            blank = [""] if column.fill is not None else []
+            # One LabelEncoder per encoded column: 1.0 for the texts that set it.
+            for j in range(len(column.levels) - 1 + bool(column.other)):
+                keys = [k for k, c in codes.items() if c == j]
+                if column.fill is not None and codes[column.fill] == j:
+                    keys += blank
+                part = f"{name}_part{j}"
+                nodes += [
+                    _encoder(name, f"{part}_f", keys, 1.0, 0.0),
+                    helper.make_node("Cast", [f"{part}_f"], [f"{part}_c"], to=elem),
+                    helper.make_node("Unsqueeze", [f"{part}_c", axis1], [part]),
+                ]
+                parts.append(part)
+            known = list(codes) + blank
+            nodes.append(_encoder(name, f"{name}_unknown_n", known, 0, 1))
             unknowns.append(f"{name}_unknown_n")
-            missing = f"{name}_missing"
+            missing = f"{name}_missing_f"
             if column.indicator:
-                nodes.append(
-                    helper.make_node(
-                        "Equal", [name, const(f"{name}_blank", np.array("", dtype=object))], [missing]
-                    )
-                )
+                nodes.append(_encoder(name, missing, [""], 1.0, 0.0))
         else:
             missing = f"{name}_missing"
             nodes.append(helper.make_node("IsNaN", [name], [missing]))
@@ -216,3 +209,38 @@ def _text(value: Any) -> Any:
     if isinstance(value, float) and math.isfinite(value) and value.is_integer():
         return str(int(value))
     return str(value)
+
+
+def exported_proto(
+    plan: TablePlan, weight: np.ndarray, bias: np.ndarray | None, dtype: Any = np.float32
+) -> onnx.ModelProto:
+    """The graph toolkit's export writes for `plan` (toolkit/export/tables.py), with a card."""
+    from toolkit.defaults import OPSET
+    from toolkit.export.tables import build_graph
+
+    dtype = np.dtype(dtype)
+    model = build_graph(
+        plan, weight.astype(dtype), None if bias is None else bias.astype(dtype), OPSET
+    )
+    targets = [f"y{t}" for t in range(weight.shape[0])] if weight.shape[0] > 1 else ["y"]
+    del model.metadata_props[:]
+    helper.set_model_props(
+        model,
+        card.encode(
+            {
+                card.FEATURE_NAMES: plan.encoded_names,
+                card.TARGET_NAMES: targets,
+                card.DTYPE: str(dtype),
+                card.TABLE: plan.to_dict(),
+            }
+        ),
+    )
+    return model
+
+
+def write_exported(
+    path: Path, plan: TablePlan = PLAN, targets: int = 1, dtype: Any = np.float32, seed: int = 0
+) -> Path:
+    weight, bias = weights(plan, targets, seed)
+    onnx.save_model(exported_proto(plan, weight, bias, dtype), path)
+    return path
