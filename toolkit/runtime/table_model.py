@@ -147,7 +147,8 @@ def describe_columns(plan: TablePlan) -> list[dict[str, Any]]:
                 "kind": column.kind,
                 "raw_type": column.raw_type,
                 "json_type": "string" if categorical else "number",
-                "levels": len(column.levels) + len(column.other) if categorical else None,
+                "levels": len(column.levels) if categorical else None,
+                "folded": len(column.other),  # levels sharing (other)
                 "fill": column.fill,
                 "indicator": column.indicator,
                 "nullable": column.fill is not None,
