@@ -324,10 +324,12 @@ class TableInputs:
     # Messages
 
     def _needs_value(self, row: int, name: str, value: Any) -> str:
+        blank = value is None or (isinstance(value, float | np.floating) and math.isnan(value))
+        shown = "" if blank else f" ({_shown(value)})"
         return (
-            f"row {row}, column {name!r}: a missing value ({_shown(value)}); the model was "
-            f"trained with --missing {self.plan.missing}, so it has no fill for this column "
-            "and needs a value"
+            f"row {row}, column {name!r}: a missing value{shown}; the model was trained "
+            f"with --missing {self.plan.missing}, so it has no fill for this column and "
+            "needs a value"
         )
 
     def _bad(self, cell: BadCell, first_row: int, name: str) -> str:
