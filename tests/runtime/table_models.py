@@ -42,11 +42,9 @@ PLAN = TablePlan(
 def _encoder(source: str, output: str, keys: list[str], hit: Any, default: Any) -> Any:
     """ai.onnx.ml LabelEncoder: `hit` for each of `keys`, `default` otherwise (floats or
     int64s as `hit` is)."""
-    keys = keys or ["\x00never"]  # LabelEncoder needs one key at least
-    if not keys[0].startswith("\x00") or len(keys) > 1:
-        hits = [hit] * len(keys)
-    else:
-        hits = [default]
+    hits = [hit] * len(keys)
+    if not keys:  # LabelEncoder needs a key: one no input holds, giving the default
+        keys, hits = ["\x00never"], [default]
     if isinstance(hit, float):
         values = {"values_floats": hits, "default_float": default}
     else:

@@ -14,9 +14,9 @@ from typing import Any
 
 from toolkit import card
 from toolkit.coefficients import table_lines
+from toolkit.columns import TablePlan
 from toolkit.equations import equations
 from toolkit.errors import ModelLoadError
-from toolkit.columns import TablePlan
 from toolkit.runtime import Predictor, available_providers, onnxfile
 from toolkit.runtime.table_model import describe_columns
 from toolkit.runtime.weights import linear_weights
@@ -84,10 +84,10 @@ def describe(predictor: Predictor) -> dict[str, Any]:
             f"{str(predictor.path)!r} is not a readable ONNX model any more: {error}."
         ) from error
     session = predictor.session
-    inputs = [{"name": v.name, "type": v.type, "shape": list(v.shape)} for v in session.get_inputs()]
-    outputs = [
-        {"name": v.name, "type": v.type, "shape": list(v.shape)} for v in session.get_outputs()
-    ]
+    inputs, outputs = (
+        [{"name": v.name, "type": v.type, "shape": list(v.shape)} for v in values]
+        for values in (session.get_inputs(), session.get_outputs())
+    )
     table = predictor.table
     return {
         "path": str(predictor.path),

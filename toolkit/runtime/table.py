@@ -62,13 +62,9 @@ class TableInputs:
         self._name_set = frozenset(self.names)
         self.na = frozenset(plan.na_values)
         # (name, categorical, takes a missing value) per column, in the model's order.
-        self._specs = [
-            (c.name, c.kind == CATEGORICAL, c.fill is not None) for c in plan.columns
-        ]
+        self._specs = [(c.name, c.kind == CATEGORICAL, c.fill is not None) for c in plan.columns]
         self._local = threading.local()  # per thread: the 1-row path's arrays
-        self.known = {
-            c.name: frozenset(c.levels) | frozenset(c.other) for c in plan.categorical
-        }
+        self.known = {c.name: frozenset(c.levels) | frozenset(c.other) for c in plan.categorical}
 
     # Forms of input
 
