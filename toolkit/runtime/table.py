@@ -370,7 +370,11 @@ _CELLS = frozenset({str, float, int, bool, type(None)})
 
 def _scalar(value: Any) -> bool:
     """A single cell value (not a column or a row)."""
-    return isinstance(value, str | int | float | bool | np.generic) or value is None
+    return (
+        isinstance(value, str | int | float | bool | np.generic)
+        or value is None
+        or type(value).__name__ == "NAType"  # pandas' NA
+    )
 
 
 def _shown(value: Any) -> str:

@@ -4,9 +4,11 @@ tests.
 
 The graph here is written without toolkit's export code: per encoded column of a
 categorical column a LabelEncoder (1.0 for the level texts that set it: a one-hot), one
-more for the unknown count; numeric columns imputed with Where(IsNaN);
-indicators from IsNaN / Equal(""); all concatenated in the plan's encoded order into one
-Gemm. `reference_predict` computes the same thing with pandas and numpy from raw values.
+more for the unknown count and one for a missing-value indicator; numeric columns
+imputed with Where(IsNaN), their indicators Cast(IsNaN); all concatenated in the plan's
+encoded order into one Gemm. `reference_predict` computes the same thing with pandas and
+numpy from raw values. `exported_proto` is the graph toolkit's export builds, for the
+same plans.
 """
 
 from __future__ import annotations
@@ -36,6 +38,20 @@ PLAN = TablePlan(
     na_values=("NA",),
     max_levels=5,
     unknown_level="error",
+)
+
+
+# An integer category (with a fill and an indicator) and a numeric column without a fill;
+# unknown levels encoded as the reference level.
+YEARS = ("1935", "1936", "1937", "1940")
+YEAR_PLAN = TablePlan(
+    (
+        ColumnPlan("year", CATEGORICAL, "int", YEARS, fill="1936", indicator=True),
+        ColumnPlan("x", "numeric", "float"),
+    ),
+    missing="mean",
+    max_levels=10,
+    unknown_level="reference",
 )
 
 
