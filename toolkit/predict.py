@@ -118,7 +118,10 @@ def _table_input(
     plan = predictor.table
     assert plan is not None
     types = arrow_types([ColumnKind(c.name, c.kind, c.raw_type) for c in plan.columns])
-    types.update({name: pa.string() for name in text})
+    # Text for CSV's booleans: a cell that is not one is an unknown level (the model's
+    # policy decides), not a parse error; raw_columns spells true and false as training.
+    bools = [c.name for c in plan.categorical if c.raw_type == "bool"]
+    types.update({name: pa.string() for name in [*bools, *text]})
     with open_input(source, [], [*plan.raw_names, *text]) as table:
         piece = Piece(table.shard)
         batches = FORMATS[table.shard.format].raw_batches(
@@ -162,6 +165,8 @@ def raw_columns(predictor: Predictor, batch: Batch) -> dict[str, Any]:
                 f"model's {column.kind} ({column.raw_type}) column cannot take ({error})."
             ) from error
         if column.kind == CATEGORICAL:
+            if column.raw_type == "bool" and pa.types.is_string(array.type):
+                array = _bool_texts(array)
             texts = level_texts(array).fill_null("")
             columns[column.name] = texts.to_numpy(zero_copy_only=False)
             continue
@@ -180,6 +185,21 @@ def raw_columns(predictor: Predictor, batch: Batch) -> dict[str, Any]:
             values = np.where(missing, np.nan, values)
         columns[column.name] = values
     return columns
+
+
+# What pyarrow's CSV reader (training's) reads as a boolean.
+_TRUE, _FALSE = ["1", "True", "TRUE", "true"], ["0", "False", "FALSE", "false"]
+
+
+def _bool_texts(array: Any) -> Any:
+    """CSV text of a boolean column with pyarrow's true and false spellings as "true" and
+    "false" (the level texts); other texts stay, to be unknown levels."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    true = pc.is_in(array, value_set=pa.array(_TRUE))
+    false = pc.is_in(array, value_set=pa.array(_FALSE))
+    return pc.if_else(true, "true", pc.if_else(false, "false", array))
 
 
 def explained_columns(predictor: Predictor, id_column: str | None = None) -> list[str]:
