@@ -109,7 +109,8 @@ class TableModel:
                 f"{unknown.shape} for {rows} input rows; a table model returns one row of "
                 f"{predictor.n_targets} and one count per input row. Re-export it."
             )
-        if self.error_policy and (unknown[0] if rows == 1 else np.count_nonzero(unknown)):
+        # One row: indexing is cheaper than count_nonzero's call.
+        if (unknown[0] if rows == 1 else np.count_nonzero(unknown)) and self.error_policy:
             row = int(np.flatnonzero(unknown)[0])
             raise InputError(self.inputs.unknown_message(feeds, row, first_row))
         return result, unknown, feeds
@@ -117,7 +118,7 @@ class TableModel:
     def predict(self, data: Any, first_row: int) -> np.ndarray:
         """Predictions; unknown levels under "reference" warn (UnknownLevelWarning)."""
         result, unknown, _ = self.counted(data, first_row)
-        if len(unknown) and (unknown[0] if len(unknown) == 1 else np.count_nonzero(unknown)):
+        if not self.error_policy and np.count_nonzero(unknown):
             self.warn(unknown)
         return result
 
