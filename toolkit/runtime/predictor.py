@@ -180,7 +180,8 @@ class Predictor:
         ----------
         data : array-like, mapping or DataFrame
             One row (1-D) or a batch (2-D) of numbers, nested lists, a mapping of feature
-            name to column, or a pandas DataFrame (columns taken by name).
+            name to column, or a pandas DataFrame (columns taken by name). A table model
+            takes raw values: see `toolkit.runtime.table`.
         by_name : bool, default=False
             Return `{target name: (n_rows,) array}` instead of one array.
         first_row : int, default=1
@@ -194,14 +195,11 @@ class Predictor:
         Raises
         ------
         InputError
-            Wrong width, rank or names, non-numeric values, NaN or infinity (the message
-            names the row and column).
+            Wrong width, rank or names, non-numeric values, NaN or infinity, a table
+            model's unknown level under "error" (the message names the row and column).
         """
-        if self._table is not None:
-            result = self._table.predict(data, first_row)
-            if by_name:
-                return {name: result[:, t] for t, name in enumerate(self.target_names)}
-            return result
+        if self._table is not None:  # raw columns in: table_model.py
+            return self._table.predict(data, first_row, by_name)
         original, rows = self._guard(data, first_row)
         deferred = self._finite_via_output and not self.allow_non_finite
         if not deferred:

@@ -93,10 +93,10 @@ class TableInputs:
                 with contextlib.suppress(_NotOneRow):
                     row = self._record(data[0], 0, first_row)
                     return self._one_row(row, first_row, finite), 1
-            elif first in _CELLS and len(data) == len(self.names):  # one row
+            elif first in values_.CELLS and len(data) == len(self.names):  # one row
                 with contextlib.suppress(_NotOneRow):
                     return self._one_row(data, first_row, finite), 1
-        frame = _frame_names(data)
+        frame = values_.frame_names(data)
         if frame is not None:
             lacking = [name for name in self.names if name not in frame]
             if lacking:
@@ -105,7 +105,7 @@ class TableInputs:
                     f"{', '.join(repr(m) for m in lacking)}; the model takes "
                     f"{', '.join(self.names)}"
                 )
-            columns = [_frame_column(data, name) for name in self.names]
+            columns = [values_.frame_column(data, name) for name in self.names]
             return self._columns(columns, first_row, finite)
         rows = self._rows_of(data)
         if rows and isinstance(rows[0], Mapping):
@@ -138,7 +138,7 @@ class TableInputs:
                 "expected a DataFrame, a mapping of column -> values, a list of records "
                 f"(dicts) or a list of rows; got {type(data).__name__}"
             )
-        if data and _scalar(data[0]):  # one row
+        if data and values_.is_cell(data[0]):  # one row
             return [data]
         return data
 
@@ -188,8 +188,8 @@ class TableInputs:
                 f"row {index + first_row}: expected a row (a list of values) like the first "
                 "row, got a record"
             )
-        if _scalar(row) or len(row) != len(self.names):
-            got = "one value" if _scalar(row) else f"{len(row)}"
+        if values_.is_cell(row) or len(row) != len(self.names):
+            got = "one value" if values_.is_cell(row) else f"{len(row)}"
             raise InputError(
                 f"row {index + first_row}: expected {len(self.names)} values "
                 f"({', '.join(self.names)}), got {got}"
@@ -239,7 +239,7 @@ class TableInputs:
 
     def _cell(self, value: Any, index: int, first_row: int, finite: bool) -> Any:
         """A cell the fast path did not take: converted and checked, or an InputError."""
-        if not _scalar(value):
+        if not values_.is_cell(value):
             raise _NotOneRow
         name, categorical, fills = self._specs[index]
         if categorical:
@@ -266,7 +266,7 @@ class TableInputs:
     ) -> tuple[dict[str, Any], int]:
         feeds: dict[str, Any] = {}
         for (name, categorical, fills), column in zip(self._specs, columns, strict=True):
-            if _scalar(column):
+            if values_.is_cell(column):
                 column = [column]
             try:
                 if categorical:
@@ -322,7 +322,7 @@ class TableInputs:
 
     def _needs_value(self, row: int, name: str, value: Any) -> str:
         blank = value is None or (isinstance(value, float | np.floating) and math.isnan(value))
-        shown = "" if blank else f" ({_shown(value)})"
+        shown = "" if blank else f" ({values_.shown(value)})"
         return (
             f"row {row}, column {name!r}: a missing value{shown}; the model was trained "
             f"with --missing {self.plan.missing}, so it has no fill for this column and "
@@ -332,18 +332,18 @@ class TableInputs:
     def _bad(self, cell: BadCell, first_row: int, name: str) -> str:
         return (
             f"row {cell.index + first_row}, column {name!r}: expected {cell.expected}, "
-            f"got {_shown(cell.value)}"
+            f"got {values_.shown(cell.value)}"
         )
 
     def _infinite(self, row: int, name: str, value: Any) -> str:
         return (
-            f"row {row}, column {name!r}: expected a finite number, got {_shown(value)}; "
+            f"row {row}, column {name!r}: expected a finite number, got {values_.shown(value)}; "
             "infinity is refused (a missing value is null or NaN)"
         )
 
     def _too_big(self, row: int, name: str, value: Any) -> str:
         return (
-            f"row {row}, column {name!r}: {_shown(value)} is beyond the range of the "
+            f"row {row}, column {name!r}: {values_.shown(value)} is beyond the range of the "
             f"model's {self.dtype} (largest magnitude {float(np.finfo(self.dtype).max):g}); "
             "scale the input or use a float64 model"
         )
@@ -363,41 +363,3 @@ class TableInputs:
                     f"levels as the reference level ({column.levels[0]!r})"
                 )
         return f"row {row + first_row}: the model counted an unknown level"
-
-
-# The types of a cell that the one-row path recognises at a glance.
-_CELLS = frozenset({str, float, int, bool, type(None)})
-
-
-def _scalar(value: Any) -> bool:
-    """A single cell value (not a column or a row)."""
-    return (
-        isinstance(value, str | int | float | bool | np.generic)
-        or value is None
-        or type(value).__name__ == "NAType"  # pandas' NA
-    )
-
-
-def _shown(value: Any) -> str:
-    if isinstance(value, np.generic):
-        value = value.item()
-    return "None" if value is None else repr(value)
-
-
-def _frame_names(data: Any) -> list[str] | None:
-    """The column names of a pandas or polars DataFrame or a pyarrow Table, else None."""
-    package = type(data).__module__.split(".")[0]
-    if package in ("pandas", "polars") and hasattr(data, "columns"):
-        return [str(name) for name in data.columns]
-    if package == "pyarrow" and hasattr(data, "column_names"):
-        return list(data.column_names)
-    return None
-
-
-def _frame_column(data: Any, name: str) -> Any:
-    """One column as numpy (pandas, polars) or a list (pyarrow)."""
-    if hasattr(data, "column_names"):  # pyarrow: to_numpy would need pandas for some types
-        return data.column(name).to_pylist()
-    column = data[name]
-    to_numpy = getattr(column, "to_numpy", None)
-    return to_numpy() if to_numpy is not None else np.asarray(column)

@@ -115,11 +115,16 @@ class TableModel:
             raise InputError(self.inputs.unknown_message(feeds, row, first_row))
         return result, unknown, feeds
 
-    def predict(self, data: Any, first_row: int) -> np.ndarray:
-        """Predictions; unknown levels under "reference" warn (UnknownLevelWarning)."""
+    def predict(
+        self, data: Any, first_row: int, by_name: bool = False
+    ) -> np.ndarray | dict[str, np.ndarray]:
+        """Predictions (by target name with `by_name`); unknown levels under "reference"
+        warn (UnknownLevelWarning)."""
         result, unknown, _ = self.counted(data, first_row)
         if not self.error_policy and np.count_nonzero(unknown):
             self.warn(unknown)
+        if by_name:
+            return {name: result[:, t] for t, name in enumerate(self.predictor.target_names)}
         return result
 
     def warn(self, unknown: np.ndarray) -> None:

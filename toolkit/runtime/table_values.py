@@ -135,3 +135,41 @@ def _cast(values: Sequence[Any] | np.ndarray, dtype: np.dtype) -> np.ndarray:
     caller reports it with the value)."""
     with np.errstate(over="ignore", invalid="ignore"):
         return np.ascontiguousarray(values, dtype=dtype)
+
+
+# The types of a cell that the one-row path recognises at a glance.
+CELLS = frozenset({str, float, int, bool, type(None)})
+
+
+def is_cell(value: Any) -> bool:
+    """A single cell value (not a column or a row)."""
+    return (
+        isinstance(value, str | int | float | bool | np.generic)
+        or value is None
+        or type(value).__name__ == "NAType"  # pandas' NA
+    )
+
+
+def shown(value: Any) -> str:
+    if isinstance(value, np.generic):
+        value = value.item()
+    return "None" if value is None else repr(value)
+
+
+def frame_names(data: Any) -> list[str] | None:
+    """The column names of a pandas or polars DataFrame or a pyarrow Table, else None."""
+    package = type(data).__module__.split(".")[0]
+    if package in ("pandas", "polars") and hasattr(data, "columns"):
+        return [str(name) for name in data.columns]
+    if package == "pyarrow" and hasattr(data, "column_names"):
+        return list(data.column_names)
+    return None
+
+
+def frame_column(data: Any, name: str) -> Any:
+    """One column as numpy (pandas, polars) or a list (pyarrow)."""
+    if hasattr(data, "column_names"):  # pyarrow: to_numpy would need pandas for some types
+        return data.column(name).to_pylist()
+    column = data[name]
+    to_numpy = getattr(column, "to_numpy", None)
+    return to_numpy() if to_numpy is not None else np.asarray(column)
