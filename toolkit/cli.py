@@ -225,9 +225,8 @@ def export(
     atol: float | None,
     rtol: float | None,
     no_validate: bool,
-    unknown_level: str | None,
     as_json: bool,
-    **explain: Any,
+    **options: Any,
 ) -> None:
     """Export a checkpoint to ONNX (OUTPUT: models/model.onnx), gated on parity with PyTorch."""
     import toolkit.export
@@ -237,16 +236,9 @@ def export(
             "warning: --no-validate: the parity gate is skipped; the model card records it.",
             err=True,
         )
-    # explain: --explain and --interval-level, by export_model's names.
+    # --explain, --interval-level and --unknown-level, by export_model's names.
     result = toolkit.export(
-        checkpoint,
-        output,
-        opset,
-        atol,
-        rtol,
-        validate=not no_validate,
-        unknown_level=unknown_level,
-        **explain,
+        checkpoint, output, opset, atol, rtol, validate=not no_validate, **options
     )
     click.echo(json.dumps(result.to_json(), indent=2) if as_json else result.summary())
 

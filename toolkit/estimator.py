@@ -321,7 +321,6 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
         rtol: float | None = None,
         validate: bool = True,
         providers: list[str] | None = None,
-        unknown_level: str | None = None,
     ) -> ExportResult:
         """Export the fitted model to ONNX through `toolkit.export`: the same graph checks,
         parity gate (PyTorch against ONNX Runtime on every provider) and model card as
@@ -339,10 +338,6 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
             Run the parity gate (False skips it; the model card records that).
         providers : list of str or None, default=None
             Execution providers the gate runs on (None: every available one).
-        unknown_level : {'error', 'reference'} or None, default=None
-            Models with categorical columns: a level unseen in training is refused
-            ('error', the default) or encoded as the reference level and counted
-            ('reference'); recorded in the model card. Numeric models refuse it.
 
         Returns
         -------
@@ -354,16 +349,7 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
         check_is_fitted(self)
         with tempfile.TemporaryDirectory(prefix="toolkit-export-") as folder:
             checkpoint = self.save_checkpoint(Path(folder) / "model.pt")
-            return toolkit.export(
-                checkpoint,
-                path,
-                opset,
-                atol,
-                rtol,
-                validate,
-                providers,
-                unknown_level=unknown_level,
-            )
+            return toolkit.export(checkpoint, path, opset, atol, rtol, validate, providers)
 
     def save_checkpoint(self, path: str | Path) -> Path:
         """Write the fitted model's checkpoint, as `toolkit train --out` writes it.

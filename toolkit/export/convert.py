@@ -51,8 +51,8 @@ def export_model(
     interval_level: float | None = None,
     unknown_level: str | None = None,
 ) -> ExportResult:
-    """Export a checkpoint to one ONNX file, written only if every check passes (what
-    `toolkit export` and `toolkit.export(...)` run; the steps are listed above).
+    """Export a checkpoint to one ONNX file, written only if every check passes (the steps
+    above: what `toolkit export` and `toolkit.export(...)` run).
 
     Parameters
     ----------
@@ -72,10 +72,8 @@ def export_model(
         Add toolkit.export.explain's outputs: contributions, and stderr and an interval.
     interval_level : float or None, default=None
         With `explain`, the interval's level; None: 1 - the checkpoint's alpha.
-    unknown_level : {'error', 'reference'} or None, default=None
-        Models with categorical columns: what a level unseen in training means at
-        prediction time, recorded in the card ('error': refused; 'reference': the
-        reference level's encoding, counted); None: 'error'. Numeric models refuse it.
+    unknown_level : {'error', 'reference'} or None, default=None (error)
+        Categorical models: an unseen level is refused, or encoded as the reference, counted.
 
     Returns
     -------
@@ -87,16 +85,9 @@ def export_model(
     CheckpointError, UsageError, ExportError, ParityError, OutputError
         An unusable checkpoint, opset or path; a failed check, gate or write: nothing written.
     """
-    started = time.perf_counter()
-    output = Path(output)
+    started, output = time.perf_counter(), Path(output)
     check_arguments(checkpoint_path, output, opset, explain, interval_level, unknown_level)
-    from toolkit.export import explain as explaining  # torch: once the arguments are good
-    from toolkit.export.tables_export import table_plan
-    from toolkit.training import checkpoint
-
-    payload = checkpoint.load(checkpoint_path)
-    table = table_plan(payload, unknown_level, explain)
-    plan = explaining.plan(payload, interval_level) if explain else None
+    payload, plan, table = _load(checkpoint_path, explain, interval_level, unknown_level)
     gate = (atol, rtol), validate, providers
     proto, report, metadata = _checked(payload, output, opset, *gate, plan, table)
     data = proto.SerializeToString()
@@ -104,6 +95,22 @@ def export_model(
         handle.write(data)
     dtype, seconds = payload["spec"]["dtype"], time.perf_counter() - started
     return ExportResult(output, opset, dtype, len(data), report, metadata, seconds, plan, table)
+
+
+def _load(
+    checkpoint_path: str | Path,
+    explain: bool,
+    interval_level: float | None,
+    unknown_level: str | None,
+) -> tuple[dict[str, Any], ExplainPlan | None, TablePlan | None]:
+    """The checkpoint, the --explain outputs' plan and the table plan (None: a numeric model)."""
+    from toolkit.export import explain as explaining  # torch: once the arguments are good
+    from toolkit.export.tables_export import table_plan
+    from toolkit.training import checkpoint
+
+    payload = checkpoint.load(checkpoint_path)
+    table = table_plan(payload, unknown_level, explain)
+    return payload, explaining.plan(payload, interval_level) if explain else None, table
 
 
 def _checked(

@@ -13,12 +13,12 @@ fused rather than spelled out column by column (see `build_graph`):
 - categorical columns: each column's LabelEncoder (ai.onnx.ml) maps the text straight
   to a row of one shared table of coefficients: per column a row for each kept level
   (the reference's is zeros), one for `(other)` (its folded levels share it), one for
-  missing (the fill level's row, plus the indicator's coefficient) and one for unknown
-  values (zeros: the reference's encoding). One Gather takes every column's rows at once
-  and one ReduceSum adds them; the intercept is folded into the first column's rows.
-  A second Gather from an int64 table (1 on the unknown rows) and a ReduceSum count the
-  unknown values. A missing cell in a column without a fill counts as unknown: the graph
-  cannot encode it (toolkit's runtime refuses it before the graph runs).
+  missing (the fill level's row, plus the indicator's coefficient; without a fill the
+  reference's zeros, as toolkit.io.encode leaves such a cell, which toolkit's runtime
+  refuses before the graph runs) and one for unknown values (zeros: the reference's
+  encoding). One Gather takes every column's rows at once and one ReduceSum adds them;
+  the intercept is folded into the first column's rows. A second Gather from an int64
+  table (1 on the unknown rows) and a ReduceSum count the unknown values.
 - numeric columns: concatenated and reshaped to (columns, batch) for one Gemm
   (transA) whose C input is the categorical sum; the fills replace NaN with
   Where(IsNaN) (And-ed with a mask when only some columns have a fill, so a NaN in a
@@ -67,11 +67,10 @@ def category_rows(plan: TablePlan) -> list[CategoryRows]:
         # Row of a level: its encoded column + 1 (the reference's code is -1: row 0).
         rows = [start + code[level] + 1 for level in keys]
         count = len(column.levels) + (1 if column.other else 0)
-        if column.fill is not None:  # missing: "" and the na_values tokens
-            tokens = [""] + [t for t in plan.na_values if t not in code]
-            keys += tokens
-            rows += [start + count] * len(tokens)
-            count += 1
+        tokens = [""] + [t for t in plan.na_values if t not in code]  # missing
+        keys += tokens
+        rows += [start + count] * len(tokens)
+        count += 1
         unknown = start + count
         found.append(CategoryRows(column, start, tuple(keys), tuple(rows), unknown, count + 1))
         start += count + 1
@@ -102,11 +101,11 @@ def coefficient_table(
         codes = w[:, part]  # (targets, width): the column's encoded coefficients
         kept = len(column.levels) - 1 + (1 if column.other else 0)
         table[group.start + 1 : group.start + 1 + kept] = codes[:, :kept].T
+        missing = group.start + group.count - 2
         if column.fill is not None:
-            missing = group.start + group.count - 2
             table[missing] = table[group.start + column.code()[column.fill] + 1]
-            if column.indicator:
-                table[missing] += codes[:, -1]
+        if column.indicator:
+            table[missing] += codes[:, -1]
         unknown[group.unknown] = 1
     if bias is not None and groups:
         first = groups[0]

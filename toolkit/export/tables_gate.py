@@ -4,9 +4,9 @@ The rows cover every kept level, every folded level, the missing tokens of colum
 fill, and an unseen level, in every categorical column; numeric values are drawn at the
 training rows' scale (mean and spread of the checkpoint's parity sample), NaN in columns
 that have a fill (and never in columns without one, whose missing cells the model cannot
-encode). The reference encodes them with treatment coding straight from the plan's rules
-(`reference_encode`, written apart from the graph's fused tables), then computes
-x @ W^T + b in float64; `unknown_levels` must match exactly. The tolerance test is the
+encode). The reference encodes them with toolkit.io.encode, the encoder training used
+(written apart from the graph's fused tables), then computes x @ W^T + b in float64;
+`unknown_levels` must match exactly. The tolerance test is the
 numeric gate's: |onnx - reference| <= atol + rtol * (|x| @ |W|^T + |b|).
 """
 
@@ -14,11 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from toolkit.card import UNKNOWN_LEVELS_OUTPUT
-from toolkit.columns import CATEGORICAL, TablePlan
+from toolkit.columns import CATEGORICAL, ColumnPlan, TablePlan
 from toolkit.export.parity import (
     PROBE_BATCH_SIZES,
     ParityReport,
@@ -38,39 +39,24 @@ MISSING_SHARE = 0.1  # of the drawn rows, per column with a fill
 def reference_encode(
     plan: TablePlan, columns: Mapping[str, np.ndarray]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Raw columns -> (encoded float64 (rows, encoded columns), unknown counts int64 (rows,)).
+    """Raw columns -> (encoded float64 (rows, encoded columns), unknown counts int64 (rows,)),
+    by toolkit.io.encode: the encoder the model was trained with. The graph's texts are
+    handed to it in the column's raw type (integers, booleans; None where missing), as
+    training read them."""
+    from toolkit.io import encode
 
-    Numeric columns: NaN is missing (the fill, or NaN when there is none). Categorical
-    columns hold level texts; "" and `na_values` tokens are missing (the fill level, or
-    unknown when there is none); a text that is neither a kept level nor a folded one is
-    unknown: all zeros, counted.
-    """
-    n = len(next(iter(columns.values())))
-    encoded = np.zeros((n, len(plan.encoded_names)), np.float64)
-    unknown = np.zeros(n, np.int64)
-    slices = column_slices(plan)
-    for column in plan.columns:
-        part, values = slices[column.name], columns[column.name]
-        if column.kind != CATEGORICAL:
-            raw = np.asarray(values, np.float64)
-            missing = np.isnan(raw)
-            encoded[:, part.start] = np.where(
-                missing & (column.fill is not None), column.fill or 0.0, raw
-            )
-        else:
-            texts = [str(v) for v in values]
-            missing = np.array([t == "" or t in plan.na_values for t in texts], bool)
-            code = column.code()
-            for row, text in enumerate(texts):
-                if missing[row] and column.fill is not None:
-                    text = str(column.fill)
-                if text not in code:
-                    unknown[row] += 1
-                elif code[text] >= 0:
-                    encoded[row, part.start + code[text]] = 1.0
-        if column.indicator:
-            encoded[:, part.stop - 1] = missing
-    return encoded, unknown
+    encoded = encode({c.name: _natural(c, columns[c.name], plan) for c in plan.columns}, plan)
+    return encoded.block, encoded.unknown
+
+
+def _natural(column: ColumnPlan, values: np.ndarray, plan: TablePlan) -> Any:
+    """A graph input as training read the column: texts of int and bool columns in their
+    raw type, missing tokens as None."""
+    if column.kind != CATEGORICAL or column.raw_type == "string":
+        return values
+    code, tokens = column.code(), {"", *plan.na_values}
+    parse = int if column.raw_type == "int" else (lambda text: text == "true")
+    return [None if t in tokens and t not in code else parse(t) for t in map(str, values)]
 
 
 def decode_sample(plan: TablePlan, sample: np.ndarray) -> Columns:
@@ -136,6 +122,10 @@ def _keys(plan: TablePlan, name: str) -> list[str]:
     known = list(column.levels) + list(column.other)
     if column.fill is not None:
         known += [""] + [t for t in plan.na_values if t not in known]
+    if column.raw_type == "int":
+        return [*known, str(max(int(level) for level in column.levels + column.other) + 1)]
+    if column.raw_type == "bool":  # unseen only when a value of the two is
+        return known + sorted({"false", "true"} - set(known))
     unseen = "(unseen level)"
     while unseen in known:
         unseen += "'"

@@ -16,7 +16,7 @@ Modules, by concern:
     globs     --data patterns: each file once, no walking around symlink loops
     names     column names in messages: shown, matched loosely, a doubtful header named
     kinds     what each raw column is: numeric or categorical, and its raw type
-    scan      one pass over the raw columns: levels, missing counts, exact sums, medians
+    scanner   one pass over the raw columns: levels, missing counts, exact sums, medians
     exact     exact float64 sums and the median sketch's hashes
     rows      rows as a user sees them, found on demand (for messages)
     tables_plan  TableOptions and build_plan: from a scan to a columns.TablePlan
@@ -37,7 +37,7 @@ from toolkit.io.kinds import ColumnKind
 from toolkit.io.memory import Dataset, load_dataset
 from toolkit.io.planned import Dropped
 from toolkit.io.reader import Batch, Input, open_input, read_piece
-from toolkit.io.scan import ColumnStats, ScanStats, scan
+from toolkit.io.scanner import ColumnStats, ScanStats, scan
 from toolkit.io.shards import Piece, Shard
 from toolkit.io.sources import SEED_NAME, DataSource, open_source, resolve_sources, select_columns
 from toolkit.io.tables_plan import TableOptions, build_plan

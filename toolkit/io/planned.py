@@ -177,7 +177,7 @@ def missing_error(source: DataSource, first: str = "") -> DataError:
     --missing mean or median only targets and weights can be at fault: they are not
     imputed.
     """
-    from toolkit.io.scan import first_rows_text, scan
+    from toolkit.io.scanner import first_rows_text, scan
     from toolkit.io.tables_plan import TableOptions
 
     plan = source.plan
