@@ -4,7 +4,9 @@ The input is read by the same reader as training's data (toolkit.io): the same f
 detection (suffix, else magic bytes), the same chunks of at most --chunk-rows rows, and
 the same errors naming the file, the row as seen in the file (CSV: the header is row 1),
 the column and the value. Blank cells are refused there; NaN and infinity are left to
-the Predictor, which refuses them unless it was made with allow_non_finite. Predictions
+the Predictor, which refuses them unless it was made with allow_non_finite. A table
+model's raw columns are read as training read them (`_table_input`: blank cells and the
+plan's na_values tokens missing, categories as level texts). Predictions
 are written chunk by chunk (toolkit.io.writers): CSV, TSV, JSON Lines or Parquet, as the
 output's suffix says (an unknown suffix is refused before any row is read). A file output
 is written atomically: a failed run, a full disk included, leaves no partial file and an

@@ -8,7 +8,9 @@ it), and it fixes what raw onnxruntime leaves to the caller:
   to the CPU; asking explicitly for a provider that onnxruntime then does not use is an
   error saying why, not a silent CPU run. `predictor.provider` names what really runs.
 - Inputs: numpy arrays (1-D = one row), nested lists, a mapping of feature name to column,
-  or a pandas DataFrame (by column name). A guard (here and in inputs.py) explains wrong
+  or a pandas DataFrame (by column name). A table model (a `table` plan in its card)
+  takes raw values instead: DataFrames, columns, records or rows with mixed types
+  (table.py, table_model.py). A guard (here and in inputs.py) explains wrong
   shapes, names, types and NaN/infinity with expected vs got before onnxruntime sees them.
 - Conversion policy: floats and integers are converted to the model's dtype (integers
   beyond 2**24 lose precision in a float32 model, as they would in numpy; floats beyond
