@@ -211,6 +211,17 @@ def test_a_value_beyond_float32_is_refused_with_the_value(tmp_path):
             predictor.predict(data)
 
 
+def test_a_list_or_object_in_a_categorical_column_is_refused(predictor):
+    for value, shown in (([1], r"\[1\]"), ({"a": 1}, r"\{'a': 1\}")):
+        rows = [["GM", 1.0, 2.0, True], [value, 1.0, 2.0, True]]
+        expected = f"^row 2, column 'firm': expected a text, a number or a boolean, got {shown}$"
+        with pytest.raises(InputError, match=expected):
+            predictor.predict(rows)
+    nested = {"firm": {"a": 1}, "value": 1.0, "capital": 2.0, "union": True}
+    with pytest.raises(InputError, match=r"^column 'firm': expected a value or a list of values"):
+        predictor.predict(nested)
+
+
 def test_shapes_and_lengths_are_checked(predictor):
     with pytest.raises(InputError, match=r"^row 2: expected 4 values \(firm, value, capital"):
         predictor.predict([["GM", 1.0, 2.0, True], ["GM", 1.0, 2.0]])

@@ -257,13 +257,15 @@ class Predictor:
         """
         return explain.explain_rows(self, self._explainer, data, first_row)
 
-    def prepare(self, data: Any, first_row: int = 1) -> np.ndarray:
-        """The input guard: a native, C-contiguous (n, n_features) array in the model's dtype.
+    def prepare(self, data: Any, first_row: int = 1) -> np.ndarray | dict[str, np.ndarray]:
+        """The input guard: a native, C-contiguous (n, n_features) array in the model's dtype
+        (a table model: {raw column: its graph input}).
 
         `first_row` numbers the rows in error messages (the CLI passes file row numbers).
         """
         if self._table is not None:  # a table model: the graph's inputs, by column
-            return self._table.inputs.feeds(data, first_row, not self.allow_non_finite)[0]
+            feeds = self._table.inputs.feeds(data, first_row, not self.allow_non_finite)[0]
+            return {name: column.copy() for name, column in feeds.items()}  # not the buffers
         original, converted = self._guard(data, first_row)
         check_finite(
             original, converted, first_row, self.feature_names, self.dtype, self.allow_non_finite

@@ -18,7 +18,7 @@ the row and column.
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -63,12 +63,15 @@ def number(index: int, value: Any, na_values: Collection[str]) -> float | None:
     raise BadCell(index, value, "a number")
 
 
-def text(value: Any, na_values: Collection[str]) -> str:
-    """A categorical cell's level text ("" when missing)."""
+def text(value: Any, na_values: Collection[str], index: int = 0) -> str:
+    """A categorical cell's level text ("" when missing), or BadCell for a list, an
+    object or anything else that is not one value."""
     if type(value) is str:
         return "" if value in na_values else value
     if is_missing(value, na_values):
         return ""
+    if not is_cell(value):
+        raise BadCell(index, value, "a text, a number or a boolean")
     if isinstance(value, np.bool_):
         value = bool(value)
     elif isinstance(value, np.integer):
@@ -90,7 +93,7 @@ def numbers(values: Any, dtype: np.dtype, na_values: Collection[str]) -> np.ndar
             raise BadCell(0, values[0].item(), "a number")
         values = values.tolist()
     elif not isinstance(values, list | tuple):
-        values = list(values)
+        values = _listed(values)
     if not set(map(type, values)) <= PLAIN_NUMBERS:
         values = [number(i, v, na_values) for i, v in enumerate(values)]
     try:
@@ -117,12 +120,21 @@ def texts(values: Any, na_values: Collection[str]) -> np.ndarray:
             return np.where(values, "true", "false")
         values = values.tolist()
     elif not isinstance(values, list | tuple):
-        values = list(values)
+        values = _listed(values)
     array = np.empty(len(values), dtype=object)
-    array[:] = [value if type(value) is str else text(value, ()) for value in values]
+    array[:] = [
+        value if type(value) is str else text(value, (), i) for i, value in enumerate(values)
+    ]
     if na_values:
         array[np.isin(array, list(na_values))] = ""
     return array
+
+
+def _listed(values: Any) -> list[Any]:
+    """A column that is neither an array, a list nor a tuple (a Series, a generator...)."""
+    if isinstance(values, Mapping | bytes):
+        raise ValueError(f"expected a value or a list of values, got {type(values).__name__}")
+    return list(values)
 
 
 def blanks(column: np.ndarray) -> np.ndarray:
