@@ -174,3 +174,16 @@ def test_csv_booleans_are_read_in_every_spelling_training_reads(model, write_csv
     assert result.exit_code == 0, result.output
     got = _predicted(result.stdout).y.tolist()
     assert got[:4] == [got[0]] * 4 and got[4:] == [got[4]] * 4 and got[0] != got[4]
+
+
+def test_nan_in_a_parquet_number_column_is_refused_with_file_and_row(tmp_path):
+    model = write_exported(tmp_path / "years.onnx", YEAR_PLAN, dtype="float64")
+    source = tmp_path / "in.parquet"
+    x = pa.array([1.0, 2.0, float("nan")], pa.float64(), from_pandas=False)
+    pq.write_table(pa.table({"year": [1935, 1936, 1937], "x": x}), source)
+    result = invoke("predict", str(model), "--input", str(source), "--chunk-rows", "2")
+    assert result.exit_code == 1
+    assert (
+        f"Error: {source}, row 3, column 'x': expected a number or a blank cell, got nan; "
+        "NaN and infinity are refused (--allow-non-finite accepts them)\n"
+    ) in result.output

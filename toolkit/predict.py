@@ -74,7 +74,7 @@ def predict_file(
     text = [id_column] if id_column else []
     rows = 0
     if predictor.table is not None:  # raw columns, typed by the model's plan
-        reading = _table_input(predictor, source, text, chunk_rows)
+        reading = _table_input(predictor, source, text, chunk_rows, non_finite_hint)
     else:
         reading = _numeric_input(predictor, source, text, chunk_rows)
     with reading as chunks, _output(destination) as sink:
@@ -106,7 +106,11 @@ def _numeric_input(
 
 @contextlib.contextmanager
 def _table_input(
-    predictor: Predictor, source: str, text: list[str], chunk_rows: int
+    predictor: Predictor,
+    source: str,
+    text: list[str],
+    chunk_rows: int,
+    non_finite_hint: str | None,
 ) -> Iterator[Iterator[tuple[Any, Batch]]]:
     """({raw column: values}, its batch) per chunk: a table model's raw columns, read as
     training read them (CSV: numbers, or categories by raw type; blank cells and the
@@ -115,6 +119,7 @@ def _table_input(
     import pyarrow as pa
 
     from toolkit.io import FORMATS, ColumnKind, Piece
+    from toolkit.io.blocks import Prefetch
     from toolkit.io.planned import arrow_types
 
     plan = predictor.table
@@ -132,17 +137,26 @@ def _table_input(
 
         def chunks() -> Iterator[tuple[Any, Batch]]:
             offset = 0
-            for data in batches:
-                batch = Batch(data, piece, offset, 0)
-                yield raw_columns(predictor, batch), batch
-                offset += data.num_rows
+            try:
+                for data in batches:
+                    batch = Batch(data, piece, offset, 0)
+                    try:
+                        columns = raw_columns(predictor, batch)
+                    except InputError as error:
+                        raise _in_file(error, batch, non_finite_hint) from error
+                    yield columns, batch
+                    offset += data.num_rows
+            finally:
+                close = getattr(batches, "close", None)
+                if close is not None:
+                    close()  # a CSV reader left open keeps pyarrow's threads alive
 
+        # Read and converted a few chunks ahead in a background thread, as numeric input is.
+        reader = Prefetch(chunks())
         try:
-            yield chunks()
+            yield reader
         finally:
-            close = getattr(batches, "close", None)
-            if close is not None:
-                close()  # a CSV reader left open keeps pyarrow's threads alive
+            reader.close()
 
 
 def raw_columns(predictor: Predictor, batch: Batch) -> dict[str, Any]:
