@@ -187,3 +187,12 @@ def test_nan_in_a_parquet_number_column_is_refused_with_file_and_row(tmp_path):
         f"Error: {source}, row 3, column 'x': expected a number or a blank cell, got nan; "
         "NaN and infinity are refused (--allow-non-finite accepts them)\n"
     ) in result.output
+
+
+def test_the_summary_counts_rows_not_columns(model, write_csv, tmp_path):
+    out = tmp_path / "out.csv"
+    result = invoke(
+        "predict", str(model), "--input", str(write_csv("in.csv", CSV)), "--output", str(out)
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stderr.strip() == f"predicted 6 rows with CPUExecutionProvider -> {out}"

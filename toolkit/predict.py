@@ -89,7 +89,7 @@ def predict_file(
             except InputError as error:
                 raise _in_file(error, batch, non_finite_hint) from error
             writer.write(prediction, batch.column(id_column) if id_column else None)
-            rows += len(features)
+            rows += len(prediction)
         writer.close()
     shown = "<stdout>" if destination == STDIO else destination
     return PredictSummary(rows, shown, predictor.provider, list(predictor.target_names))
