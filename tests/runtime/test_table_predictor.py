@@ -108,6 +108,8 @@ def test_every_input_form_gives_the_same_predictions(predictor, expected):
     for name, data in forms.items():
         got = predictor.predict(data)
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12, err_msg=name)
+    for i in range(len(FRAME)):  # one row of a DataFrame is a record
+        np.testing.assert_allclose(predictor.predict(FRAME.iloc[i]), expected[i : i + 1])
     for i, record in enumerate(records):  # one row: the fast path, every form
         for one in (record, [record], rows[i], {k: [v] for k, v in record.items()}):
             np.testing.assert_allclose(predictor.predict(one), expected[i : i + 1], atol=1e-12)

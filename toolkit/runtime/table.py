@@ -96,6 +96,8 @@ class TableInputs:
             elif first in values_.CELLS and len(data) == len(self.names):  # one row
                 with contextlib.suppress(_NotOneRow):
                     return self._one_row(data, first_row, finite), 1
+        if values_.is_series(data):  # one row of a DataFrame (frame.iloc[i]): a record
+            return self.feeds(data.to_dict(), first_row, finite)
         frame = values_.frame_names(data)
         if frame is not None:
             lacking = [name for name in self.names if name not in frame]

@@ -168,6 +168,11 @@ def shown(value: Any) -> str:
     return "None" if value is None else repr(value)
 
 
+def is_series(data: Any) -> bool:
+    """A pandas Series (not imported to tell): a row, as `frame.iloc[i]` gives."""
+    return type(data).__module__.startswith("pandas") and type(data).__name__ == "Series"
+
+
 def frame_names(data: Any) -> list[str] | None:
     """The column names of a pandas or polars DataFrame or a pyarrow Table, else None."""
     package = type(data).__module__.split(".")[0]
