@@ -30,6 +30,7 @@ from table_models import (
 )
 
 from toolkit import card
+from toolkit.columns import TablePlan
 from toolkit.errors import InputError, ModelLoadError
 from toolkit.runtime import Predictor
 from toolkit.runtime.table import UnknownLevelWarning
@@ -202,6 +203,21 @@ def test_a_bad_numeric_value_names_row_column_and_value(predictor, value, messag
         row = len(rows)
         with pytest.raises(InputError, match=f"^row {row}, column 'capital': {message}"):
             predictor.predict(rows)
+
+
+def test_infinity_is_missing_where_training_read_it_so(tmp_path):
+    plan = TablePlan.from_dict({**PLAN.to_dict(), "na_values": ["NA", "inf"]})
+    predictor = Predictor(write_exported(tmp_path / "m.onnx", plan, dtype="float64"))
+    record = {"firm": "GM", "value": float("inf"), "capital": 2.0, "union": True}
+    filled = predictor.predict({**record, "value": None})
+    for data in (record, [record, record], {k: [v, v] for k, v in record.items()}):
+        np.testing.assert_array_equal(predictor.predict(data)[:1], filled)
+    values = np.array([1.0, -np.inf])
+    columns = {"firm": ["GM"] * 2, "value": values, "capital": [2.0] * 2, "union": [True] * 2}
+    np.testing.assert_array_equal(predictor.predict(columns)[1:], filled)
+    assert values[1] == -np.inf  # the caller's array is not changed
+    with pytest.raises(InputError, match=r"column 'capital': a missing value \(inf\); the model"):
+        predictor.predict({**record, "value": 1.0, "capital": float("inf")})
 
 
 def test_a_value_beyond_float32_is_refused_with_the_value(tmp_path):

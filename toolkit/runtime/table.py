@@ -61,6 +61,9 @@ class TableInputs:
         self.names = plan.raw_names
         self._name_set = frozenset(self.names)
         self.na = frozenset(plan.na_values)
+        # Infinity is a missing value where training read it as one (toolkit.io.encode).
+        lowered = {token.strip().lower() for token in plan.na_values}
+        self.inf_missing = bool(lowered & set(values_.INF_TOKENS))
         # (name, categorical, takes a missing value) per column, in the model's order.
         self._specs = [(c.name, c.kind == CATEGORICAL, c.fill is not None) for c in plan.columns]
         self._local = threading.local()  # per thread: the 1-row path's arrays
@@ -253,6 +256,8 @@ class TableInputs:
             number = values_.number(0, value, self.na)
         except BadCell as cell:
             raise InputError(self._bad(cell, first_row, name)) from None
+        if number is not None and self.inf_missing and math.isinf(number):
+            number = None  # training read infinity as missing too
         if number is None or number != number:  # missing (None or NaN)
             if not fills and finite:
                 raise InputError(self._needs_value(first_row, name, value))
@@ -279,8 +284,9 @@ class TableInputs:
                 raise InputError(self._bad(cell, first_row, name)) from None
             except ValueError as error:  # a 2-D column
                 raise InputError(f"column {name!r}: {error}") from None
-            self._check_column(name, categorical, fills, converted, column, first_row, finite)
-            feeds[name] = converted
+            feeds[name] = self._check_column(
+                name, categorical, fills, converted, column, first_row, finite
+            )
         lengths = {len(c) for c in feeds.values()}
         if len(lengths) > 1:
             sizes = ", ".join(f"{n}: {len(c)}" for n, c in feeds.items())
@@ -296,17 +302,22 @@ class TableInputs:
         original: Any,
         first_row: int,
         finite: bool,
-    ) -> None:
-        """Refuse a missing value where the model has no fill, and infinity."""
+    ) -> np.ndarray:
+        """The column, once a missing value where the model has no fill and infinity are
+        refused (infinity is missing when training read it so: an na_values token)."""
         if categorical:
             if not fills and len(converted):
                 blank = values_.blanks(converted)
                 if len(blank):
                     row = int(blank[0])
                     raise InputError(self._needs_value(row + first_row, name, original[row]))
-            return
-        if not finite or all_finite(converted):
-            return
+            return converted
+        if all_finite(converted):
+            return converted
+        if self.inf_missing:
+            converted = np.where(np.isinf(converted), np.nan, converted)  # a copy: not theirs
+        if not finite:
+            return converted
         nan = np.isnan(converted)
         if not fills and nan.any():
             row = int(np.flatnonzero(nan)[0])
@@ -319,6 +330,7 @@ class TableInputs:
                 number = values_.number(row, value, self.na)
                 word = self._infinite if number is None or math.isinf(number) else self._too_big
                 raise InputError(word(row + first_row, name, value))
+        return converted
 
     # Messages
 

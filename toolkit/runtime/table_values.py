@@ -25,6 +25,9 @@ import numpy as np
 
 from toolkit.columns import level_text
 
+# na_values tokens that make infinity missing in numbers not read from text, as in
+# toolkit.io.encode (which the runtime tier may not import).
+INF_TOKENS = ("inf", "infinity", "-inf", "+inf", "-infinity")
 # The element types a list of numbers is made of in the common case: numpy converts them
 # (None to NaN) without a look at each value.
 PLAIN_NUMBERS = frozenset({float, int, type(None)})
