@@ -10,6 +10,7 @@ folded intercept). `unknown_levels` is compared exactly.
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import onnx
@@ -21,10 +22,10 @@ from table_checkpoints import example_plan, pandas_encode, raw_rows, table_check
 
 from toolkit import card
 from toolkit.columns import CATEGORICAL, ColumnPlan, TablePlan
-from toolkit.errors import ExportError, ParityError, UsageError
+from toolkit.errors import CheckpointError, ExportError, ParityError, UsageError
 from toolkit.export import export_model, tables
 from toolkit.export.tables import build_graph
-from toolkit.export.tables_gate import probe_columns, reference_encode
+from toolkit.export.tables_gate import decode_sample, probe_columns, reference_encode
 from toolkit.runtime import graph, onnxfile
 from toolkit.training import checkpoint
 
@@ -303,8 +304,11 @@ def test_wrong_unknown_counts_fail_the_gate(tmp_path, exported, monkeypatch):
         return table, np.zeros_like(flags)
 
     monkeypatch.setattr(tables, "coefficient_table", miscounted)
-    with pytest.raises(ParityError, match="output 'unknown_levels'"):
+    with pytest.raises(ParityError, match="output 'unknown_levels': differs") as caught:
         export_model(model, tmp_path / "bad.onnx")
+    assert re.search(
+        r"every level: \d+ of \d+ rows differ \(row \d+: reference 1, onnx 0", str(caught.value)
+    )
     assert not (tmp_path / "bad.onnx").exists()
 
 
@@ -384,3 +388,29 @@ def test_a_missing_cell_without_a_fill_is_the_reference_not_unknown():
     np.testing.assert_allclose(prediction[:, 0], encoded @ weight[0], rtol=1e-12)
     np.testing.assert_array_equal(unknown, expected_unknown)
     assert encoded[:2, plan.encoded_names.index("union[true]")].tolist() == [0.0, 0.0]
+
+
+def test_feature_names_that_are_not_the_plans_encoding_are_refused(tmp_path, exported):
+    model, _, _ = exported
+    payload = checkpoint.load(model)
+    payload["spec"]["feature_names"][1] = "firm[Ford]"
+    broken = checkpoint.save(tmp_path / "broken.pt", payload)
+    # Refused when the checkpoint is loaded (tables-train's checkpoint check) or, failing
+    # that, by the export itself, which names the first difference.
+    with pytest.raises(CheckpointError, match=r"feature[ _]names") as caught:
+        export_model(broken, tmp_path / "x.onnx")
+    message = str(caught.value)
+    assert "column 2 is 'firm[Ford]', the plan's 'firm[GM]'" in message or "firm[GE]" in message
+    assert not (tmp_path / "x.onnx").exists()
+
+
+@settings(max_examples=30, deadline=None)
+@given(plan=plans(), seed=st.integers(0, 2**16))
+def test_the_training_sample_decodes_to_raw_rows_that_encode_the_same(plan, seed):
+    # The gate feeds the checkpoint's encoded training rows back as raw values.
+    columns = feeds(plan, raw_rows(plan, 25, seed=seed, unknown=False), "float64")
+    encoded, _ = reference_encode(plan, columns)
+    decoded = decode_sample(plan, encoded)
+    again, unknown = reference_encode(plan, feeds(plan, decoded, "float64"))
+    np.testing.assert_array_equal(again, encoded)
+    assert not unknown.any()

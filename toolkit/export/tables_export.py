@@ -46,12 +46,26 @@ def table_plan(
                 "features are all numeric. Leave the option out."
             )
         return None
+    names = payload["spec"]["feature_names"]
+    if list(names) != plan.encoded_names:
+        raise CheckpointError(
+            f"the checkpoint's {len(names)} feature names are not its table plan's "
+            f"{len(plan.encoded_names)} encoded columns (first differing: "
+            f"{_first_difference(list(names), plan.encoded_names)}); train the model again."
+        )
     if explain:
         raise UsageError(
             "--explain is not available for models with categorical or imputed columns yet; "
             "export without --explain."
         )
     return plan.with_unknown_level(unknown_level or defaults.UNKNOWN_LEVEL)
+
+
+def _first_difference(found: list[str], expected: list[str]) -> str:
+    for index, (a, b) in enumerate(zip([*found, "(none)"], [*expected, "(none)"], strict=False)):
+        if a != b:
+            return f"column {index + 1} is {a!r}, the plan's {b!r}"
+    return "none"
 
 
 def checked_table(
