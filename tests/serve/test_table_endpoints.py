@@ -177,3 +177,12 @@ def test_unknown_levels_under_the_reference_policy_are_counted_in_the_answer(tmp
     with pytest.raises(RequestError, match="row 1, column 'capital'") as caught:
         call(handle, b'{"rows": [["GM", 1, true, true]]}')
     assert caught.value.status == 422
+
+
+def test_a_big_batch_runs_off_the_event_loop_and_is_exact(model):
+    state = {"predictor": Predictor(model)}
+    handle = app._predict_handler(ServeSettings(model=str(model)), state)
+    rows = ROWS * (app.TABLE_INLINE_ROWS // len(ROWS) + 1)  # past the inline limit
+    got = json.loads(call(handle, json.dumps({"rows": rows}).encode()))
+    assert got["rows"] == len(rows) > app.TABLE_INLINE_ROWS
+    np.testing.assert_allclose(got["predictions"]["y"], expected() * (len(rows) // len(ROWS)))
