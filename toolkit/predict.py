@@ -4,7 +4,9 @@ The input is read by the same reader as training's data (toolkit.io): the same f
 detection (suffix, else magic bytes), the same chunks of at most --chunk-rows rows, and
 the same errors naming the file, the row as seen in the file (CSV: the header is row 1),
 the column and the value. Blank cells are refused there; NaN and infinity are left to
-the Predictor, which refuses them unless it was made with allow_non_finite. Predictions
+the Predictor, which refuses them unless it was made with allow_non_finite. A table
+model's raw columns are read as training read them (`_table_input`: blank cells and the
+plan's na_values tokens missing, categories as level texts). Predictions
 are written chunk by chunk (toolkit.io.writers): CSV, TSV, JSON Lines or Parquet, as the
 output's suffix says (an unknown suffix is refused before any row is read). A file output
 is written atomically: a failed run, a full disk included, leaves no partial file and an
@@ -61,7 +63,7 @@ def predict_file(
     (the CLI: "--allow-non-finite"), in place of the Predictor's own argument. `explain`
     adds the columns of `Explanation.columns` (a model exported with --explain).
     """
-    if id_column in predictor.feature_names:
+    if id_column in predictor.input_names:
         raise UsageError(
             f"--id {id_column!r} is a feature of the model; pick a column that is not."
         )
@@ -71,9 +73,13 @@ def predict_file(
     kind = output_format(destination, as_json)  # before any row is read
     text = [id_column] if id_column else []
     rows = 0
-    with open_input(source, predictor.feature_names, text) as table, _output(destination) as sink:
+    if predictor.table is not None:  # raw columns, typed by the model's plan
+        reading = _table_input(predictor, source, text, chunk_rows, non_finite_hint)
+    else:
+        reading = _numeric_input(predictor, source, text, chunk_rows)
+    with reading as chunks, _output(destination) as sink:
         writer = PredictionWriter(sink, kind, columns, id_column)
-        for features, batch in table.chunks(chunk_rows, finite=False):
+        for features, batch in chunks:
             try:
                 # Rows numbered from 0 within the batch; _in_file puts the file's row back.
                 if explain:
@@ -83,10 +89,133 @@ def predict_file(
             except InputError as error:
                 raise _in_file(error, batch, non_finite_hint) from error
             writer.write(prediction, batch.column(id_column) if id_column else None)
-            rows += len(features)
+            rows += len(prediction)
         writer.close()
     shown = "<stdout>" if destination == STDIO else destination
     return PredictSummary(rows, shown, predictor.provider, list(predictor.target_names))
+
+
+@contextlib.contextmanager
+def _numeric_input(
+    predictor: Predictor, source: str, text: list[str], chunk_rows: int
+) -> Iterator[Iterator[tuple[Any, Batch]]]:
+    """(float64 block of the features, its batch) per chunk: a numeric model's input."""
+    with open_input(source, predictor.feature_names, text) as table:
+        yield table.chunks(chunk_rows, finite=False)
+
+
+@contextlib.contextmanager
+def _table_input(
+    predictor: Predictor,
+    source: str,
+    text: list[str],
+    chunk_rows: int,
+    non_finite_hint: str | None,
+) -> Iterator[Iterator[tuple[Any, Batch]]]:
+    """({raw column: values}, its batch) per chunk: a table model's raw columns, read as
+    training read them (CSV: numbers, or categories by raw type; blank cells and the
+    plan's na_values tokens null) and handed to the Predictor as numbers (NaN = missing)
+    and level texts ("" = missing)."""
+    import pyarrow as pa
+
+    from toolkit.io import FORMATS, ColumnKind, Piece
+    from toolkit.io.blocks import Prefetch
+    from toolkit.io.planned import arrow_types
+
+    plan = predictor.table
+    assert plan is not None
+    types = arrow_types([ColumnKind(c.name, c.kind, c.raw_type) for c in plan.columns])
+    # Text for CSV's booleans: a cell that is not one is an unknown level (the model's
+    # policy decides), not a parse error; raw_columns spells true and false as training.
+    bools = [c.name for c in plan.categorical if c.raw_type == "bool"]
+    types.update({name: pa.string() for name in [*bools, *text]})
+    with open_input(source, [], [*plan.raw_names, *text]) as table:
+        piece = Piece(table.shard)
+        batches = FORMATS[table.shard.format].raw_batches(
+            piece, types, chunk_rows, na_values=plan.na_values
+        )
+
+        def chunks() -> Iterator[tuple[Any, Batch]]:
+            offset = 0
+            try:
+                for data in batches:
+                    batch = Batch(data, piece, offset, 0)
+                    try:
+                        columns = raw_columns(predictor, batch)
+                    except InputError as error:
+                        raise _in_file(error, batch, non_finite_hint) from error
+                    yield columns, batch
+                    offset += data.num_rows
+            finally:
+                close = getattr(batches, "close", None)
+                if close is not None:
+                    close()  # a CSV reader left open keeps pyarrow's threads alive
+
+        # Read and converted a few chunks ahead in a background thread, as numeric input is.
+        reader = Prefetch(chunks())
+        try:
+            yield reader
+        finally:
+            reader.close()
+
+
+def raw_columns(predictor: Predictor, batch: Batch) -> dict[str, Any]:
+    """A batch's raw columns as the Predictor takes them; a cell that cannot be is an
+    InputError naming its row within the batch (predict_file puts the file's row back)."""
+    import numpy as np
+    import pyarrow as pa
+
+    from toolkit.columns import CATEGORICAL, NUMERIC
+    from toolkit.io.encode import level_texts, missing_mask, normalize, numbers
+
+    plan = predictor.table
+    assert plan is not None
+    columns: dict[str, Any] = {}
+    for column in plan.columns:
+        try:
+            array = normalize(batch.column(column.name), column.kind, column.raw_type)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as error:
+            stored = batch.column(column.name).type
+            raise DataError(
+                f"{batch.name}, column {column.name!r}: holds {stored} values, which the "
+                f"model's {column.kind} ({column.raw_type}) column cannot take ({error})."
+            ) from error
+        if column.kind == CATEGORICAL:
+            if column.raw_type == "bool" and pa.types.is_string(array.type):
+                array = _bool_texts(array)
+            texts = level_texts(array).fill_null("")
+            columns[column.name] = texts.to_numpy(zero_copy_only=False)
+            continue
+        values = numbers(array)
+        missing = missing_mask(array, NUMERIC, plan.na_values)
+        if not predictor.allow_non_finite:
+            # NaN that is no blank cell nor token: refused, as training refused it.
+            nan = np.flatnonzero(np.isnan(values) & ~missing)
+            if len(nan):
+                raise InputError(
+                    f"row {int(nan[0])}, column {column.name!r}: expected a number or a "
+                    f"blank cell, got {float(values[nan[0]])!r}; NaN and infinity are refused "
+                    f"({PREDICTOR_NON_FINITE} accepts them)"
+                )
+        if missing.any():
+            values = np.where(missing, np.nan, values)
+        columns[column.name] = values
+    return columns
+
+
+# What pyarrow's CSV reader (training's) reads as a boolean.
+_TRUE, _FALSE = ["1", "True", "TRUE", "true"], ["0", "False", "FALSE", "false"]
+
+
+def _bool_texts(array: Any) -> Any:
+    """CSV text of a boolean column with pyarrow's true and false spellings as "true" and
+    "false" (the level texts); other texts stay, to be unknown levels."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    true = pc.is_in(array, value_set=pa.array(_TRUE))
+    false = pc.is_in(array, value_set=pa.array(_FALSE))
+    return pc.if_else(true, "true", pc.if_else(false, "false", array))
 
 
 def explained_columns(predictor: Predictor, id_column: str | None = None) -> list[str]:

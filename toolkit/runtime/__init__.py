@@ -7,7 +7,9 @@ Start reading at `predictor.py` (the Predictor), then `inputs.py` (the input gua
 `providers.py` (which execution provider runs, honestly reported), `onnxfile.py` (the
 safety checks made before onnxruntime opens a file), `graph.py` (the operators a linear
 model needs: the only ones run), `weights.py` (a linear model's weights, read from the
-file) and `info.py` (`toolkit info`).
+file) and `info.py` (`toolkit info`). Table models (raw columns in): `table_model.py`
+(signature, run, unknown levels), `table.py` (input forms and checks) and
+`table_values.py` (one column's values).
 """
 
 from toolkit.errors import (
@@ -19,6 +21,7 @@ from toolkit.errors import (
 )
 from toolkit.runtime.predictor import Predictor
 from toolkit.runtime.providers import PROVIDER_ALIASES, PROVIDER_ORDER, available_providers
+from toolkit.runtime.table import UnknownLevelWarning
 
 __all__ = [
     "PROVIDER_ALIASES",
@@ -29,5 +32,6 @@ __all__ = [
     "Predictor",
     "PredictorError",
     "ProviderError",
+    "UnknownLevelWarning",
     "available_providers",
 ]

@@ -14,9 +14,11 @@ from typing import Any
 
 from toolkit import card
 from toolkit.coefficients import table_lines
+from toolkit.columns import TablePlan
 from toolkit.equations import equations
 from toolkit.errors import ModelLoadError
 from toolkit.runtime import Predictor, available_providers, onnxfile
+from toolkit.runtime.table_model import describe_columns
 from toolkit.runtime.weights import linear_weights
 
 # Width of the labels in the text form ("model:", "providers:", ...).
@@ -25,6 +27,50 @@ NO_EQUATION = (
     "not shown (toolkit reads it from one Gemm, or MatMul + Add, on the input with weights "
     "stored in the file)"
 )
+
+
+TABLE_EQUATION = (
+    "not shown for a table model (its encoding is in the graph); the coefficients are "
+    "named by encoded column in `features` and the inference table"
+)
+
+
+def table_details(plan: TablePlan) -> dict[str, Any]:
+    """A table model's raw inputs (kinds, levels, fills) and policies, as plain data."""
+    return {
+        "columns": describe_columns(plan),
+        "missing": plan.missing,
+        "na_values": list(plan.na_values),
+        "max_levels": plan.max_levels,
+        "unknown_level": plan.unknown_level,
+    }
+
+
+def input_lines(table: Mapping[str, Any]) -> list[str]:
+    """One `inputs:` line per raw column (kind, levels, what a missing value becomes),
+    then the policies."""
+    lines = []
+    for i, column in enumerate(table["columns"]):
+        text = f"{column['name']}: {column['kind']} ({column['raw_type']})"
+        if column["levels"] is not None:
+            text += f", {column['levels']} level{'s' if column['levels'] != 1 else ''}"
+            if column["folded"]:
+                text += f" + {column['folded']} sharing '(other)'"
+        if column["fill"] is None:
+            text += ", a missing value is refused"
+        else:
+            text += f", missing -> {column['fill']!r}"
+            text += " with an indicator" if column["indicator"] else ""
+        lines.append(_line("inputs" if i == 0 else "", text))
+    tokens = ", ".join(repr(t) for t in table["na_values"]) or "none"
+    lines.append(
+        _line(
+            "table",
+            f"--missing {table['missing']}, na-values {tokens}, unknown levels: "
+            f"{table['unknown_level']}",
+        )
+    )
+    return lines
 
 
 def describe(predictor: Predictor) -> dict[str, Any]:
@@ -38,12 +84,19 @@ def describe(predictor: Predictor) -> dict[str, Any]:
             f"{str(predictor.path)!r} is not a readable ONNX model any more: {error}."
         ) from error
     session = predictor.session
-    (inp,), (out,) = session.get_inputs(), session.get_outputs()
+    inputs, outputs = (
+        [{"name": v.name, "type": v.type, "shape": list(v.shape)} for v in values]
+        for values in (session.get_inputs(), session.get_outputs())
+    )
+    table = predictor.table
     return {
         "path": str(predictor.path),
         "size_bytes": len(data),
-        "input": {"name": inp.name, "type": inp.type, "shape": list(inp.shape)},
-        "output": {"name": out.name, "type": out.type, "shape": list(out.shape)},
+        # A table model has one input per raw column ("inputs", "table"): "input" is None.
+        "input": inputs[0] if table is None else None,
+        "output": outputs[0],
+        **({} if table is None else {"inputs": inputs, "outputs": outputs}),
+        "table": None if table is None else table_details(table),
         "explain_outputs": explain_outputs(predictor),
         "feature_names": list(predictor.feature_names),
         "target_names": list(predictor.target_names),
@@ -100,6 +153,8 @@ def _inference(metadata: Mapping[str, str]) -> dict[str, Any] | None:
 
 def _weights(predictor: Predictor, data: bytes) -> dict[str, Any]:
     """{"equations": [...], "weight": [[...]], "bias": [...] or None}, or all None."""
+    if predictor.input_name is None:  # a table model: no Gemm on one input to read
+        return {"equations": None, "weight": None, "bias": None}
     try:
         found = linear_weights(
             data,
@@ -126,11 +181,14 @@ def to_lines(details: Mapping[str, Any]) -> list[str]:
     opsets = ", ".join(
         f"{domain or 'ai.onnx'} {version}" for domain, version in details["opsets"].items()
     )
+    table = details.get("table")
+    shown = ("input", "output") if table is None else ("output",)
     lines = [
         _line("model", f"{details['path']} ({details['size_bytes']:,} bytes)"),
+        *(input_lines(table) if table is not None else []),
         *(
             _line(key, f"{value['name']} {value['type']} {value['shape']}")
-            for key in ("input", "output")
+            for key in shown
             for value in [details[key]]
         ),
         *_explain_line(details),
@@ -142,9 +200,12 @@ def to_lines(details: Mapping[str, Any]) -> list[str]:
             f"using {details['provider']}; available " + ", ".join(details["available_providers"]),
         ),
     ]
-    lines += equation_lines(details.get("equations"))
+    if table is None or details.get("equations"):
+        lines += equation_lines(details.get("equations"))
+    else:
+        lines.append(_line("equation", TABLE_EQUATION))
     inference = details.get("inference")
-    lines += card_lines(details["metadata"], table_below=inference is not None)
+    lines += card_lines(details["metadata"], inference is not None, table is not None)
     return lines + (["inference:", *table_lines(inference)] if inference is not None else [])
 
 
@@ -155,10 +216,13 @@ def equation_lines(lines: list[str] | None) -> list[str]:
     return [_line("equation" if i == 0 else "", line) for i, line in enumerate(lines)]
 
 
-def card_lines(metadata: Mapping[str, str], table_below: bool = False) -> list[str]:
+def card_lines(
+    metadata: Mapping[str, str], table_below: bool = False, inputs_above: bool = False
+) -> list[str]:
     """The model card, one `key  value` line each, in toolkit's order (unknown keys last).
 
-    With `table_below`, the inference (a long JSON value) is named, not repeated.
+    With `table_below`, the inference (a long JSON value) is named, not repeated; with
+    `inputs_above`, so is the table plan.
     """
     if not metadata:
         return ["model card: none (names default to x0..xn)"]
@@ -169,6 +233,9 @@ def card_lines(metadata: Mapping[str, str], table_below: bool = False) -> list[s
     if table_below and card.INFERENCE in values:
         size = len(values[card.INFERENCE].encode())
         values[card.INFERENCE] = f"(JSON, {size:,} bytes: the table below; --json has it all)"
+    if inputs_above and card.TABLE in values:
+        size = len(values[card.TABLE].encode())
+        values[card.TABLE] = f"(JSON, {size:,} bytes: the inputs above; --json has it all)"
     return ["model card:", *(f"  {key:<{width}}  {values[key]}" for key in keys)]
 
 

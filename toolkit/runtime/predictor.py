@@ -8,7 +8,9 @@ it), and it fixes what raw onnxruntime leaves to the caller:
   to the CPU; asking explicitly for a provider that onnxruntime then does not use is an
   error saying why, not a silent CPU run. `predictor.provider` names what really runs.
 - Inputs: numpy arrays (1-D = one row), nested lists, a mapping of feature name to column,
-  or a pandas DataFrame (by column name). A guard (here and in inputs.py) explains wrong
+  or a pandas DataFrame (by column name). A table model (a `table` plan in its card)
+  takes raw values instead: DataFrames, columns, records or rows with mixed types
+  (table.py, table_model.py). A guard (here and in inputs.py) explains wrong
   shapes, names, types and NaN/infinity with expected vs got before onnxruntime sees them.
 - Conversion policy: floats and integers are converted to the model's dtype (integers
   beyond 2**24 lose precision in a float32 model, as they would in numpy; floats beyond
@@ -42,12 +44,13 @@ import numpy as np
 import onnxruntime as ort
 
 from toolkit import card
+from toolkit.columns import TablePlan
 from toolkit.errors import (
     InputError,
     ModelRunError,
     ProviderError,
 )
-from toolkit.runtime import explain
+from toolkit.runtime import explain, table_model
 from toolkit.runtime.inputs import all_finite, as_array, check_finite, non_numeric, refuse_bools
 from toolkit.runtime.providers import fallback_message, provider_chain
 from toolkit.runtime.session import brief, open_session, signature
@@ -126,14 +129,24 @@ class Predictor:
         if explicit and self.provider != requested[0]:
             raise ProviderError(fallback_message(requested[0], self.provider))
 
-        facts = signature(self.path, self._session)
-        self.input_name, self.output_name, self.dtype = facts[:3]
-        self.n_features, self.n_targets = facts[3:5]
-        # A model traced with a frozen batch size runs only batches of exactly that size.
-        self._fixed_rows: int | None = facts[5]
         # Read by onnxfile (leniently decoded): onnxruntime's own map raises
         # UnicodeDecodeError on a card that is not UTF-8.
         self.metadata: dict[str, str] = dict(info.metadata)
+        # A table model (a `table` plan in its card) takes raw columns: table_model.py.
+        self.table: TablePlan | None = table_model.plan_of(self.path, self.metadata)
+        self.unknown_levels_seen = 0
+        if self.table is None:
+            facts = signature(self.path, self._session)
+            self.input_name, self.output_name, self.dtype = facts[:3]
+            self.n_features, self.n_targets = facts[3:5]
+            # A model traced with a frozen batch size runs only batches of exactly that size.
+            self._fixed_rows: int | None = facts[5]
+        else:
+            self.output_name, self.dtype, self.n_targets = table_model.signature(
+                self.path, self._session, self.table
+            )
+            self.input_name, self.n_features = None, len(self.table.encoded_names)
+            self._fixed_rows = None
         self.feature_names = card.names(self.metadata, card.FEATURE_NAMES, "x", self.n_features)
         self.target_names = card.names(self.metadata, card.TARGET_NAMES, "y", self.n_targets)
         self._local = threading.local()
@@ -146,6 +159,9 @@ class Predictor:
         self._compiled = _compiled(self._session)
         self._run = (self._compiled or self._session).run
         self._output_names = [self.output_name]
+        self._table = (
+            None if self.table is None else table_model.TableModel(self, self.table, self._run)
+        )
 
     @property
     def session(self) -> Any:
@@ -167,7 +183,8 @@ class Predictor:
         ----------
         data : array-like, mapping or DataFrame
             One row (1-D) or a batch (2-D) of numbers, nested lists, a mapping of feature
-            name to column, or a pandas DataFrame (columns taken by name).
+            name to column, or a pandas DataFrame (columns taken by name). A table model
+            takes raw values: see `toolkit.runtime.table`.
         by_name : bool, default=False
             Return `{target name: (n_rows,) array}` instead of one array.
         first_row : int, default=1
@@ -181,9 +198,11 @@ class Predictor:
         Raises
         ------
         InputError
-            Wrong width, rank or names, non-numeric values, NaN or infinity (the message
-            names the row and column).
+            Wrong width, rank or names, non-numeric values, NaN or infinity, a table
+            model's unknown level under "error" (the message names the row and column).
         """
+        if self._table is not None:  # raw columns in: table_model.py
+            return self._table.predict(data, first_row, by_name)
         original, rows = self._guard(data, first_row)
         deferred = self._finite_via_output and not self.allow_non_finite
         if not deferred:
@@ -215,6 +234,21 @@ class Predictor:
             return {name: result[:, t] for t, name in enumerate(self.target_names)}
         return result
 
+    @property
+    def input_names(self) -> list[str]:
+        """The columns `predict` takes: the raw columns of a table model, else the features."""
+        return self.table.raw_names if self.table is not None else list(self.feature_names)
+
+    def predict_counted(self, data: Any, *, first_row: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """A table model's predictions and, per row, how many of its cells held an unknown
+        level (no warning; under --unknown-level error one is an InputError, as in
+        `predict`). A numeric model's counts are all 0."""
+        if self._table is None:
+            result = self.predict(data, first_row=first_row)
+            return result, np.zeros(len(result), dtype=np.int64)  # type: ignore[arg-type]
+        result, unknown, _ = self._table.counted(data, first_row)
+        return result, unknown
+
     def explain(self, data: Any, *, first_row: int = 1) -> explain.Explanation:
         """Each row's prediction, contributions, and for models with inference its standard
         error and prediction interval (see `explain.Explanation`).
@@ -224,11 +258,15 @@ class Predictor:
         """
         return explain.explain_rows(self, self._explainer, data, first_row)
 
-    def prepare(self, data: Any, first_row: int = 1) -> np.ndarray:
-        """The input guard: a native, C-contiguous (n, n_features) array in the model's dtype.
+    def prepare(self, data: Any, first_row: int = 1) -> np.ndarray | dict[str, np.ndarray]:
+        """The input guard: a native, C-contiguous (n, n_features) array in the model's dtype
+        (a table model: {raw column: its graph input}).
 
         `first_row` numbers the rows in error messages (the CLI passes file row numbers).
         """
+        if self._table is not None:  # a table model: the graph's inputs, by column
+            feeds = self._table.inputs.feeds(data, first_row, not self.allow_non_finite)[0]
+            return {name: column.copy() for name, column in feeds.items()}  # not the buffers
         original, converted = self._guard(data, first_row)
         check_finite(
             original, converted, first_row, self.feature_names, self.dtype, self.allow_non_finite

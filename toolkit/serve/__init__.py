@@ -2,7 +2,9 @@
 
 Endpoints:
     POST /predict   {"rows": [[...], ...]} or {"columns": {"x1": [...], ...}}
-                    -> {"predictions": {"y": [...]}, "rows": n}
+                    -> {"predictions": {"y": [...]}, "rows": n}; a table model also
+                    takes {"records": [{...}, ...]} of raw values and answers
+                    "unknown_levels" (tables.py)
     POST /explain   the same body -> predictions, contributions, stderr, lower, upper
                     (a model exported with --explain; 404 otherwise; explain.py)
     GET  /health    status, provider, model SHA-256, uptime

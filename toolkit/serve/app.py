@@ -33,7 +33,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from toolkit.errors import RequestError
 from toolkit.runtime import InputError, Predictor
-from toolkit.serve import schema
+from toolkit.serve import schema, tables
 from toolkit.serve.body import check_numbers, features, parse_json, read_body
 from toolkit.serve.docs import add_docs
 from toolkit.serve.explain import add_explain, explain_handler
@@ -42,6 +42,9 @@ from toolkit.serve.settings import ServeSettings
 # Batches up to this size run on the event loop (a few hundred microseconds at most);
 # bigger ones go to a worker thread so one large request does not stall the others.
 INLINE_ROWS = 10_000
+# A table model's rows are converted value by value in Python (about 1 us a row for a
+# few columns), so fewer of them run inline.
+TABLE_INLINE_ROWS = 1_000
 INTERNAL_ERROR = "internal error; the server log has the details"
 # Seconds a refused client is asked to wait (Retry-After), and between two log lines
 # about refusals (a flood must not flood the log too).
@@ -69,6 +72,7 @@ def create_app(settings: ServeSettings) -> Any:
         redoc_url=None,
     )
     _add_error_handlers(app)
+    _table_openapi(app, state)
     predict_json = _predict_handler(settings, state)
     _add_routes(app, state, predict_json)
     explain_json = explain_handler(settings, state, json_handler)
@@ -78,12 +82,37 @@ def create_app(settings: ServeSettings) -> Any:
     return _Front(app, posts, settings.max_concurrency)
 
 
+def _table_openapi(app: FastAPI, state: dict[str, Any]) -> None:
+    """For a table model, /openapi.json's request bodies type each raw column (the
+    document is made on its first request, once the model is loaded)."""
+    default = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = default()
+        predictor = state.get("predictor")
+        if predictor is not None and predictor.table is not None:
+            body = tables.request_schema(predictor.table)
+            for path in ("/predict", "/explain"):
+                operation = document.get("paths", {}).get(path, {}).get("post")
+                if operation is not None:
+                    operation["requestBody"] = body
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def _lifespan(settings: ServeSettings, state: dict[str, Any]) -> Any:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         path = Path(settings.model)
         predictor = Predictor(path, providers=settings.providers)
-        predictor.predict([[0.0] * predictor.n_features])  # warm-up: first-run allocations
+        # Warm-up: first-run allocations.
+        if predictor.table is None:
+            predictor.predict([[0.0] * predictor.n_features])
+        else:
+            predictor.predict(tables.warm_row(predictor))
         state.update(
             predictor=predictor,
             sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
@@ -133,7 +162,8 @@ def _add_error_handlers(app: FastAPI) -> None:
 
 def _predict_handler(settings: ServeSettings, state: dict[str, Any]) -> Any:
     """The /predict work: ASGI scope and receive -> the JSON answer, or a RequestError."""
-    return json_handler(settings, state, Predictor.predict, _answer)
+    table = (tables.counted, _table_answer)
+    return json_handler(settings, state, Predictor.predict, _answer, table)
 
 
 def json_handler(
@@ -141,15 +171,22 @@ def json_handler(
     state: dict[str, Any],
     method: Callable[[Predictor, Any], np.ndarray],
     answer: Callable[[Predictor, np.ndarray, int], bytes],
+    table: tuple[Callable[[Predictor, Any], Any], Callable[[Predictor, Any, int], bytes]]
+    | None = None,
 ) -> Callable[[dict[str, Any], Any], Awaitable[bytes]]:
     """A POST route's work on the fast path: read and check the JSON body (rows or
     columns), run `method(predictor, data)` on it (inline, or in a thread for a big batch)
-    and encode `answer(predictor, result, rows)`; every refusal is a RequestError."""
+    and encode `answer(predictor, result, rows)`; every refusal is a RequestError.
+
+    A table model's body (rows, columns or records of raw values: serve/tables.py) goes
+    to `table`'s method instead, and its result to `table`'s answer."""
 
     async def handle(scope: dict[str, Any], receive: Any) -> bytes:
         body = await read_body(scope, receive, settings.max_body_bytes, settings.body_timeout)
         payload = parse_json(body)
         predictor: Predictor = state["predictor"]
+        if predictor.table is not None and table is not None:
+            return await _table(predictor, payload, body)
         try:
             data, rows = features(payload, body, settings.max_rows, predictor.dtype)
             try:
@@ -163,6 +200,23 @@ def json_handler(
         except RequestError:
             # A number outside float64 is a 400 whatever else is wrong with the body:
             # the fast parse read it as infinity, which the checks above may not reach.
+            check_numbers(body)
+            raise
+
+    async def _table(predictor: Predictor, payload: Any, body: bytes) -> bytes:
+        assert table is not None
+        table_method, table_answer = table
+        try:
+            data, rows = tables.table_features(payload, settings.max_rows)
+            try:
+                if rows > TABLE_INLINE_ROWS:
+                    result = await asyncio.to_thread(table_method, predictor, data)
+                else:
+                    result = table_method(predictor, data)
+            except InputError as exc:
+                raise RequestError(422, "invalid_input", str(exc)) from exc
+            return table_answer(predictor, result, rows)
+        except RequestError:
             check_numbers(body)
             raise
 
@@ -197,6 +251,19 @@ def _answer(predictor: Predictor, result: np.ndarray, rows: int) -> bytes:
     try:
         return _encode({"predictions": predictions, "rows": rows}).encode()
     except ValueError as exc:  # finite inputs whose prediction does not fit the dtype
+        message = _overflow_message(predictor, result)
+        raise RequestError(422, "prediction_overflow", message) from exc
+
+
+def _table_answer(predictor: Predictor, counted: Any, rows: int) -> bytes:
+    """A table model's answer: the predictions, and how many cells held unknown levels."""
+    result, unknown = counted
+    columns = result.T.tolist()
+    predictions = dict(zip(predictor.target_names, columns, strict=True))
+    document = {"predictions": predictions, "rows": rows, "unknown_levels": int(unknown.sum())}
+    try:
+        return _encode(document).encode()
+    except ValueError as exc:
         message = _overflow_message(predictor, result)
         raise RequestError(422, "prediction_overflow", message) from exc
 
@@ -243,6 +310,7 @@ def _add_routes(app: FastAPI, state: dict[str, Any], predict_json: Any) -> None:
             "provider": predictor.provider,
             "model_sha256": state["sha256"],
             "card": predictor.metadata,
+            **tables.metadata(predictor),  # a table model's raw inputs and plan
         }
 
 

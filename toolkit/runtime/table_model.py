@@ -1,0 +1,163 @@
+"""Running a table model: its plan from the card, its signature checked, and `predict`.
+
+A model is a table model when its card has the `table` key (card.TABLE): the plan is
+read with `TablePlan.from_dict` (a malformed one is a ModelLoadError), and the graph must
+take exactly one 1-D input per raw column, named as the column (tensor(string) for a
+categorical one, the model's float type for a numeric one), and return the prediction
+(batch, targets) then `unknown_levels` (int64, batch). Conversion and checks of what an
+app passes are in table.py; this module runs the graph and acts on `unknown_levels`.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from toolkit import card
+from toolkit.columns import CATEGORICAL, TablePlan
+from toolkit.errors import InputError, ModelLoadError, ModelRunError
+from toolkit.runtime.session import FLOAT_TYPES, brief
+from toolkit.runtime.table import TableInputs, UnknownLevelWarning
+
+STRING = "tensor(string)"
+INT64 = "tensor(int64)"
+
+
+def plan_of(path: Path, metadata: Mapping[str, str]) -> TablePlan | None:
+    """The card's table plan; None for a model without one (a numeric model)."""
+    if card.TABLE not in metadata:
+        return None
+    try:
+        value = card.decode({card.TABLE: metadata[card.TABLE]})[card.TABLE]
+        plan = TablePlan.from_dict(value)
+    except ValueError as error:
+        raise ModelLoadError(
+            f"{str(path)!r} has a model card whose table plan is malformed ({error}); "
+            "re-export the model."
+        ) from error
+    if plan.unknown_level is None:  # a card written before the policy was recorded
+        plan = plan.with_unknown_level("error")
+    return plan
+
+
+def signature(path: Path, session: Any, plan: TablePlan) -> tuple[str, np.dtype, int]:
+    """(prediction output name, dtype, n_targets) of a table model, or ModelLoadError."""
+    inputs = {v.name: (v.type, list(v.shape)) for v in session.get_inputs()}
+    outputs = [(v.name, v.type, list(v.shape)) for v in session.get_outputs()]
+
+    def refuse(problem: str) -> ModelLoadError:
+        return ModelLoadError(
+            f"{str(path)!r} has a table plan in its model card but {problem}; a table model "
+            "takes one 1-D input per raw column (text for a categorical one) and returns its "
+            f"prediction and {card.UNKNOWN_LEVELS_OUTPUT!r}. Re-export the model."
+        )
+
+    if len(outputs) != 2 or outputs[1][0] != card.UNKNOWN_LEVELS_OUTPUT:
+        raise refuse(f"outputs {', '.join(o[0] for o in outputs) or 'none'}")
+    (name, kind, shape), (_, count_kind, count_shape) = outputs
+    if kind not in FLOAT_TYPES or len(shape) != 2 or not isinstance(shape[1], int):
+        raise refuse(f"output {name!r} of type {kind} and shape {shape}")
+    if count_kind != INT64 or len(count_shape) != 1:
+        raise refuse(f"output {card.UNKNOWN_LEVELS_OUTPUT!r} of {count_kind} {count_shape}")
+    if set(inputs) != set(plan.raw_names):
+        raise refuse(
+            f"inputs {', '.join(sorted(inputs))} where the plan has columns "
+            f"{', '.join(plan.raw_names)}"
+        )
+    for column in plan.columns:
+        expected = STRING if column.kind == CATEGORICAL else kind
+        got, got_shape = inputs[column.name]
+        if got != expected or len(got_shape) != 1:
+            raise refuse(f"input {column.name!r} of {got} {got_shape} (expected {expected})")
+    return name, FLOAT_TYPES[kind], int(shape[1])
+
+
+class TableModel:
+    """The Predictor's work for a table model: feeds, the run, the unknown levels."""
+
+    def __init__(self, predictor: Any, plan: TablePlan, run: Any) -> None:
+        self.predictor, self.plan, self._run = predictor, plan, run
+        self.inputs = TableInputs(plan, predictor.dtype)
+        self._outputs = [predictor.output_name, card.UNKNOWN_LEVELS_OUTPUT]
+        self.error_policy = plan.unknown_level != "reference"
+        self._lock = threading.Lock()
+
+    def counted(self, data: Any, first_row: int) -> tuple[np.ndarray, np.ndarray, Any]:
+        """(predictions, unknown levels per row, the feeds); an unknown level is an
+        InputError under the "error" policy."""
+        predictor = self.predictor
+        feeds, rows = self.inputs.feeds(data, first_row, not predictor.allow_non_finite)
+        if rows == 0:
+            empty = np.empty((0, predictor.n_targets), dtype=predictor.dtype)
+            return empty, np.zeros(0, dtype=np.int64), feeds
+        try:
+            result, unknown = self._run(self._outputs, feeds, None)
+        except Exception as error:  # onnxruntime's Fail/InvalidArgument/... types
+            raise ModelRunError(
+                f"onnxruntime failed to run model {str(predictor.path)!r} on {rows} "
+                f"row{'s' if rows > 1 else ''}: {brief(error)}. The file loads but cannot "
+                f"compute; check it with `toolkit info {predictor.path}` or re-export it."
+            ) from error
+        if result.shape != (rows, predictor.n_targets) or unknown.shape != (rows,):
+            raise ModelRunError(
+                f"model {str(predictor.path)!r} returned arrays of shapes {result.shape} and "
+                f"{unknown.shape} for {rows} input rows; a table model returns one row of "
+                f"{predictor.n_targets} and one count per input row. Re-export it."
+            )
+        # One row: indexing is cheaper than count_nonzero's call.
+        if (unknown[0] if rows == 1 else np.count_nonzero(unknown)) and self.error_policy:
+            row = int(np.flatnonzero(unknown)[0])
+            raise InputError(self.inputs.unknown_message(feeds, row, first_row))
+        return result, unknown, feeds
+
+    def predict(
+        self, data: Any, first_row: int, by_name: bool = False
+    ) -> np.ndarray | dict[str, np.ndarray]:
+        """Predictions (by target name with `by_name`); unknown levels under "reference"
+        warn (UnknownLevelWarning)."""
+        result, unknown, _ = self.counted(data, first_row)
+        if not self.error_policy and np.count_nonzero(unknown):
+            self.warn(unknown)
+        if by_name:
+            return {name: result[:, t] for t, name in enumerate(self.predictor.target_names)}
+        return result
+
+    def warn(self, unknown: np.ndarray) -> None:
+        cells, rows = int(unknown.sum()), int(np.count_nonzero(unknown))
+        with self._lock:
+            self.predictor.unknown_levels_seen += cells
+        warnings.warn(
+            f"{cells} unknown level{'s' if cells > 1 else ''} in {rows} of {len(unknown)} "
+            f"row{'s' if len(unknown) > 1 else ''} encoded as the reference level (the model "
+            "was exported with --unknown-level reference); Predictor.unknown_levels_seen "
+            "counts them",
+            UnknownLevelWarning,
+            stacklevel=4,
+        )
+
+
+def describe_columns(plan: TablePlan) -> list[dict[str, Any]]:
+    """Per raw column: name, kind, raw type, JSON type, levels, fill, whether it may be
+    missing (null) at prediction time. For `toolkit info`, /metadata and the OpenAPI schema."""
+    described = []
+    for column in plan.columns:
+        categorical = column.kind == CATEGORICAL
+        described.append(
+            {
+                "name": column.name,
+                "kind": column.kind,
+                "raw_type": column.raw_type,
+                "json_type": "string" if categorical else "number",
+                "levels": len(column.levels) if categorical else None,
+                "folded": len(column.other),  # levels sharing (other)
+                "fill": column.fill,
+                "indicator": column.indicator,
+                "nullable": column.fill is not None,
+            }
+        )
+    return described
