@@ -17,7 +17,20 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from toolkit.defaults import ALPHA, CHECKPOINT, CHUNK_ROWS, DEVICE, DTYPE, L2, SEED, SOLVER, WEIGHT
+from toolkit.defaults import (
+    ALPHA,
+    CHECKPOINT,
+    CHUNK_ROWS,
+    DEVICE,
+    DTYPE,
+    L2,
+    MAX_LEVELS,
+    MISSING,
+    NA_VALUES,
+    SEED,
+    SOLVER,
+    WEIGHT,
+)
 
 if TYPE_CHECKING:
     from toolkit.training import TrainResult
@@ -47,6 +60,11 @@ def train(
     progress: bool = False,
     alpha: float = ALPHA,
     weight: str | None = WEIGHT,
+    categorical: str | Sequence[str] = (),
+    missing: str = MISSING,
+    missing_indicator: bool = False,
+    na_values: str | Sequence[str] = NA_VALUES,
+    max_levels: int = MAX_LEVELS,
     on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
 ) -> TrainResult:
     """Fit the linear regressor on `data` and write its checkpoint to `out` (atomically).
@@ -62,7 +80,8 @@ def train(
         file's are). None: the embedded seed data.
     targets : str or sequence of str, default=()
         The target column(s); one name may be given as a string. The keywords after it,
-        `features` to `progress`, are `TrainConfig`'s fields, explained in its table.
+        `features` to `max_levels`, are `TrainConfig`'s fields, explained in its table
+        (`categorical` and `na_values` also take one string).
     on_epoch_end : callable or None, default=None
         Called as `on_epoch_end(epoch, losses)` after each epoch of an iterative solver.
 
@@ -80,6 +99,9 @@ def train(
     options = {name: value for name, value in locals().items() if name != "on_epoch_end"}
     options.update(targets=(targets,) if isinstance(targets, str) else tuple(targets))
     options.update(features=tuple(features))
+    for name in ("categorical", "na_values"):
+        value = options[name]
+        options[name] = (value,) if isinstance(value, str) else tuple(value)
     from toolkit.training import TrainConfig
     from toolkit.training import train as run
 

@@ -196,7 +196,9 @@ def raise_collinear(
 
     problem = _scaled(moments, d, feature_names, intercept, l2)
     _, vectors = torch.linalg.eigh(problem.gram)
-    raise collinear_error(vectors[:, 0], problem.scale, problem.unit[:d], feature_names)
+    raise collinear_error(
+        vectors[:, 0], problem.scale, problem.unit[:d], feature_names, _intercept_centre(problem)
+    )
 
 
 def _condition_number(gram: torch.Tensor) -> float:
@@ -261,7 +263,7 @@ def _qr_factor(
     r_xx, r_xy = r[:d, :d], r[:d, d:]
     _, singular, vh = torch.linalg.svd(r_xx)
     if float(singular[-1]) <= RANK_RTOL * float(singular[0]):
-        raise collinear_error(vh[-1], scale, unit[:d], feature_names)
+        raise collinear_error(vh[-1], scale, unit[:d], feature_names, _intercept_centre(problem))
     condition = float(singular[0] / singular[-1]) ** 2
     return r_xx, r_xy, condition
 
@@ -327,25 +329,53 @@ def flat_column_error(name: str, intercept: bool) -> CollinearityError:
     )
 
 
+def _intercept_centre(problem: _Scaled) -> np.ndarray | None:
+    """The features' raw means when the intercept is fitted (it may take part in a relation)."""
+    return problem.centre[: problem.d].cpu().numpy() if problem.intercept else None
+
+
 def collinear_error(
-    direction: torch.Tensor, scale: torch.Tensor, unit: torch.Tensor, feature_names: Sequence[str]
+    direction: torch.Tensor,
+    scale: torch.Tensor,
+    unit: torch.Tensor,
+    feature_names: Sequence[str],
+    centre: np.ndarray | None = None,
 ) -> CollinearityError:
     """Name the columns in the null direction and the linear relation between them.
 
-    `direction` is in scaled units: column i's raw scale is scale[i] * unit[i].
+    `direction` is in scaled units: column i's raw scale is scale[i] * unit[i]. `centre`:
+    the features' raw means when the model has an intercept; the relation's constant
+    then names the intercept, which takes part (two categorical columns' dummies that
+    add up to 1, say).
     """
     v = direction.cpu().numpy()
     s, u = scale.cpu().numpy(), unit.cpu().numpy()
     involved = [i for i in np.argsort(-np.abs(v)) if abs(v[i]) >= 0.01 * np.abs(v).max()]
     k = involved[0]
-    terms = []
+    terms, constant, size = [], 0.0, 0.0
+    if centre is not None:
+        constant, size = float(centre[k]), abs(float(centre[k]))
     for i in sorted(involved[1:]):
         coefficient = -(v[i] / v[k]) * (s[k] / s[i]) * (u[k] / u[i])
         sign = "-" if coefficient < 0 else "+"
         terms.append(f"{sign} {abs(coefficient):.4g}*{feature_names[i]}")
-    relation = f"{feature_names[k]} ≈ " + " ".join(terms).removeprefix("+ ")
+        if centre is not None:
+            constant -= coefficient * float(centre[i])
+            size += abs(coefficient * float(centre[i]))
     names = ", ".join(repr(feature_names[i]) for i in sorted(involved))
+    # A constant past rounding's reach: the intercept is part of the relation.
+    with_intercept = abs(constant) > 1e-9 * max(size, 1e-300)
+    if with_intercept:
+        terms.insert(0, f"{'-' if constant < 0 else '+'} {abs(constant):.4g}")
+        names += " and the intercept"
+    relation = f"{feature_names[k]} ≈ " + " ".join(terms).removeprefix("+ ")
+    remedy = "Leave one of them out with --features, or add a ridge penalty (--l2)."
+    if with_intercept:
+        remedy = (
+            "Leave one of the features out with --features, fit without an intercept "
+            "(--no-intercept), or add a ridge penalty (--l2)."
+        )
     return CollinearityError(
         f"features {names} are collinear ({relation}), so the least-squares weights are not "
-        "unique. Leave one of them out with --features, or add a ridge penalty (--l2)."
+        f"unique. {remedy}"
     )
