@@ -276,12 +276,15 @@ def select_columns(
     for flag, names in given:
         if weight in names:
             raise UsageError(
-                f"column {weight!r} is the --weight column and cannot also be in {flag}; pick one."
+                f"column {weight!r} is the --weight column and cannot also be in {flag}; "
+                "pick one."
             )
     both = [c for c in features if c in target_names]
     if both:
         raise UsageError(f"column {both[0]!r} is both a feature and a target; pick one.")
-    feature_names = list(features) or [c for c in columns if c not in target_names and c != weight]
+    feature_names = list(features) or [
+        c for c in columns if c not in target_names and c != weight
+    ]
     if not feature_names:
         raise UsageError(f"{name}: every column is a target; at least one feature is needed.")
     return feature_names, target_names
