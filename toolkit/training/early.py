@@ -5,6 +5,8 @@ process, training opens the data and starts the reading thread first (a bad path
 column is reported without importing torch at all), then imports torch while the first
 blocks are parsed. Under torchrun the piece a process reads depends on its rank, which
 the process group confirms after torch is up: those processes start reading then.
+A raw table whose columns need a plan (categorical columns, filled gaps) is scanned
+first (toolkit/training/tables.py): its reading starts after the scan, with the plan.
 """
 
 from __future__ import annotations
@@ -61,7 +63,11 @@ def start(config: TrainConfig) -> EarlyRead:
     """Open the data and start reading every row (single process only; no torch here)."""
     if launched():
         return EarlyRead()  # every process opens the data together, after joining
+    from toolkit.training.tables import is_plain, options_of
+
     source = open_source(*columns(config))
+    if not is_plain(source, options_of(config)):
+        return EarlyRead(source)  # the blocks are the plan's, known after the scan
     blocks = source.start_blocks(
         source.pieces(), config.chunk_rows, progress=config.progress, depth=HEAD_START_BLOCKS
     )

@@ -23,6 +23,7 @@ from toolkit.training.model import ModelSpec, build_model, equations
 from toolkit.training.rows import Split, combine_r, combine_sums, group_metric_sums
 
 if TYPE_CHECKING:
+    from toolkit.columns import TablePlan
     from toolkit.training.distributed import Group
 
 # A float32 model whose training R^2 trails the float64 solution's by more than this gets
@@ -55,6 +56,7 @@ class TrainResult:
     rank: int = 0  # this process's rank under torchrun; only rank 0 prints and writes
     inference: dict[str, Any] | None = None  # toolkit.training.inference; None: not computed
     moments: exact.Moments | None = None  # of the training rows: partial_fit goes on from them
+    table: TablePlan | None = None  # how raw columns became the features (None: numeric)
 
     def __post_init__(self) -> None:
         # An iterative run's details arrive with its losses; the checkpoint keeps them apart.
@@ -83,6 +85,8 @@ def to_json(result: TrainResult) -> dict[str, Any]:
         "seconds": result.seconds,
         "inference": result.inference,
     }
+    if result.table is not None:
+        payload["table"] = result.table.to_dict()
     if result.solver != "exact":
         payload["optimality_gap"] = result.optimality_gap
     return _strict(payload)
@@ -97,6 +101,7 @@ def to_text(result: TrainResult) -> str:
         f"({result.device}, {result.spec.dtype}) in {result.seconds:.2f} s",
         "",
     ]
+    lines += table_summary(result.table)
     lines += ["  " + line for line in equations(result.spec, result.weight, result.bias)]
     lines += ["", f"  {'':7}{'MSE':>12}{'RMSE':>12}{'MAE':>12}{'R^2':>12}"]
     for split in ("train", "val"):
@@ -133,6 +138,30 @@ def to_text(result: TrainResult) -> str:
         lines += ["", *table_lines(result.inference), ""]
     lines.append(f"  checkpoint: {result.checkpoint}")
     return "\n".join(lines)
+
+
+def table_summary(plan: TablePlan | None) -> list[str]:
+    """The raw columns of a table model, one line each: kind, levels, fill (none: [])."""
+    if plan is None:
+        return []
+    lines = [f"  raw columns ({len(plan.columns)}, --missing {plan.missing}):"]
+    for column in plan.columns:
+        if column.kind == "categorical":
+            levels = len(column.levels) + len(column.other)
+            what = f"categorical {column.raw_type}, {levels} level{'s' if levels != 1 else ''}"
+            what += f", reference {column.levels[0]!r}"
+            if column.other:
+                what += f", {len(column.other)} folded into (other)"
+        else:
+            what = f"numeric {column.raw_type}"
+        if column.missing_count:
+            what += f", {column.missing_count:,} missing"
+        if column.fill is not None:
+            what += f" filled with {column.fill!r}"
+        if column.indicator:
+            what += ", indicator column"
+        lines.append(f"    {column.name}: {what}")
+    return [*lines, ""]
 
 
 def _cell(value: float | None) -> str:
@@ -256,6 +285,7 @@ def checkpoint_payload(result: TrainResult, seed: int, sample: np.ndarray) -> di
         "optimality_gap": result.optimality_gap,
         "history": result.history,
         "inference": result.inference,
+        **({"table": result.table.to_dict()} if result.table is not None else {}),
         "parity_sample": torch.from_numpy(sample_array),
         "versions": {
             "toolkit": toolkit.__version__,

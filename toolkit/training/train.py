@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from toolkit.defaults import VAL_FRACTION
-from toolkit.errors import DataError, TrainingError, TrainingInterrupted
+from toolkit.errors import TrainingError, TrainingInterrupted
 from toolkit.io import DataSource
-from toolkit.training import checkpoint, exact, inference, resume
+from toolkit.training import checkpoint, exact, inference, resume, tables
 from toolkit.training.config import TrainConfig
 from toolkit.training.early import EarlyRead
 from toolkit.training.early import start as start_reading
@@ -36,6 +36,7 @@ from toolkit.training.metrics import MetricSums, summarize
 from toolkit.training.model import ModelSpec, round_to_dtype
 from toolkit.training.readpass import (
     PassSummary,
+    check_dtype_range,
     check_enough_rows,
     check_some_weight,
     constant_target_warnings,
@@ -117,6 +118,7 @@ class _Job:
     group: Group
     notes: list[str]  # shown after the run ("warning: ..." ones even with --quiet)
     fit: exact.ExactFit | None = None  # the exact solve, whose factor the inference reuses
+    table: tables.Prepared | None = None  # the raw table's plan (None: a numeric table)
 
 
 def _train(
@@ -129,16 +131,20 @@ def _train(
 ) -> TrainResult:
     source = early.opened(config, group)
     inference.prefetch()  # scipy's import overlaps the data pass
+    prepared = tables.prepare(config, source, group, resume.stored_table(config, group))
     spec = ModelSpec(
         tuple(source.feature_names), tuple(source.target_names), config.intercept, config.dtype
     )
-    job = _Job(config, hyper, spec, device, group, list(source.notes))
+    job = _Job(config, hyper, spec, device, group, [*source.notes, *prepared.notes])
+    job.table = prepared
     with (
         spill_for(source, len(source.columns)) as train_spill,
         spill_for(source, len(source.columns)) as val_spill,
         ThreadPoolExecutor(max_workers=1) as pool,
     ):
         local, digest = _read(job, source, train_spill, val_spill, pool, early.take_blocks())
+        dropped = tables.add_dropped([part.dropped for part in local])
+        job.notes.extend(tables.dropped_note(dropped))
         split = _choose_split(job, source.name, local, train_spill, val_spill)
         job.notes.extend(constant_target_warnings(spec, local))
         sample = parity_sample(group, [train_spill, val_spill])
@@ -159,6 +165,7 @@ def _train(
         "val_rows": split.n_val,
         "val_fraction": split.fraction,
         "processes": group.world,
+        **({"dropped": dropped} if dropped else {}),
     }
     result = TrainResult(
         spec=spec,
@@ -176,6 +183,7 @@ def _train(
         moments=split.moments,
         rank=group.rank,
         inference=stats,
+        table=prepared.table,
     )
     _write(job, result, sample)
     return result
@@ -289,7 +297,7 @@ def _solve(
     config, spec, group = job.config, job.spec, job.group
     if config.solver != "exact":
         fingerprint = resume.fingerprint(
-            config, job.hyper, spec, sha256, job.device, split.fraction, group.world
+            config, job.hyper, spec, sha256, job.device, split.fraction, group.world, job.table
         )
         run = IterativeRun(config, job.hyper, spec, split, job.device, group)
         weight, bias, details = run.fit(fingerprint, on_epoch_end)
@@ -359,36 +367,6 @@ def _evaluate(
     if job.config.solver != "exact":
         gap = optimality_gap(group, split, spec, job.config.l2, metrics, job.notes)
     return metrics, gap, train_sums[-1]
-
-
-def check_dtype_range(
-    spec: ModelSpec, moments: list[Any], rows: list[Rows | None], group: Group
-) -> None:
-    """Refuse data that a model of `spec.dtype` cannot take in or give back (float32: 3.4e38).
-
-    The moments bound each column's magnitude from above; only when that bound is past
-    the dtype's range are the rows read again for the exact largest value.
-    """
-    if spec.dtype == "float64":
-        return
-    largest = float(np.finfo(spec.dtype).max)
-    bounds = [part.peak.cpu().numpy() for part in moments if part is not None]
-    if not bounds or (np.max(bounds, axis=0) <= largest).all():
-        return
-    local = np.zeros(len(bounds[0]))
-    for part in rows:
-        for block in part.blocks() if part is not None else ():
-            cells = np.abs(block[:, : len(local)])  # not the weight column
-            local = np.maximum(local, cells.max(axis=0, initial=0.0))
-    extreme = np.max(group.gather(local), axis=0)
-    beyond = np.flatnonzero(extreme > largest)
-    if len(beyond):
-        j = int(beyond[0])
-        names = list(spec.feature_names) + list(spec.target_names)
-        raise DataError(
-            f"column {names[j]!r} holds {float(extreme[j]):.6g}, beyond the range of a "
-            f"{spec.dtype} model (about {largest:.3g}); train with --dtype float64."
-        )
 
 
 def _write(job: _Job, result: TrainResult, sample: np.ndarray) -> None:
