@@ -14,7 +14,7 @@ import hashlib
 import io
 import math
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -61,12 +61,69 @@ def batches(
     hashed: dict[Path, str] | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """The piece's rows; a whole file is hashed into `hashed` (when given) as its bytes go by."""
+    read_options, convert_options = csv_options(floats, piece, text)
+    yield from _stream(
+        piece,
+        read_options,
+        convert_options,
+        [*floats, *text],
+        rows,
+        bar,
+        hashed,
+        lambda message: _explain(piece, message, floats, text),
+    )
+
+
+def raw_batches(
+    piece: Piece,
+    types: Mapping[str, Any],
+    rows: int,
+    *,
+    na_values: Sequence[str] = (),
+    categorical: Sequence[str] = (),
+    bar: Any = None,
+    hashed: dict[Path, str] | None = None,
+) -> Iterator[pa.RecordBatch]:
+    """The piece's `types` columns (name -> Arrow type), in that order: blank cells and the
+    `na_values` tokens are nulls, in text columns too. A cell that is not a number in a
+    number column is an error that, for the `categorical`-able features, suggests
+    --categorical."""
+    import pyarrow as pa
+
+    names = list(types)
+    floats = [n for n in names if pa.types.is_floating(types[n])]
+    others = [n for n in names if n not in floats]
+    read_options, convert = csv_options(floats, piece, others)
+    written = dict(zip(names, convert.include_columns, strict=True))
+    convert.column_types = {written[n]: types[n] for n in names}
+    convert.include_columns = [written[n] for n in names]
+    convert.null_values = ["", *na_values]
+    convert.strings_can_be_null = True
+    explain = lambda message: _explain(  # noqa: E731
+        piece,
+        message,
+        [*floats, *[n for n in others if pa.types.is_integer(types[n])]],
+        (),
+        categorical,
+    )
+    yield from _stream(piece, read_options, convert, names, rows, bar, hashed, explain)
+
+
+def _stream(
+    piece: Piece,
+    read_options: Any,
+    convert_options: Any,
+    names: Sequence[str],
+    rows: int,
+    bar: Any,
+    hashed: dict[Path, str] | None,
+    explain: Callable[[str], DataError],
+) -> Iterator[pa.RecordBatch]:
     import pyarrow as pa
     import pyarrow.csv as pa_csv
 
     shard = piece.shard
-    read_options, convert_options = csv_options(floats, piece, text)
-    names = [*floats, *text]  # the header's names may carry spaces: batches get stripped ones
+    # The header's names may carry spaces: batches get the stripped `names`.
     digest = hashlib.sha256() if piece.whole and hashed is not None else None
     stream = _ByteRange(shard.path, piece.start, piece.stop, bar, digest)
     try:
@@ -86,7 +143,7 @@ def batches(
                 for start in range(0, batch.num_rows, rows):
                     yield batch.slice(start, rows)
         except pa.ArrowInvalid as error:
-            raise _explain(piece, str(error), floats, text) from error
+            raise explain(str(error)) from error
         except pa.ArrowException as error:  # not a row's fault (a header pyarrow reads apart)
             message = str(error).strip()
             raise DataError(f"{shard.name}: cannot be read as CSV ({message}).") from error
@@ -218,7 +275,11 @@ _NOT_A_NUMBER = re.compile(r"In CSV column #(\d+): .*invalid value '(.*)'", re.D
 
 
 def _explain(
-    piece: Piece, message: str, floats: Sequence[str], text: Sequence[str] = ()
+    piece: Piece,
+    message: str,
+    floats: Sequence[str],
+    text: Sequence[str] = (),
+    categorical: Sequence[str] = (),
 ) -> DataError:
     """Turn pyarrow's message (which lacks row numbers) into one naming row, column and value.
 
@@ -240,13 +301,28 @@ def _explain(
                 index, value = _first_non_number(piece, candidate)
                 if index is not None:
                     row = csv_locator(shard.path, shard.name, piece.start)(index)
-                    return csvrows.not_a_number(shard.name, row, candidate, value or "")
+                    error = csvrows.not_a_number(shard.name, row, candidate, value or "")
+                    return _hinted(error, candidate, categorical)
         except pa.ArrowInvalid:  # e.g. a cell that is not UTF-8: the slow path names it
             pass
     found = csvrows.first_problem(piece, shard.columns, floats, text)
     if found is not None:
-        return found
+        column = next(
+            (c for c in categorical if f"column {c!r}: expected a number" in str(found)), ""
+        )
+        return _hinted(found, column, categorical)
     return DataError(f"{shard.name}: cannot be read as CSV ({message.strip()}).")
+
+
+def _hinted(error: DataError, column: str, categorical: Sequence[str]) -> DataError:
+    """`error` about a cell of `column` that is not a number, with the hint to read the
+    column as categories when it may be one."""
+    if column not in categorical:
+        return error
+    return DataError(
+        f"{error} If {column!r} holds categories, name it with --categorical {column} "
+        "(its type was inferred from the start of the file)."
+    )
 
 
 def _first_non_number(piece: Piece, column: str) -> tuple[int | None, str | None]:

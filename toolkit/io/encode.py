@@ -6,27 +6,35 @@ throughout (pyarrow.compute for the level lookup, numpy fancy indexing for the o
 no Python per row.
 
 Raw values: numeric columns any integer or floating type (nulls are missing; NaN and
-infinity only when "nan"/"inf" are among the plan's na_values); categorical ones strings
-(large, dictionary-encoded), booleans or integers, compared by `columns.level_text`
-(blank, "" and the na_values tokens are missing).
+infinity too when "nan" / "inf" are among the plan's na_values); categorical ones
+strings (large, dictionary-encoded), booleans or integers, compared by their
+`columns.level_text` (nulls, "" and the na_values tokens are missing).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from toolkit.columns import CATEGORICAL, ColumnPlan, TablePlan
+
 if TYPE_CHECKING:
-    from toolkit.columns import TablePlan
+    import pyarrow as pa
+
+# na_values tokens that make NaN, and infinity, missing in numeric columns that are not
+# read from text (Parquet, tables in memory); CSV turns every token into a null itself.
+NAN_TOKENS = ("nan",)
+INF_TOKENS = ("inf", "infinity", "-inf", "+inf", "-infinity")
 
 
 @dataclass
 class Encoded:
     """What `encode` made of some rows."""
 
-    block: np.ndarray  # float64 (rows, len(plan.encoded_names)), C order
+    block: np.ndarray  # float64 (rows, len(plan.encoded_names))
     missing: np.ndarray  # bool (rows, len(plan.columns)): the raw cell was missing
     unknown: np.ndarray  # int64 (rows,): categorical cells holding an unknown value
 
@@ -37,13 +45,133 @@ class Encoded:
 
 
 def encode(data: Any, plan: TablePlan, out: np.ndarray | None = None) -> Encoded:
-    """Encode `data` (a pyarrow RecordBatch or Table, or a mapping of column name to
-    array, holding at least the plan's raw columns) per `plan`.
+    """Encode `data` (a pyarrow RecordBatch or Table, or a mapping of column name to a
+    pyarrow array or anything `pyarrow.array` takes, holding at least the plan's raw
+    columns) per `plan`.
 
-    Missing cells take the column's fill (when it has one; else a numeric cell is NaN and
-    a categorical one all zeros, and `missing` says which); unknown levels encode as the
-    reference (all zeros) and are counted in `unknown`. `out`: a C-ordered float64 array
-    of the block's shape to write into (a block with targets after the features: pass
-    its left part through `out=block[:, :width]` is not C order, so pass a fresh one).
+    Missing cells take the column's fill when it has one; else a numeric cell is NaN and
+    a categorical one all zeros, and `missing` says which they were. Unknown levels
+    encode as the reference (all zeros) and are counted in `unknown`. `out`: a float64
+    array (or a view, such as the left part of a wider block) of the block's shape to
+    write into.
     """
-    raise NotImplementedError
+    arrays = [column_array(data, column.name) for column in plan.columns]
+    n = len(arrays[0]) if arrays else 0
+    width = len(plan.encoded_names)
+    block = np.zeros((n, width)) if out is None else out
+    if out is not None:
+        block[...] = 0.0
+    missing = np.zeros((n, len(plan.columns)), dtype=bool)
+    unknown = np.zeros(n, dtype=np.int64)
+    offset = 0
+    for j, (column, array) in enumerate(zip(plan.columns, arrays, strict=True)):
+        array = normalize(array, column.kind, column.raw_type)
+        gaps = missing_mask(array, column.kind, plan.na_values)
+        missing[:, j] = gaps
+        if column.kind == CATEGORICAL:
+            unknown += _one_hot(array, column, gaps, block, offset)
+        else:
+            values = numbers(array)
+            if column.fill is not None and gaps.any():
+                values = np.where(gaps, column.fill, values)
+            block[:, offset] = values
+        offset += column.width
+        if column.indicator:
+            block[:, offset - 1] = gaps
+    return Encoded(block, missing, unknown)
+
+
+def _one_hot(
+    array: pa.Array, column: ColumnPlan, gaps: np.ndarray, block: np.ndarray, offset: int
+) -> np.ndarray:
+    """Write the column's one-hot part into `block` at `offset`; the unknown cells (int64)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    known = [*column.levels, *column.other]
+    index = pc.index_in(level_texts(array), value_set=pa.array(known, pa.string()))
+    found = index.fill_null(-1).to_numpy(zero_copy_only=False)
+    codes = column.code()
+    # Index -1 (not found) picks the lookup's last entry: -2, "no column".
+    lookup = np.array([codes[level] for level in known] + [-2], dtype=np.int64)
+    code = lookup[found]
+    if column.fill is not None and gaps.any():
+        code[gaps] = codes[str(column.fill)]
+    rows = np.flatnonzero(code >= 0)
+    block[rows, offset + code[rows]] = 1.0
+    return ((found < 0) & ~gaps).astype(np.int64)
+
+
+def column_array(data: Any, name: str) -> pa.Array:
+    """Column `name` of a RecordBatch, Table or mapping, as one Arrow array."""
+    import pyarrow as pa
+
+    value = data[name] if isinstance(data, Mapping) else data.column(name)
+    if isinstance(value, pa.ChunkedArray):
+        return value.combine_chunks()
+    if isinstance(value, pa.Array):
+        return value
+    return pa.array(value, from_pandas=True)
+
+
+def normalize(array: pa.Array, kind: str, raw_type: str) -> pa.Array:
+    """The array as the encoder reads it: numeric -> float64; categorical: strings as
+    plain strings (dictionaries decoded), integers as int64, booleans as they are."""
+    import pyarrow as pa
+
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    if pa.types.is_dictionary(array.type):
+        array = array.cast(array.type.value_type)
+    if kind != CATEGORICAL:
+        return array if array.type == pa.float64() else array.cast(pa.float64(), safe=False)
+    if raw_type == "string" and array.type != pa.string():
+        return array.cast(pa.string())
+    if raw_type == "int" and array.type != pa.int64():
+        return array.cast(pa.int64())
+    return array
+
+
+def level_texts(array: pa.Array) -> pa.Array:
+    """A categorical array's values as level texts (`columns.level_text`): strings as
+    they are, booleans "true"/"false", integers in decimal."""
+    import pyarrow as pa
+
+    return array if pa.types.is_string(array.type) else array.cast(pa.string())
+
+
+def missing_mask(array: pa.Array, kind: str, na_values: Sequence[str]) -> np.ndarray:
+    """bool (rows,): which cells of a normalised array are missing."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n = len(array)
+    gaps = (
+        np.zeros(n, dtype=bool)
+        if array.null_count == 0
+        else array.is_null().to_numpy(zero_copy_only=False)
+    )
+    if kind == CATEGORICAL:
+        if pa.types.is_string(array.type):
+            tokens = pa.array(["", *na_values], pa.string())
+            found = pc.is_in(array, value_set=tokens).fill_null(False)
+            gaps |= found.to_numpy(zero_copy_only=False)
+        elif na_values:
+            found = pc.is_in(level_texts(array), value_set=pa.array(list(na_values), pa.string()))
+            gaps |= found.fill_null(False).to_numpy(zero_copy_only=False)
+        return gaps
+    lowered = {token.strip().lower() for token in na_values}
+    if lowered & set(NAN_TOKENS) or lowered & set(INF_TOKENS):
+        values = numbers(array)
+        if lowered & set(NAN_TOKENS):
+            gaps |= np.isnan(values)
+        if lowered & set(INF_TOKENS):
+            gaps |= np.isinf(values)
+    return gaps
+
+
+def numbers(array: pa.Array) -> np.ndarray:
+    """A float64 Arrow array as numpy (nulls as NaN)."""
+    if array.null_count == 0:
+        return array.to_numpy(zero_copy_only=False)
+    return array.fill_null(np.nan).to_numpy(zero_copy_only=False)

@@ -3,7 +3,8 @@
 From a Parquet or in-memory Arrow schema directly (text, large text and dictionary
 columns: "string"; booleans: "bool"; integers: "int", numeric unless named with
 --categorical; floats: "float"); from CSV by pyarrow's type inference on the file's
-first block (a column blank throughout it is numeric), --categorical forcing text.
+first block (a column blank throughout it is numeric), --categorical forcing text
+(an integer CSV column named there stays "int": its levels are its decimal values).
 Dates, timestamps, lists and other types are refused. Targets and the weight column
 are numeric always.
 """
@@ -14,7 +15,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from toolkit.columns import CATEGORICAL, NUMERIC
+from toolkit.errors import DataError, UsageError
+
 if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from toolkit.io.shards import Shard
     from toolkit.io.tables_plan import TableOptions
 
 
@@ -27,17 +34,124 @@ class ColumnKind:
     raw_type: str  # one of columns.RAW_TYPES
 
 
-def arrow_kind(name: str, arrow_type: Any, options: TableOptions, where: str) -> ColumnKind:
+def raw_type_of(arrow_type: Any) -> str | None:
+    """"float", "int", "bool", "string" for the Arrow types toolkit reads; else None."""
+    import pyarrow as pa
+
+    types = pa.types
+    if types.is_dictionary(arrow_type):
+        value = arrow_type.value_type
+        return "string" if types.is_string(value) or types.is_large_string(value) else None
+    if types.is_string(arrow_type) or types.is_large_string(arrow_type):
+        return "string"
+    if types.is_boolean(arrow_type):
+        return "bool"
+    if types.is_integer(arrow_type):
+        return "int"
+    if types.is_floating(arrow_type) or types.is_null(arrow_type):
+        return "float"  # a column of nulls only (blank in CSV's first block): numeric
+    return None
+
+
+def arrow_kind(
+    name: str, arrow_type: Any, options: TableOptions, where: str, csv: bool = False
+) -> ColumnKind:
     """The kind of a feature column of Arrow type `arrow_type` (`where` names the data in
-    errors): a UsageError for --categorical on a float column, a DataError for a type
-    toolkit cannot read."""
-    raise NotImplementedError
+    errors). --categorical on a float column is a UsageError (in CSV it forces text);
+    a type toolkit cannot read is a DataError."""
+    named = name in options.categorical
+    raw = raw_type_of(arrow_type)
+    if raw is None and csv and named:
+        raw = "string"  # CSV cells are text: --categorical reads dates and the like as such
+    if raw is None:
+        raise DataError(
+            f"{where}, column {name!r}: has type {arrow_type}; toolkit reads numbers, text "
+            "and true/false. Leave the column out with --features, or convert it."
+        )
+    if raw == "float" and named:
+        if not csv:
+            raise UsageError(
+                f"--categorical names {name!r}, a column of floating-point numbers in "
+                f"{where}; only integer, text and true/false columns can be categories."
+            )
+        raw = "string"
+    if raw in ("string", "bool") or named:
+        return ColumnKind(name, CATEGORICAL, raw)
+    return ColumnKind(name, NUMERIC, raw)
 
 
 def feature_kinds(
     source: Any, options: TableOptions, names: Sequence[str] | None = None
 ) -> list[ColumnKind]:
-    """The kinds of `source`'s raw feature columns (or of `names`), in order; the targets
-    and the weight column are checked to be numeric. --categorical naming a column that
-    is not a feature is a UsageError."""
-    raise NotImplementedError
+    """The kinds of `source`'s raw feature columns (or of `names`), in order.
+
+    A DataSource of files reads the schemas (Parquet) or the first block (CSV) of its
+    shards; an in-memory one its Arrow schema. The targets and the weight column must
+    be numeric (a DataError if not). --categorical naming a column that is not a feature
+    is a UsageError.
+    """
+    names = list(source.raw_feature_names if names is None else names)
+    others = [*source.target_names] + ([source.weight_name] if source.weight_name else [])
+    for column in options.categorical:
+        if column not in names:
+            role = "a target" if column in source.target_names else "not a feature"
+            if column == source.weight_name:
+                role = "the --weight column"
+            raise UsageError(
+                f"--categorical names {column!r}, which is {role}; name feature columns only."
+            )
+    schemas = source.arrow_schemas([*names, *others], options.na_values)
+    kinds: list[ColumnKind] | None = None
+    for where, schema, csv in schemas:
+        found = [arrow_kind(c, schema.field(c).type, options, where, csv) for c in names]
+        for column in others:
+            _check_numeric_target(column, schema.field(column).type, where, source)
+        if kinds is None:
+            kinds = found
+            continue
+        for first, other in zip(kinds, found, strict=True):
+            if first.kind != other.kind or (first.kind == CATEGORICAL and first != other):
+                raise DataError(
+                    f"{where}, column {first.name!r}: holds {other.raw_type} values where the "
+                    f"first shard holds {first.raw_type}; every shard must agree."
+                )
+    assert kinds is not None
+    return kinds
+
+
+def _check_numeric_target(column: str, arrow_type: Any, where: str, source: Any) -> None:
+    raw = raw_type_of(arrow_type)
+    if raw in ("float", "int"):
+        return
+    role = "the --weight column" if column == source.weight_name else "a target"
+    raise DataError(
+        f"{where}, column {column!r}: is {role} and has type {arrow_type}; expected "
+        "numbers (a regression target is numeric; text targets are not supported)."
+    )
+
+
+def csv_schema(shard: Shard, names: Sequence[str], na_values: Sequence[str]) -> pa.Schema:
+    """The types pyarrow infers for `names` from the first block of a CSV shard (blank
+    cells and the `na_values` tokens read as nulls; a column of nulls only has type null)."""
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
+    from toolkit.io.csv import csv_options
+    from toolkit.io.shards import Piece
+
+    read_options, convert = csv_options([], Piece(shard), names)
+    inferred = pa_csv.ConvertOptions(
+        include_columns=convert.include_columns,
+        null_values=["", *na_values],
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=True,
+    )
+    try:
+        with pa_csv.open_csv(
+            shard.path, read_options=read_options, convert_options=inferred
+        ) as reader:
+            schema = reader.schema
+    except pa.ArrowException as error:
+        message = str(error).strip()
+        raise DataError(f"{shard.name}: cannot be read as CSV ({message}).") from error
+    return pa.schema([(name, field.type) for name, field in zip(names, schema, strict=True)])
