@@ -94,7 +94,7 @@ def raw_batches(
     floats = [n for n in names if pa.types.is_floating(types[n])]
     others = [n for n in names if n not in floats]
     read_options, convert = csv_options(floats, piece, others)
-    written = dict(zip(names, convert.include_columns, strict=True))
+    written = dict(zip([*floats, *others], convert.include_columns, strict=True))
     convert.column_types = {written[n]: types[n] for n in names}
     convert.include_columns = [written[n] for n in names]
     convert.null_values = ["", *na_values]

@@ -35,7 +35,7 @@ class ColumnKind:
 
 
 def raw_type_of(arrow_type: Any) -> str | None:
-    """"float", "int", "bool", "string" for the Arrow types toolkit reads; else None."""
+    """ "float", "int", "bool", "string" for the Arrow types toolkit reads; else None."""
     import pyarrow as pa
 
     types = pa.types
@@ -155,3 +155,21 @@ def csv_schema(shard: Shard, names: Sequence[str], na_values: Sequence[str]) -> 
         message = str(error).strip()
         raise DataError(f"{shard.name}: cannot be read as CSV ({message}).") from error
     return pa.schema([(name, field.type) for name, field in zip(names, schema, strict=True)])
+
+
+def file_schemas(
+    shards: Sequence[Shard], names: Sequence[str], na_values: Sequence[str] = ()
+) -> list[tuple[str, Any, bool]]:
+    """(name, Arrow schema of `names`, whether read from CSV) for every Parquet shard and
+    the first CSV one (its types inferred from its first block)."""
+    import pyarrow.parquet as pq
+
+    schemas, csv_seen = [], False
+    for shard in shards:
+        if shard.format == "csv":
+            if not csv_seen:
+                schemas.append((shard.name, csv_schema(shard, names, na_values), True))
+            csv_seen = True
+        else:
+            schemas.append((shard.name, pq.read_schema(shard.path), False))
+    return schemas

@@ -139,3 +139,27 @@ def row_of(piece: Piece, index: int) -> int | None:
 
 def no_rows(shard: Shard, columns: Sequence[str]) -> str:
     return f"has columns ({', '.join(columns)}) but no data rows."
+
+
+def raw_batches(
+    piece: Piece,
+    types: dict[str, Any],
+    rows: int,
+    *,
+    na_values: Sequence[str] = (),
+    categorical: Sequence[str] = (),
+    bar: Any = None,
+    hashed: dict[Path, str] | None = None,
+) -> Iterator[pa.RecordBatch]:
+    """The piece's `types` columns as stored (the encoder normalises them), in that order."""
+    import pyarrow.parquet as pq
+
+    names = list(types)
+    with _reading(piece.shard.name):
+        file = pq.ParquetFile(piece.shard.path, pre_buffer=False, buffer_size=PAGE_BUFFER_BYTES)
+        groups = piece.row_groups
+        yield from file.iter_batches(
+            batch_size=rows,
+            row_groups=list(range(file.num_row_groups)) if groups is None else list(groups),
+            columns=names,
+        )

@@ -16,21 +16,27 @@ import hashlib
 import sys
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from toolkit.defaults import CHUNK_ROWS, DEFAULT_TARGET
 from toolkit.errors import DataError, UsageError
-from toolkit.io import globs
 from toolkit.io.blocks import PREFETCH_BLOCKS, Prefetch, check_weights
-from toolkit.io.formats import FORMATS, open_shard, suffixes
-from toolkit.io.names import csv_header_hint, did_you_mean, listed, numeric_header
+from toolkit.io.formats import FORMATS, open_shard
+from toolkit.io.names import csv_header_hint, listed, numeric_header
 from toolkit.io.reader import read_piece
+from toolkit.io.selection import resolve_sources, select_columns
 from toolkit.io.shards import Piece, Shard
+
+if TYPE_CHECKING:
+    from toolkit.columns import TablePlan
+    from toolkit.io.kinds import ColumnKind
+    from toolkit.io.planned import Dropped
+    from toolkit.io.tables_plan import TableOptions
 
 SEED_NAME = "<embedded seed data>"
 # Files smaller than this read in well under a second: no progress bar.
@@ -48,8 +54,85 @@ class DataSource:
     notes: list[str] = field(default_factory=list)
     weight_name: str | None = None  # --weight: the rows' weights, the last column of a block
     _hashed: dict[Path, str] = field(default_factory=dict, repr=False)  # SHA-256 by path
+    # The table plan (`with_plan`): blocks then hold the encoded features, named in
+    # `feature_names`; the raw columns they come from are `raw_feature_names`.
+    plan: TablePlan | None = None
+    raw_feature_names: list[str] = field(default_factory=list)
+    # What --missing drop dropped in the last pass of `blocks` (of the pieces it read).
+    dropped: Dropped = field(default=None, repr=False)  # type: ignore[assignment]
     # Rows already in memory (toolkit.io.tables): later passes keep them there, not on disk.
     in_memory: ClassVar[bool] = False
+
+    def __post_init__(self) -> None:
+        from toolkit.io.planned import Dropped
+
+        if not self.raw_feature_names:
+            self.raw_feature_names = list(self.feature_names)
+        if self.dropped is None:
+            self.dropped = Dropped()
+
+    def kinds(self, options: TableOptions) -> list[ColumnKind]:
+        """The kinds of the raw feature columns (see `toolkit.io.kinds.feature_kinds`)."""
+        from toolkit.io.kinds import feature_kinds
+
+        return feature_kinds(self, options)
+
+    def with_plan(self, plan: TablePlan) -> DataSource:
+        """This source reading through `plan`: its blocks hold the encoded features
+        (`feature_names` = plan.encoded_names) and its missing values follow plan.missing.
+
+        The plan's raw columns must be this source's raw features, in order.
+        """
+        from toolkit.io.planned import Dropped
+
+        if plan.raw_names != self.raw_feature_names:
+            raise UsageError(
+                f"the table plan's columns ({listed(plan.raw_names)}) are not the data's "
+                f"features ({listed(self.raw_feature_names)}); select the same columns."
+            )
+        return replace(
+            self,
+            feature_names=plan.encoded_names,
+            plan=plan,
+            raw_feature_names=list(self.raw_feature_names),
+            dropped=Dropped(),
+        )
+
+    @property
+    def planned(self) -> bool:
+        """Whether blocks go through the table plan (else today's all-number fast path)."""
+        plan = self.plan
+        return plan is not None and not (
+            plan.trivial and plan.missing == "error" and not plan.na_values
+        )
+
+    def arrow_schemas(
+        self, names: Sequence[str], na_values: Sequence[str] = ()
+    ) -> list[tuple[str, Any, bool]]:
+        """(name, Arrow schema of `names`, whether read from CSV) per shard whose types are
+        known without reading it all (see `toolkit.io.kinds.file_schemas`)."""
+        from toolkit.io.kinds import file_schemas
+
+        return file_schemas(self.shards, names, na_values)
+
+    def raw_batches(
+        self,
+        pieces: Sequence[Any],
+        kinds: Sequence[ColumnKind],
+        rows: int = CHUNK_ROWS,
+        na_values: Sequence[str] = (),
+        bar: Any = None,
+    ) -> Iterator[Any]:
+        """Batches of the raw `kinds` columns (`.data`, `.name`, `.row(index)`), in order."""
+        from toolkit.io.planned import file_raw_batches
+
+        return file_raw_batches(self, pieces, kinds, rows, na_values, bar)
+
+    def missing_error(self, first: str = "") -> DataError:
+        """The error about missing values: a pass over every piece counts them all."""
+        from toolkit.io.planned import missing_error
+
+        return missing_error(self, first)
 
     @property
     def columns(self) -> list[str]:
@@ -111,12 +194,22 @@ class DataSource:
         return Prefetch(self._checked_blocks(pieces, rows, bar), depth)
 
     def _checked_blocks(self, pieces: Sequence[Piece], rows: int, bar: Any) -> Iterator[np.ndarray]:
+        if self.planned:
+            from toolkit.io.planned import Dropped, planned_blocks
+
+            self.dropped = Dropped()
+            try:
+                yield from planned_blocks(self, pieces, rows, bar)
+            finally:
+                if bar is not None:
+                    bar.close()
+            return
         columns = self.columns
         try:
             for piece in pieces:
                 count = 0
                 for batch in read_piece(piece, columns, rows, bar=bar, hashed=self._hashed):
-                    block = batch.block(finite=True)
+                    block = self._block(batch)
                     if self.weight_name is not None:
                         check_weights(block[:, -1], batch.name, batch.row, self.weight_name)
                     count += len(block)
@@ -128,6 +221,15 @@ class DataSource:
         finally:
             if bar is not None:
                 bar.close()
+
+    def _block(self, batch: Any) -> np.ndarray:
+        """The batch's checked block; a blank cell's error counts every missing value."""
+        try:
+            return batch.block(finite=True)
+        except DataError as error:
+            if any(column.null_count for column in batch.data.columns):
+                raise self.missing_error(str(error)) from error
+            raise
 
     def sha256(self, stop: threading.Event | None = None) -> str:
         """SHA-256 of the file for one shard; else of every shard's name and SHA-256, in order.
@@ -160,6 +262,7 @@ def open_source(
     targets: Sequence[str] = (),
     features: Sequence[str] = (),
     weight: str | None = None,
+    options: TableOptions | None = None,
 ) -> DataSource:
     """Find the shards behind `path` (the embedded seed data when None) and pick the columns.
 
@@ -171,13 +274,18 @@ def open_source(
     defaults to every column that is not a target (nor the `weight` column, which holds
     each row's weight for weighted least squares). Only headers and Parquet schemas are
     read here; `DataSource.blocks` reads the rows.
+
+    Without `options` every feature must be numeric (as before tables); with them
+    (toolkit.io.tables_plan.TableOptions) text, boolean and dictionary features are
+    accepted, their kinds checked here (`DataSource.kinds`; a CSV file's first block is
+    read), to be scanned and planned before their blocks are read (`with_plan`).
     """
     if isinstance(path, DataSource):
         return path
     if path is not None and not isinstance(path, (str, Path)):
         from toolkit.io.tables import open_table  # it builds on this module
 
-        return open_table(path, targets, features, weight=weight)
+        return open_table(path, targets, features, weight=weight, options=options)
     if path is None:
         seed = Path(str(resources.files("toolkit") / "datasets" / "seed.csv"))
         shards, name = [open_shard(seed, SEED_NAME)], SEED_NAME
@@ -192,15 +300,16 @@ def open_source(
     for shard in shards[1:]:  # every later shard must hold the columns the first resolved to
         select_columns(shard.columns, target_names, feature_names, shard.name, weight=weight)
     weights = [weight] if weight is not None else []
+    checked = (feature_names if options is None else []) + target_names + weights
     for shard in shards:
-        FORMATS[shard.format].check(shard, feature_names + target_names + weights)
+        FORMATS[shard.format].check(shard, checked)
     notes = []
     if first.format == "csv" and numeric_header(first.columns):
         notes.append(
             f"warning: every column name in {first.name} is a number ({listed(first.columns)}): "
             "is its header row missing? Its first row is read as the column names."
         )
-    return DataSource(
+    source = DataSource(
         name,
         shards,
         feature_names,
@@ -208,6 +317,9 @@ def open_source(
         notes + target_note(targets, target_names),
         weight,
     )
+    if options is not None:
+        source.kinds(options)  # refuses unreadable types and impossible --categorical now
+    return source
 
 
 def target_note(targets: Sequence[str], target_names: Sequence[str]) -> list[str]:
@@ -218,84 +330,6 @@ def target_note(targets: Sequence[str], target_names: Sequence[str]) -> list[str
         f"no column is named {DEFAULT_TARGET!r}: using the last column, "
         f"{target_names[0]!r}, as the target (choose with --target)."
     ]
-
-
-def resolve_sources(path: str | Path) -> list[Path]:
-    """The data files behind --data: one file, a folder's shards, or a glob's matches."""
-    text = str(path)
-    if globs.has_magic(text):
-        matches = globs.expand(text)  # each file once, however many symlinks lead to it
-        if not matches:
-            raise UsageError(f"--data {text!r} matches no files.")
-        return matches
-    path = Path(path)
-    if not path.exists():
-        raise UsageError(f"data file {text!r} does not exist.")
-    if path.is_dir():
-        known = suffixes()
-        shards = globs.once(p for p in path.iterdir() if p.suffix.lower() in known)
-        if not shards:
-            listed = f"{', '.join(known[:-1])} or {known[-1]}"
-            raise UsageError(f"data folder {text!r} holds no {listed} files; expected shards.")
-        return shards
-    return [path]
-
-
-def select_columns(
-    columns: Sequence[str],
-    targets: Sequence[str],
-    features: Sequence[str],
-    name: str,
-    *,
-    hint: str = "",
-    weight: str | None = None,
-) -> tuple[list[str], list[str]]:
-    """Resolve --target/--features against the file's columns; unknown names are usage errors.
-
-    `hint` (a sentence about the header, see `names.csv_header_hint`) ends the messages
-    about the file's columns.
-    """
-    if len(columns) < 2 and not features:
-        raise DataError(
-            f"{name}: found 1 column ({columns[0]!r}); expected at least 2 "
-            f"(one or more features and a target).{hint}"
-        )
-    given = [("--target", targets), ("--features", features)]
-    for flag, names in [*given, ("--weight", [weight] if weight is not None else [])]:
-        for column in names:
-            if column not in columns:
-                raise UsageError(_unknown_column(column, flag, columns, name) + hint)
-        duplicates = sorted({c for c in names if list(names).count(c) > 1})
-        if duplicates:
-            raise UsageError(f"{flag} names {duplicates[0]!r} more than once.")
-    if targets:
-        target_names = list(targets)
-    else:
-        last = [c for c in columns if c != weight][-1]
-        target_names = [DEFAULT_TARGET if DEFAULT_TARGET in columns else last]
-    for flag, names in given:
-        if weight in names:
-            raise UsageError(
-                f"column {weight!r} is the --weight column and cannot also be in {flag}; "
-                "pick one."
-            )
-    both = [c for c in features if c in target_names]
-    if both:
-        raise UsageError(f"column {both[0]!r} is both a feature and a target; pick one.")
-    feature_names = list(features) or [
-        c for c in columns if c not in target_names and c != weight
-    ]
-    if not feature_names:
-        raise UsageError(f"{name}: every column is a target; at least one feature is needed.")
-    return feature_names, target_names
-
-
-def _unknown_column(column: str, flag: str, columns: Sequence[str], name: str) -> str:
-    message = f"unknown column {column!r} in {flag}; {name} has columns {listed(columns)}."
-    close = did_you_mean(column, columns)  # case does not count: totemp finds TOTEMP
-    if close is not None:
-        message += f" Did you mean {close!r}?"
-    return message
 
 
 def _sha256(path: Path, stop: threading.Event | None = None) -> str:

@@ -30,6 +30,8 @@ from toolkit.io.sources import DataSource, select_columns, target_note
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from toolkit.io.tables_plan import TableOptions
+
 MEMORY_NAME = "<in-memory table>"
 ARRAYS_NAME = "<in-memory arrays>"
 
@@ -49,6 +51,7 @@ class MemorySource(DataSource):
 
     n_rows: int = 0
     read_rows: Callable[[int, int], np.ndarray] | None = None
+    table: Any = None  # the pyarrow Table (open_table), or None: arrays (open_arrays)
     in_memory: ClassVar[bool] = True
 
     def pieces(self, rank: int = 0, world: int = 1) -> list[RowRange]:  # type: ignore[override]
@@ -69,13 +72,62 @@ class MemorySource(DataSource):
         if self.n_rows == 0:
             raise DataError(f"{self.name}: has columns ({', '.join(self.columns)}) but no rows.")
         pieces = self.pieces() if pieces is None else pieces
+        if self.planned:
+            from toolkit.io.planned import Dropped, planned_blocks
+
+            self.dropped = Dropped()
+            return Prefetch(planned_blocks(self, pieces, rows), depth)
         return Prefetch(self._ranges(pieces, rows), depth)
 
     def _ranges(self, pieces: Sequence[RowRange], rows: int) -> Iterator[np.ndarray]:
         assert self.read_rows is not None  # set by open_table and open_arrays
         for piece in pieces:
             for start in range(piece.start, piece.stop, rows):
-                yield self.read_rows(start, min(start + rows, piece.stop))
+                try:
+                    yield self.read_rows(start, min(start + rows, piece.stop))
+                except DataError as error:
+                    if ": blank cell; " not in str(error):
+                        raise
+                    raise self.missing_error(str(error)) from error
+
+    def raw_batches(  # type: ignore[override]
+        self,
+        pieces: Sequence[RowRange],
+        kinds: Sequence[Any],
+        rows: int = CHUNK_ROWS,
+        na_values: Sequence[str] = (),
+        bar: Any = None,
+    ) -> Iterator[Any]:
+        """Batches of the raw `kinds` columns (`.data`, `.name`, `.row(index)`), in order."""
+        import pyarrow as pa
+
+        table = self.table if self.table is not None else self._arrays_table()
+        names = [kind.name for kind in kinds]
+        for piece in pieces:
+            for start in range(piece.start, piece.stop, rows):
+                part = table.slice(start, min(rows, piece.stop - start)).select(names)
+                data = pa.record_batch(
+                    [column.combine_chunks() for column in part.columns], names=names
+                )
+                yield MemoryBatch(data, self.name, start)
+
+    def arrow_schemas(
+        self, names: Sequence[str], na_values: Sequence[str] = ()
+    ) -> list[tuple[str, Any, bool]]:
+        """The table's own schema (arrays: float64 columns)."""
+        import pyarrow as pa
+
+        if self.table is not None:
+            return [(self.name, self.table.schema, False)]
+        return [(self.name, pa.schema([(n, pa.float64()) for n in self.columns]), False)]
+
+    def _arrays_table(self) -> pa.Table:
+        """open_arrays' data as a Table of float64 columns (for a plan's missing values)."""
+        import pyarrow as pa
+
+        assert self.read_rows is not None
+        block = np.ascontiguousarray(self.read_rows(0, self.n_rows).T)
+        return pa.table(dict(zip(self.columns, block, strict=True)))
 
     def sha256(self, stop: threading.Event | None = None) -> str:
         """No digest for data in memory (see the module's docstring): ""."""
@@ -84,6 +136,19 @@ class MemorySource(DataSource):
     def hashed_while_read(self, pieces: Sequence[RowRange]) -> bool:  # type: ignore[override]
         """True: there is nothing to hash in a thread."""
         return True
+
+
+@dataclass(frozen=True)
+class MemoryBatch:
+    """Rows [start, start + len) of an in-memory table's raw columns."""
+
+    data: pa.RecordBatch
+    name: str
+    start: int
+
+    def row(self, index: int) -> int:
+        """Rows of data in memory are counted from 0, as numpy and pandas count them."""
+        return self.start + index
 
 
 def open_arrays(
@@ -135,12 +200,15 @@ def open_table(
     features: Sequence[str] = (),
     name: str = MEMORY_NAME,
     weight: str | None = None,
+    options: TableOptions | None = None,
 ) -> MemorySource:
     """A table in memory as a DataSource, its columns picked as a file's are (`open_source`).
 
     `data` is a pyarrow Table or RecordBatch, a pandas DataFrame (its index is not a
     column), or anything else `pyarrow.table` takes: a polars DataFrame (without a copy,
-    through the Arrow C stream interface), a dict of columns.
+    through the Arrow C stream interface), a dict of columns. `options`: as for
+    `open_source` (text, boolean, dictionary and categorical features accepted; pandas
+    and polars categoricals arrive as dictionaries).
     """
     import pyarrow as pa
 
@@ -150,7 +218,7 @@ def open_table(
         table.column_names, targets, features, name, weight=weight
     )
     columns = feature_names + target_names + ([weight] if weight is not None else [])
-    _check_numeric(table, columns, name)
+    _check_numeric(table, columns if options is None else columns[len(feature_names) :], name)
 
     def read_rows(start: int, stop: int) -> np.ndarray:
         part = table.slice(start, stop - start)
@@ -162,7 +230,7 @@ def open_table(
         return block
 
     notes = target_note(targets, target_names)
-    return MemorySource(
+    source = MemorySource(
         name,
         [],
         feature_names,
@@ -171,7 +239,11 @@ def open_table(
         weight,
         n_rows=table.num_rows,
         read_rows=read_rows,
+        table=table,
     )
+    if options is not None:
+        source.kinds(options)  # refuses unreadable types and impossible --categorical now
+    return source
 
 
 def as_table(data: Any) -> pa.Table:

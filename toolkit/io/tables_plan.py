@@ -12,14 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from toolkit import defaults
-from toolkit.errors import UsageError
-
-if TYPE_CHECKING:
-    from toolkit.columns import TablePlan
-    from toolkit.io.scan import ScanStats
+from toolkit.columns import CATEGORICAL, OTHER, ColumnPlan, TablePlan, level_order
+from toolkit.errors import DataError, UsageError
+from toolkit.io.scan import ColumnStats, ScanStats
 
 
 @dataclass(frozen=True)
@@ -48,9 +45,12 @@ class TableOptions:
                 f"--max-levels {self.max_levels}: expected at least 2 (a reference level "
                 "and one more)."
             )
-        duplicates = sorted({c for c in self.categorical if self.categorical.count(c) > 1})
-        if duplicates:
-            raise UsageError(f"--categorical names {duplicates[0]!r} more than once.")
+        for flag, names in (("--categorical", self.categorical), ("--na-values", self.na_values)):
+            duplicates = sorted({c for c in names if names.count(c) > 1})
+            if duplicates:
+                raise UsageError(f"{flag} names {duplicates[0]!r} more than once.")
+        if "" in self.na_values:
+            raise UsageError("--na-values: a blank token; blank cells are missing already.")
 
     @property
     def plain(self) -> bool:
@@ -63,9 +63,7 @@ class TableOptions:
         )
 
 
-def build_plan(
-    stats: ScanStats, options: TableOptions, feature_names: Sequence[str]
-) -> TablePlan:
+def build_plan(stats: ScanStats, options: TableOptions, feature_names: Sequence[str]) -> TablePlan:
     """The plan of `feature_names` (raw, in order) from the scan's statistics.
 
     Deterministic: levels in `columns.level_order`; past `options.max_levels` distinct
@@ -74,6 +72,88 @@ def build_plan(
     statistic of their observed values and categorical ones with their most frequent
     level (ties: natural order first); with `options.indicator` every feature column
     that had a missing value gets a `col[(missing)]` column. `options.missing ==
-    "error"` with missing values in the scan raises the DataError counting them.
+    "error"` with missing values in the scan raises the DataError counting them, as
+    do missing targets or weights under mean/median.
     """
-    raise NotImplementedError
+    if options.missing == "error" and stats.missing_rows:
+        raise stats.missing_error(stats.name)
+    if options.missing in ("mean", "median"):
+        _check_targets(stats)
+    notes: list[str] = []
+    columns = tuple(_column_plan(stats.columns[name], options, notes) for name in feature_names)
+    if options.indicator:
+        marked = [c.name for c in columns if c.indicator]
+        notes.append(
+            "missing-value indicators (1 where the value was missing) for the columns "
+            f"that had missing values in training: {', '.join(map(repr, marked)) or 'none'}."
+        )
+    return TablePlan(
+        columns,
+        options.missing,
+        tuple(options.na_values),
+        options.max_levels,
+        None,
+        tuple(notes),
+    )
+
+
+def _check_targets(stats: ScanStats) -> None:
+    from toolkit.io.rows import first_rows_text
+
+    bad = [c for c in stats.columns.values() if c.role != "feature" and c.missing]
+    if bad:
+        parts = [
+            f"{c.role} {c.name!r} has {c.missing} missing value{'s' if c.missing != 1 else ''} "
+            f"(first rows: {first_rows_text(c.first_missing)})"
+            for c in bad
+        ]
+        raise DataError(
+            f"{'; '.join(parts)}. Targets and weights are never imputed: choose "
+            "--missing drop, or fill them in."
+        )
+
+
+def _column_plan(stats: ColumnStats, options: TableOptions, notes: list[str]) -> ColumnPlan:
+    """One feature column's plan (see `build_plan`); notes said go to `notes`."""
+    impute = options.missing in ("mean", "median")
+    indicator = options.indicator and stats.missing > 0
+    if stats.kind != CATEGORICAL:
+        fill = None
+        if impute:
+            if stats.count == 0:
+                raise DataError(
+                    f"column {stats.name!r}: every value is missing; there is no "
+                    f"{options.missing} to fill with. Leave the column out with --features."
+                )
+            fill = stats.mean if options.missing == "mean" else stats.median
+            if options.missing == "median" and not stats.median_exact:
+                notes.append(
+                    f"column {stats.name!r}: the median ({fill!r}) is approximate: of a "
+                    f"uniform sample of {len(stats.sketch_value or ())} of its "
+                    f"{stats.count:,} values."
+                )
+        return ColumnPlan(
+            stats.name, stats.kind, stats.raw_type, (), (), fill, indicator, stats.missing
+        )
+    if not stats.levels:
+        raise DataError(
+            f"column {stats.name!r}: every value is missing; a categorical column needs at "
+            "least one level. Leave it out with --features."
+        )
+    ordered = level_order(stats.raw_type, stats.levels)
+    rank = {level: position for position, level in enumerate(ordered)}
+    by_count = sorted(ordered, key=lambda level: (-stats.levels[level], rank[level]))
+    if len(ordered) > options.max_levels:
+        kept_set = set(by_count[: options.max_levels - 1])
+        kept = tuple(level for level in ordered if level in kept_set)
+        other = tuple(level for level in ordered if level not in kept_set)
+        notes.append(
+            f"column {stats.name!r}: {len(ordered)} levels; kept the {len(kept)} most "
+            f"frequent, {len(other)} share {OTHER!r} (--max-levels {options.max_levels})."
+        )
+    else:
+        kept, other = tuple(ordered), ()
+    fill = by_count[0] if impute else None  # the mode; ties: natural order first
+    return ColumnPlan(
+        stats.name, CATEGORICAL, stats.raw_type, kept, other, fill, indicator, stats.missing
+    )
