@@ -107,8 +107,17 @@ def _arrow_data(
     if weights is not None:  # a column named unlike any feature or target
         weight = "__sample_weight__" + "_" * max(len(c) for c in table.column_names)
         table = table.append_column(weight, pa.array(weights))
-    source = open_table(table, targets, features, weight=weight)
+    source = open_table(table, targets, features, weight=weight, options=_options(estimator))
     return TrainingData(source, dtype, values.ndim)
+
+
+def _options(estimator: Any) -> Any:
+    """The io tier's table options from the estimator's table parameters."""
+    from toolkit.io.tables_plan import TableOptions
+
+    options = table_options(estimator)
+    indicator = options.pop("missing_indicator")
+    return TableOptions(**options, indicator=indicator)
 
 
 def batch(estimator: Any, X: Any, y: Any, *, reset: bool) -> tuple[np.ndarray, np.ndarray, int]:

@@ -35,9 +35,12 @@ def gappy() -> pd.DataFrame:
             "g": rng.choice(["north", "south", "east"], n),
         }
     )
-    frame["y"] = 2.0 * frame["x1"] - frame["x2"] + frame["g"].map(
-        {"north": 0.0, "south": 1.5, "east": -2.0}
-    ) + rng.normal(0.0, 0.5, n)
+    frame["y"] = (
+        2.0 * frame["x1"]
+        - frame["x2"]
+        + frame["g"].map({"north": 0.0, "south": 1.5, "east": -2.0})
+        + rng.normal(0.0, 0.5, n)
+    )
     frame.loc[rng.choice(n, 12, replace=False), "x1"] = np.nan
     frame.loc[rng.choice(n, 7, replace=False), "x2"] = np.nan
     frame["g"] = frame["g"].astype(object)
@@ -73,12 +76,13 @@ def test_drop_equals_dropna_and_ols(run, gappy, gappy_csv):
     assert report["data"]["rows"] == len(kept)
     dropped = len(gappy) - len(kept)
     counts = gappy.isna().sum()
+    cells = int(counts.sum())
     note = (
-        f"dropped {dropped} rows with missing values: 'x1' {counts['x1']}, "
-        f"'x2' {counts['x2']}, 'g' {counts['g']}"
+        f"dropped {dropped} rows with missing values ({cells} cells: 'x1' {counts['x1']}, "
+        f"'x2' {counts['x2']}, 'g' {counts['g']})."
     )
     assert note in report["notes"]
-    assert report["data"]["dropped"]["rows"] == dropped
+    assert report["data"]["dropped"] == {"rows": dropped, "cells": counts[counts > 0].to_dict()}
 
 
 @pytest.mark.parametrize("strategy", ["mean", "median"])
@@ -93,9 +97,7 @@ def test_mean_and_median_equal_simple_imputer(run, gappy, gappy_csv, strategy):
 
 
 def test_missing_indicator_equals_simple_imputer_with_indicator(run, gappy, gappy_csv):
-    report = fit(
-        run, gappy_csv, "--features", "x1,x2", "--missing", "mean", "--missing-indicator"
-    )
+    report = fit(run, gappy_csv, "--features", "x1,x2", "--missing", "mean", "--missing-indicator")
     imputer = SimpleImputer(strategy="mean", add_indicator=True)
     x = imputer.fit_transform(gappy[["x1", "x2"]])
     reference = LinearRegression().fit(x, gappy["y"])
@@ -120,14 +122,14 @@ def test_categorical_gaps_take_the_most_frequent_level(run, gappy, gappy_csv):
 
 
 def test_na_values_are_missing(run, write_csv):
-    rows = "".join(f"{i},{'NA' if i % 5 == 0 else 2 * i},{3 * i + 1}\n" for i in range(1, 21))
+    rows = "".join(f"{i},{'NA' if i % 5 == 0 else i * i % 7},{3 * i + 1}\n" for i in range(1, 21))
     path = write_csv("na.csv", "a,b,y\n" + rows)
     report = train_json(
         run, "--data", str(path), "--missing", "drop", "--na-values", "NA",
         "--dtype", "float64", "--val-fraction", "0",
     )  # fmt: skip
     assert report["data"]["rows"] == 16
-    assert report["data"]["dropped"] == {"rows": 4, "columns": {"b": 4}}
+    assert report["data"]["dropped"] == {"rows": 4, "cells": {"b": 4}}
 
 
 def test_default_error_counts_the_gaps(run, gappy_csv):

@@ -35,6 +35,7 @@ class EarlyRead:
 
     source: DataSource | None = None
     blocks: Prefetch | None = None
+    plain: bool | None = None  # a numeric table read as before tables (None: not known yet)
 
     def opened(self, config: TrainConfig, group: Group) -> DataSource:
         """The data: opened already, or now by every process together (torchrun)."""
@@ -55,20 +56,23 @@ class EarlyRead:
 
 
 def columns(config: TrainConfig) -> tuple[Any, ...]:
-    """What `open_source` takes: the data, its targets, features and weight column."""
-    return config.data, config.targets, config.features, config.weight
+    """What `open_source` takes: the data, its targets, features and weight column, and
+    the table options (text and boolean features are accepted, to be planned)."""
+    from toolkit.training.tables import options_of
+
+    return config.data, config.targets, config.features, config.weight, options_of(config)
 
 
 def start(config: TrainConfig) -> EarlyRead:
     """Open the data and start reading every row (single process only; no torch here)."""
     if launched():
         return EarlyRead()  # every process opens the data together, after joining
-    from toolkit.training.tables import is_plain, options_of
+    from toolkit.training.tables import is_plain
 
     source = open_source(*columns(config))
-    if not is_plain(source, options_of(config)):
-        return EarlyRead(source)  # the blocks are the plan's, known after the scan
+    if not is_plain(source, columns(config)[-1]):
+        return EarlyRead(source, plain=False)  # the blocks are the plan's, after the scan
     blocks = source.start_blocks(
         source.pieces(), config.chunk_rows, progress=config.progress, depth=HEAD_START_BLOCKS
     )
-    return EarlyRead(source, blocks)
+    return EarlyRead(source, blocks, plain=True)

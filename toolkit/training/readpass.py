@@ -22,6 +22,7 @@ from toolkit.training.model import ModelSpec
 from toolkit.training.spill import RowSpill
 
 if TYPE_CHECKING:
+    from toolkit.io.planned import Dropped
     from toolkit.training.config import TrainConfig
     from toolkit.training.distributed import Group
     from toolkit.training.rows import Rows
@@ -41,8 +42,7 @@ class PassSummary:
     target_max: np.ndarray | None
     first_target: np.ndarray | None  # the targets of the first training row: metrics' shift
     first_val_target: np.ndarray | None
-    # --missing drop: {"rows": n, "columns": {name: missing cells}} of the rows dropped
-    dropped: dict[str, Any] | None = None
+    dropped: Dropped | None = None  # --missing drop: the rows dropped, and their gaps
 
 
 def read_pass(
@@ -81,7 +81,7 @@ def read_pass(
             val_spill,
             weighted=source.weight_name is not None,
         )
-        summary.dropped = dropped_counts(source)
+        summary.dropped = source.dropped if source.planned else None
         return summary
     finally:
         torch.set_num_threads(threads)
@@ -138,12 +138,6 @@ def consume(
         first,
         first_val,
     )
-
-
-def dropped_counts(source: DataSource) -> dict[str, Any] | None:
-    """The rows the source dropped for missing values in this pass (None: none)."""
-    dropped = getattr(source, "dropped", None)
-    return dropped() if callable(dropped) else dropped
 
 
 def _plain_moments(moments: exact.Moments | None) -> PlainMoments | None:

@@ -156,8 +156,10 @@ def table_summary(plan: TablePlan | None) -> list[str]:
             what = f"numeric {column.raw_type}"
         if column.missing_count:
             what += f", {column.missing_count:,} missing"
-        if column.fill is not None:
+        if isinstance(column.fill, str):
             what += f" filled with {column.fill!r}"
+        elif column.fill is not None:
+            what += f" filled with {column.fill:.6g}"
         if column.indicator:
             what += ", indicator column"
         lines.append(f"    {column.name}: {what}")

@@ -24,12 +24,10 @@ from toolkit.errors import CheckpointError
 
 if TYPE_CHECKING:
     from toolkit.io import DataSource
+    from toolkit.io.planned import Dropped
     from toolkit.io.tables_plan import TableOptions
     from toolkit.training.config import TrainConfig
     from toolkit.training.distributed import Group
-
-# Columns named in a dropped-rows note before "and N more".
-NOTE_COLUMNS = 10
 
 
 @dataclass
@@ -71,41 +69,45 @@ def option_values(config: TrainConfig) -> dict[str, Any]:
 
 def is_plain(source: DataSource, options: TableOptions) -> bool:
     """Whether `source` is read as today: default options and numeric features only."""
-    from toolkit.io.kinds import feature_kinds
-
     if not options.plain:
         return False
-    return all(kind.kind != CATEGORICAL for kind in feature_kinds(source, options))
+    return all(kind.kind != CATEGORICAL for kind in source.kinds(options))
 
 
 def needs_scan(source: DataSource, options: TableOptions) -> bool:
     """Whether the plan depends on the data: levels to collect or fills to compute."""
-    from toolkit.io.kinds import feature_kinds
-
     if options.missing in ("mean", "median") or options.indicator:
         return True
-    return any(kind.kind == CATEGORICAL for kind in feature_kinds(source, options))
+    return any(kind.kind == CATEGORICAL for kind in source.kinds(options))
 
 
 def prepare(
-    config: TrainConfig, source: DataSource, group: Group, stored: TablePlan | None = None
-) -> Prepared:
-    """Scan (when the plan depends on the data), build the plan, give it to `source`.
+    config: TrainConfig,
+    source: DataSource,
+    group: Group,
+    stored: TablePlan | None = None,
+    plain: bool | None = None,
+) -> tuple[DataSource, Prepared]:
+    """Scan (when the plan depends on the data), build the plan; the source reading
+    through it (`source` itself for a plain numeric table) and what was decided.
 
-    `stored`: the plan of the run being resumed, used as it is (no scan). Every process
-    calls this at the same point; an error on any is raised on all.
+    `stored`: the plan of the run being resumed, used as it is (no scan); `plain`:
+    `is_plain`'s answer when already known. Every process calls this at the same point;
+    an error on any is raised on all.
     """
     options = group.agree(lambda: options_of(config))
-    if group.agree(lambda: is_plain(source, options)):
-        return Prepared()
+    if plain is None:
+        plain = group.agree(lambda: is_plain(source, options))
+    if plain:
+        return source, Prepared()
     if stored is not None:
         plan = stored
     elif group.agree(lambda: needs_scan(source, options)):
         plan = _scanned_plan(config, source, group, options)
     else:  # numeric columns read with --missing drop or --na-values: nothing to learn
         plan = _numeric_plan(source, options)
-    group.agree(lambda: give_plan(source, plan, options))
-    return Prepared(plan, list(plan.notes))
+    planned = group.agree(lambda: source.with_plan(plan))
+    return planned, Prepared(plan, list(plan.notes))
 
 
 def _scanned_plan(
@@ -117,44 +119,22 @@ def _scanned_plan(
     pieces = source.pieces(group.rank, group.world)
     mine = group.agree(lambda: scan(source, pieces, config.chunk_rows, options))
     stats = ScanStats.merge(group.gather(mine))  # in rank order: the same on every rank
-    return group.agree(lambda: build_plan(stats, options, list(source.feature_names)))
+    return group.agree(lambda: build_plan(stats, options, list(source.raw_feature_names)))
 
 
 def _numeric_plan(source: DataSource, options: TableOptions) -> TablePlan:
     from dataclasses import replace
 
-    plan = numeric_plan(list(source.feature_names))
+    plan = numeric_plan(list(source.raw_feature_names))
     return replace(plan, missing=options.missing, na_values=tuple(options.na_values))
 
 
-def give_plan(source: DataSource, plan: TablePlan, options: TableOptions) -> None:
-    """From now on `source`'s blocks are `plan`'s encoded columns (the io tier's glue)."""
-    source.use_plan(plan, options)
+def dropped_rows(parts: list[Dropped | None]) -> Dropped | None:
+    """What `--missing drop` dropped on every process, added in rank order (None: nothing)."""
+    from toolkit.io.planned import Dropped
 
-
-def dropped_note(dropped: dict[str, Any] | None) -> list[str]:
-    """The note on rows dropped for missing values (`--missing drop`), totalled over
-    processes: {"rows": n, "columns": {name: cells}}."""
-    if not dropped or not dropped.get("rows"):
-        return []
-    rows = int(dropped["rows"])
-    cells = [(name, int(n)) for name, n in dropped.get("columns", {}).items() if n]
-    shown = ", ".join(f"{name!r} {n:,}" for name, n in cells[:NOTE_COLUMNS])
-    if len(cells) > NOTE_COLUMNS:
-        shown += f" and {len(cells) - NOTE_COLUMNS} more columns"
-    return [f"dropped {rows:,} row{'s' if rows != 1 else ''} with missing values: {shown}"]
-
-
-def add_dropped(parts: list[dict[str, Any] | None]) -> dict[str, Any] | None:
-    """Every process's dropped-row counts, added (column order: the first seen)."""
-    total: dict[str, Any] = {"rows": 0, "columns": {}}
-    for part in parts:
-        if not part:
-            continue
-        total["rows"] += int(part.get("rows", 0))
-        for name, n in part.get("columns", {}).items():
-            total["columns"][name] = total["columns"].get(name, 0) + int(n)
-    return total if total["rows"] else None
+    total = Dropped.merge([part for part in parts if part is not None])
+    return total if total.rows else None
 
 
 def stored_plan(saved: dict[str, Any] | None, config: TrainConfig, where: str) -> TablePlan | None:

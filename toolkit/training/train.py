@@ -131,7 +131,8 @@ def _train(
 ) -> TrainResult:
     source = early.opened(config, group)
     inference.prefetch()  # scipy's import overlaps the data pass
-    prepared = tables.prepare(config, source, group, resume.stored_table(config, group))
+    stored = resume.stored_table(config, group)
+    source, prepared = tables.prepare(config, source, group, stored, early.plain)
     spec = ModelSpec(
         tuple(source.feature_names), tuple(source.target_names), config.intercept, config.dtype
     )
@@ -143,8 +144,9 @@ def _train(
         ThreadPoolExecutor(max_workers=1) as pool,
     ):
         local, digest = _read(job, source, train_spill, val_spill, pool, early.take_blocks())
-        dropped = tables.add_dropped([part.dropped for part in local])
-        job.notes.extend(tables.dropped_note(dropped))
+        dropped = tables.dropped_rows([part.dropped for part in local])
+        if dropped is not None:
+            job.notes.append(dropped.note())
         split = _choose_split(job, source.name, local, train_spill, val_spill)
         job.notes.extend(constant_target_warnings(spec, local))
         sample = parity_sample(group, [train_spill, val_spill])
@@ -165,7 +167,7 @@ def _train(
         "val_rows": split.n_val,
         "val_fraction": split.fraction,
         "processes": group.world,
-        **({"dropped": dropped} if dropped else {}),
+        **({"dropped": {"rows": dropped.rows, "cells": dropped.cells}} if dropped else {}),
     }
     result = TrainResult(
         spec=spec,
