@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -205,3 +208,59 @@ def test_collinear_dummies_name_the_levels_and_the_intercept(run, write_csv):
     message = " ".join(result.output.split())
     assert "features 'a[y]', 'b[q]' and the intercept are collinear" in message
     assert "--no-intercept" in message
+
+
+def test_two_torchrun_processes_give_the_same_plan_and_model(run, grunfeld, tmp_path):
+    frame = grunfeld.sort_values(["firm", "year"]).reset_index(drop=True)
+    shards = write_shards(frame, tmp_path / "shards", [101, 150])  # rank 1 sees 5 firms
+    args = ["--data", str(shards), "--target", "invest", "--categorical", "year"]
+    args += ["--dtype", "float64", "--val-fraction", "0", "--json", "-q"]
+    one = train_json(run, *args[:-2], "--out", str(tmp_path / "one.pt"))
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    command += ["--nproc-per-node", "2", "-m", "toolkit", "train"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # what torchrun would set; silences its warning
+    launched = subprocess.run(
+        [*command, *args, "--out", str(tmp_path / "two.pt")],
+        capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert launched.returncode == 0, launched.stderr[-3000:]
+    two = json.loads(launched.stdout)
+    assert two["data"]["processes"] == 2
+    assert two["table"] == one["table"]
+    np.testing.assert_allclose(two["weights"], one["weights"], rtol=SPLIT_RTOL)
+    np.testing.assert_allclose(two["bias"], one["bias"], rtol=SPLIT_RTOL)
+    assert (
+        checkpoint.load(tmp_path / "two.pt")["table"]
+        == checkpoint.load(tmp_path / "one.pt")["table"]
+    )
+
+
+def test_resume_reuses_the_stored_plan_and_refuses_other_table_options(
+    grunfeld_csv, tmp_path, monkeypatch
+):
+    import toolkit
+    from toolkit.errors import CheckpointError, TrainingInterrupted
+
+    settings = dict(targets="invest", categorical="year", solver="lbfgs", dtype="float64")
+    whole = toolkit.train(grunfeld_csv, **settings, out=tmp_path / "whole.pt")
+
+    def stop_at_3(epoch: int, losses: dict[str, float]) -> None:
+        if epoch == 3:
+            raise KeyboardInterrupt
+
+    out = tmp_path / "model.pt"
+    with pytest.raises(TrainingInterrupted, match="--resume"):
+        toolkit.train(grunfeld_csv, **settings, out=out, on_epoch_end=stop_at_3)
+    with pytest.raises(CheckpointError, match=r"--missing error \(saved\) vs drop"):
+        toolkit.train(grunfeld_csv, **settings, out=out, resume=True, missing="drop")
+    with pytest.raises(CheckpointError, match=r"--categorical year \(saved\) vs \(none\)"):
+        toolkit.train(grunfeld_csv, **{**settings, "categorical": ()}, out=out, resume=True)
+
+    def no_scan(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("--resume scanned the data again")
+
+    monkeypatch.setattr("toolkit.io.scan.scan", no_scan)
+    resumed = toolkit.train(grunfeld_csv, **settings, out=out, resume=True)
+    # The continued run is the uninterrupted one, bit for bit (the README's promise).
+    np.testing.assert_array_equal(resumed.weight, whole.weight)
+    assert resumed.table == whole.table
