@@ -15,32 +15,54 @@ Modules, by concern:
     sources   training data: shards, column selection, pieces for torchrun, the seed set
     globs     --data patterns: each file once, no walking around symlink loops
     names     column names in messages: shown, matched loosely, a doubtful header named
+    kinds     what each raw column is: numeric or categorical, and its raw type
+    scanner   one pass over the raw columns: levels, missing counts, exact sums, medians
+    exact     exact float64 sums and the median sketch's hashes
+    rows      rows as a user sees them, found on demand (for messages)
+    tables_plan  TableOptions and build_plan: from a scan to a columns.TablePlan
+    encode    the one encoder: raw Arrow columns to float64 per a TablePlan
+    planned   a DataSource's blocks through its plan: missing values dropped, filled
+              or refused
+    selection --data to shards, --target/--features/--weight to columns
     holdout   the seeded validation split
     memory    a whole data set in memory (`load_dataset`: tests and benchmarks)
     writers   prediction output: CSV, JSON Lines, Parquet
 """
 
 from toolkit.io.csv import csv_options
+from toolkit.io.encode import Encoded, encode
 from toolkit.io.formats import FORMATS, detect, format_named
 from toolkit.io.holdout import holdout_mask
+from toolkit.io.kinds import ColumnKind
 from toolkit.io.memory import Dataset, load_dataset
+from toolkit.io.planned import Dropped
 from toolkit.io.reader import Batch, Input, open_input, read_piece
+from toolkit.io.scanner import ColumnStats, ScanStats, scan
 from toolkit.io.shards import Piece, Shard
 from toolkit.io.sources import SEED_NAME, DataSource, open_source, resolve_sources, select_columns
+from toolkit.io.tables_plan import TableOptions, build_plan
 from toolkit.io.writers import PredictionWriter, output_format
 
 __all__ = [
     "FORMATS",
     "SEED_NAME",
     "Batch",
+    "ColumnKind",
+    "ColumnStats",
     "DataSource",
     "Dataset",
+    "Dropped",
+    "Encoded",
     "Input",
     "Piece",
     "PredictionWriter",
+    "ScanStats",
     "Shard",
+    "TableOptions",
+    "build_plan",
     "csv_options",
     "detect",
+    "encode",
     "format_named",
     "holdout_mask",
     "load_dataset",
@@ -49,5 +71,6 @@ __all__ = [
     "output_format",
     "read_piece",
     "resolve_sources",
+    "scan",
     "select_columns",
 ]

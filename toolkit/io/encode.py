@@ -49,6 +49,11 @@ def encode(data: Any, plan: TablePlan, out: np.ndarray | None = None) -> Encoded
     pyarrow array or anything `pyarrow.array` takes, holding at least the plan's raw
     columns) per `plan`.
 
+    Arrow arrays are read as they are (a NaN is a number: missing only when "nan" is
+    among the na_values); anything else as pandas reads it (`pyarrow.array(...,
+    from_pandas=True)`): a NaN in a numpy array or a list is missing, as in the ONNX
+    graph's numeric inputs.
+
     Missing cells take the column's fill when it has one; else a numeric cell is NaN and
     a categorical one all zeros, and `missing` says which they were. Unknown levels
     encode as the reference (all zeros) and are counted in `unknown`. `out`: a float64

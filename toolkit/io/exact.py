@@ -1,4 +1,4 @@
-"""Exact sums of float64 values, and the hashes of the median sketch (toolkit/io/scan.py).
+"""Exact sums of float64 values, and the hashes of the median sketch (toolkit/io/scanner.py).
 
 A float64 is an integer mantissa (53 bits) times a power of two. `exact_sum` splits each
 mantissa into halves of at most 27 bits and sums them per exponent with numpy (the

@@ -11,6 +11,7 @@ refuses it.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -127,44 +128,46 @@ def planned_blocks(
     plan = source.plan
     assert plan is not None
     kinds = raw_kinds(source)
-    names = [k.name for k in kinds]
+    # Closed on any error: a CSV reader left open keeps pyarrow's threads alive.
+    with contextlib.closing(source.raw_batches(pieces, kinds, rows, plan.na_values, bar)) as raw:
+        for batch in raw:
+            yield _planned_block(source, batch, kinds)
+
+
+def _planned_block(source: DataSource, batch: Any, kinds: Sequence[ColumnKind]) -> np.ndarray:
+    """One batch's block (see `planned_blocks`)."""
+    plan = source.plan
+    assert plan is not None
     width, d = len(plan.encoded_names), len(plan.columns)
-    columns = source.columns
-    policy = plan.missing
-    for batch in source.raw_batches(pieces, kinds, rows, plan.na_values, bar):
-        data = batch.data
-        n = data.num_rows
-        block = np.empty((n, len(columns)))
-        encoded = encode(data, plan, out=block[:, :width])
-        missing = np.empty((n, len(kinds)), dtype=bool)
-        missing[:, :d] = encoded.missing
-        for j, kind in enumerate(kinds[d:], start=width):
-            array = normalize(data.column(kind.name), NUMERIC, "float")
-            missing[:, d + j - width] = missing_mask(array, NUMERIC, plan.na_values)
-            block[:, j] = numbers(array)
-        keep = None
-        if policy == "drop":
-            if missing.any():
-                source.dropped.add(names, missing)
-                keep = np.flatnonzero(~missing.any(axis=1))
-        elif missing[:, d:].any() or (policy == "error" and missing.any()):
-            index = int(np.argmax(missing.any(axis=1)))
-            j = int(np.argmax(missing[index]))
-            first = (
-                f"{batch.name}, row {row_ref(batch, index).text}, column {names[j]!r}: "
-                "missing value."
-            )
-            raise source.missing_error(first)
-        if keep is not None:
-            block = block[keep]
+    columns, data = source.columns, batch.data
+    block = np.empty((data.num_rows, len(columns)))
+    missing = np.empty((data.num_rows, len(kinds)), dtype=bool)
+    missing[:, :d] = encode(data, plan, out=block[:, :width]).missing
+    for j, kind in enumerate(kinds[d:]):  # targets and the weight: numbers, never imputed
+        array = normalize(data.column(kind.name), NUMERIC, "float")
+        missing[:, d + j] = missing_mask(array, NUMERIC, plan.na_values)
+        block[:, width + j] = numbers(array)
+    keep = None
+    if plan.missing == "drop" and missing.any():
+        source.dropped.add([k.name for k in kinds], missing)
+        keep = np.flatnonzero(~missing.any(axis=1))
+        block = block[keep]
+    elif plan.missing != "drop":
+        # Under mean/median only targets and weights are at fault.
+        fault = missing if plan.missing == "error" else missing[:, d:]
+        if fault.any():
+            index = int(np.argmax(fault.any(axis=1)))
+            name = kinds[int(np.argmax(fault[index])) + (d if fault is not missing else 0)].name
+            where = f"{batch.name}, row {row_ref(batch, index).text}, column {name!r}"
+            raise source.missing_error(f"{where}: missing value.")
 
-        def row_of(i: int, keep: Any = keep, batch: Any = batch) -> int | None:
-            return batch.row(int(i if keep is None else keep[i]))
+    def row_of(i: int) -> int | None:
+        return batch.row(int(i if keep is None else keep[i]))
 
-        check_finite(block, columns, batch.name, row_of)
-        if source.weight_name is not None:
-            check_weights(block[:, -1], batch.name, row_of, source.weight_name)
-        yield block
+    check_finite(block, columns, batch.name, row_of)
+    if source.weight_name is not None:
+        check_weights(block[:, -1], batch.name, row_of, source.weight_name)
+    return block
 
 
 def missing_error(source: DataSource, first: str = "") -> DataError:
@@ -174,7 +177,7 @@ def missing_error(source: DataSource, first: str = "") -> DataError:
     --missing mean or median only targets and weights can be at fault: they are not
     imputed.
     """
-    from toolkit.io.scan import first_rows_text, scan
+    from toolkit.io.scanner import first_rows_text, scan
     from toolkit.io.tables_plan import TableOptions
 
     plan = source.plan

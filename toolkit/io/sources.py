@@ -303,23 +303,20 @@ def open_source(
     checked = (feature_names if options is None else []) + target_names + weights
     for shard in shards:
         FORMATS[shard.format].check(shard, checked)
-    notes = []
-    if first.format == "csv" and numeric_header(first.columns):
-        notes.append(
-            f"warning: every column name in {first.name} is a number ({listed(first.columns)}): "
-            "is its header row missing? Its first row is read as the column names."
-        )
-    source = DataSource(
-        name,
-        shards,
-        feature_names,
-        target_names,
-        notes + target_note(targets, target_names),
-        weight,
-    )
+    notes = _header_note(first) + target_note(targets, target_names)
+    source = DataSource(name, shards, feature_names, target_names, notes, weight)
     if options is not None:
         source.kinds(options)  # refuses unreadable types and impossible --categorical now
     return source
+
+
+def _header_note(first: Shard) -> list[str]:
+    if first.format == "csv" and numeric_header(first.columns):
+        return [
+            f"warning: every column name in {first.name} is a number ({listed(first.columns)}): "
+            "is its header row missing? Its first row is read as the column names."
+        ]
+    return []
 
 
 def target_note(targets: Sequence[str], target_names: Sequence[str]) -> list[str]:

@@ -2,7 +2,7 @@
 
 `TableOptions` gathers what the user chose (--categorical, --missing, --na-values,
 --max-levels, --missing-indicator) and refuses impossible combinations. `build_plan`
-turns a `ScanStats` (toolkit/io/scan.py) into the plan every tier reads
+turns a `ScanStats` (toolkit/io/scanner.py) into the plan every tier reads
 (toolkit/columns.py): levels in natural order, the rarest folded into "(other)" past
 `max_levels`, the fills of `mean`/`median`, and the indicators, with notes saying what
 was decided.
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from toolkit import defaults
 from toolkit.columns import CATEGORICAL, OTHER, ColumnPlan, TablePlan, level_order
 from toolkit.errors import DataError, UsageError
-from toolkit.io.scan import ColumnStats, ScanStats
+from toolkit.io.scanner import ColumnStats, ScanStats
 
 
 @dataclass(frozen=True)
@@ -127,10 +127,10 @@ def _column_plan(stats: ColumnStats, options: TableOptions, notes: list[str]) ->
                 )
             fill = stats.mean if options.missing == "mean" else stats.median
             if options.missing == "median" and not stats.median_exact:
+                sample = 0 if stats.sketch_value is None else len(stats.sketch_value)
                 notes.append(
                     f"column {stats.name!r}: the median ({fill!r}) is approximate: of a "
-                    f"uniform sample of {len(stats.sketch_value or ())} of its "
-                    f"{stats.count:,} values."
+                    f"uniform sample of {sample:,} of its {stats.count:,} values."
                 )
         return ColumnPlan(
             stats.name, stats.kind, stats.raw_type, (), (), fill, indicator, stats.missing

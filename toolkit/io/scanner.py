@@ -19,6 +19,7 @@ whose median is approximate and said to be.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -89,14 +90,21 @@ class ColumnStats:
         if other.sketch_value is not None:
             self._sketch(other.sketch_hash, other.sketch_value)
 
-    def _sketch(self, hashes: Any, values: Any, keep: int = MEDIAN_SAMPLE) -> None:
+    def _sketch(self, hashes: Any, values: Any) -> None:
         if self.sketch_value is not None:
             hashes = np.concatenate([self.sketch_hash, hashes])
             values = np.concatenate([self.sketch_value, values])
-        if len(values) > keep:  # the bottom `keep` by (hash, value): any order gives them
-            order = np.lexsort((values, hashes))[:keep]
-            hashes, values = hashes[order], values[order]
         self.sketch_hash, self.sketch_value = hashes, values
+        if len(values) > 2 * MEDIAN_SAMPLE:  # pruned now and then: sorting costs
+            self.prune()
+
+    def prune(self) -> None:
+        """Keep the sketch's MEDIAN_SAMPLE smallest (hash, value) pairs: the same values
+        whatever order they came in, and however often it was pruned before."""
+        values, hashes = self.sketch_value, self.sketch_hash
+        if values is not None and len(values) > MEDIAN_SAMPLE:
+            order = np.lexsort((values, hashes))[:MEDIAN_SAMPLE]
+            self.sketch_hash, self.sketch_value = hashes[order], values[order]
 
 
 @dataclass
@@ -131,6 +139,7 @@ class ScanStats:
                 merged.columns[name].absorb(column)
         for column in merged.columns.values():
             _check_distinct(column, merged.name)
+            column.prune()
         return merged
 
     def missing_summary(self) -> str:
@@ -186,8 +195,12 @@ def scan(
     )
     median = options.missing == "median"
     pieces = source.pieces() if pieces is None else pieces
-    for batch in source.raw_batches(pieces, every, rows, options.na_values):
-        _scan_batch(stats, batch, every, options.na_values, median)
+    # Closed on any error: a CSV reader left open keeps pyarrow's threads alive.
+    with contextlib.closing(source.raw_batches(pieces, every, rows, options.na_values)) as raw:
+        for batch in raw:
+            _scan_batch(stats, batch, every, options.na_values, median)
+    for column in stats.columns.values():
+        column.prune()
     return stats
 
 
