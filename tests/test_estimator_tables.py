@@ -54,8 +54,9 @@ def reference(frame: pd.DataFrame, categorical: list[str], numeric: list[str]) -
     encoder = OneHotEncoder(drop="first", sparse_output=False)
     columns = ColumnTransformer([("num", "passthrough", numeric), ("cat", encoder, categorical)])
     model = make_pipeline(columns, LinearRegression()).fit(frame[numeric + categorical], frame["y"])
+    fitted = model[0].named_transformers_["cat"]
     names = list(numeric)
-    for name, levels in zip(categorical, encoder.categories_, strict=True):
+    for name, levels in zip(categorical, fitted.categories_, strict=True):
         names += [f"{name}[{_text(level)}]" for level in levels[1:]]
     coefficients = dict(zip(names, model[-1].coef_, strict=True))
     return {**coefficients, "(intercept)": model[-1].intercept_}

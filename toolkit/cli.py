@@ -85,8 +85,8 @@ def cli() -> None:
     "--missing",
     type=click.Choice(defaults.MISSING_POLICIES),
     default=defaults.MISSING,
-    help="What a missing value (blank cell, null, an --na-values text) does: stop with a "
-    "count of them, drop its row, or fill it with the column's mean or median (categorical "
+    help="What a missing value (a blank cell, a null, a text of --na-values) does: stop with "
+    "a count of them, drop its row, or fill it with the column's mean or median (categorical "
     "columns: their most frequent level).",
 )
 @click.option(

@@ -259,7 +259,7 @@ def test_resume_reuses_the_stored_plan_and_refuses_other_table_options(
     def no_scan(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("--resume scanned the data again")
 
-    monkeypatch.setattr("toolkit.io.scan.scan", no_scan)
+    monkeypatch.setattr("toolkit.io.scanner.scan", no_scan)
     resumed = toolkit.train(grunfeld_csv, **settings, out=out, resume=True)
     # The continued run is the uninterrupted one, bit for bit (the README's promise).
     np.testing.assert_array_equal(resumed.weight, whole.weight)

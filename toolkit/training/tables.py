@@ -4,7 +4,7 @@ When the features hold categorical columns (text, booleans, dictionaries, or int
 named with --categorical) or missing values are filled (--missing mean/median), the
 columns the model sees are not the file's: a `TablePlan` (toolkit/columns.py) says how
 they are encoded. It is built before the main pass from one scan of the raw columns
-(toolkit/io/scan.py): each process scans its own piece, every scan goes to every process
+(toolkit/io/scanner.py): each process scans its own piece, every scan goes to every process
 (in rank order) and each merges them alike, so every rank builds the same plan. The
 source is then given the plan: its blocks are the encoded columns [encoded features |
 targets | weight], and everything downstream (solvers, metrics, inference, the
@@ -113,7 +113,7 @@ def prepare(
 def _scanned_plan(
     config: TrainConfig, source: DataSource, group: Group, options: TableOptions
 ) -> TablePlan:
-    from toolkit.io.scan import ScanStats, scan
+    from toolkit.io.scanner import ScanStats, scan
     from toolkit.io.tables_plan import build_plan
 
     pieces = source.pieces(group.rank, group.world)
