@@ -264,3 +264,32 @@ def test_resume_reuses_the_stored_plan_and_refuses_other_table_options(
     # The continued run is the uninterrupted one, bit for bit (the README's promise).
     np.testing.assert_array_equal(resumed.weight, whole.weight)
     assert resumed.table == whole.table
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--categorical", "nope"], "--categorical names 'nope', which is not a feature"),
+        (["--categorical", "invest"], "--categorical names 'invest', which is a target"),
+        (["--max-levels", "1"], "Invalid value for '--max-levels': 1 is not in the range x>=2"),
+        (["--missing", "zero"], "Invalid value for '--missing': 'zero' is not one of"),
+    ],
+)
+def test_table_options_misused_are_usage_errors(run, grunfeld_csv, options, message):
+    result = run("train", "--data", str(grunfeld_csv), "--target", "invest", *options)
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.output.split())
+    assert "Traceback" not in result.output
+
+
+def test_folded_levels_share_the_other_column(run, grunfeld_csv):
+    report = train_json(
+        run, "--data", str(grunfeld_csv), "--target", "invest", "--features", "value,firm",
+        "--max-levels", "4", "--val-fraction", "0",
+    )  # fmt: skip
+    # 20 rows per firm: ties keep the first levels in natural order (the reference first).
+    assert report["features"] == [
+        "value", "firm[Atlantic Refining]", "firm[Chrysler]", "firm[(other)]"
+    ]  # fmt: skip
+    plan = TablePlan.from_dict(report["table"])
+    assert len(plan.columns[1].other) == 8
