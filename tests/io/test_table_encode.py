@@ -176,3 +176,20 @@ def test_a_plan_from_a_scan_encodes_the_scanned_table_like_pandas():
     plan = build_plan(scan(source, None, 3, options), options, ["c", "k"])
     expected = pd.get_dummies(frame[["c", "k"]], columns=["c", "k"], drop_first=True, dtype=float)
     np.testing.assert_array_equal(encode(pa.Table.from_pandas(frame), plan).block, expected)
+
+
+def test_level_texts_encode_as_their_typed_values():
+    # The ONNX graph takes every categorical input as text: "7", "true", "" for missing.
+    plan = TablePlan(
+        (
+            ColumnPlan("b", CATEGORICAL, "bool", ("false", "true")),
+            ColumnPlan("i", CATEGORICAL, "int", ("2", "7", "10")),
+        ),
+        missing="drop",
+    )
+    typed = encode({"b": pa.array([True, False, None]), "i": pa.array([10, 7, None])}, plan)
+    texts = encode({"b": np.array(["true", "false", ""]), "i": ["10", "7", ""]}, plan)
+    floats = encode({"b": [True, False, None], "i": np.array([10.0, 7.0, np.nan])}, plan)
+    for other in (texts, floats):
+        np.testing.assert_array_equal(other.block, typed.block)
+        np.testing.assert_array_equal(other.missing, typed.missing)

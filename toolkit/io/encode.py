@@ -120,9 +120,12 @@ def column_array(data: Any, name: str) -> pa.Array:
 
 
 def normalize(array: pa.Array, kind: str, raw_type: str) -> pa.Array:
-    """The array as the encoder reads it: numeric -> float64; categorical: strings as
-    plain strings (dictionaries decoded), integers as int64, booleans as they are."""
+    """The array as the encoder reads it: numeric -> float64; categorical: text as plain
+    strings (dictionaries decoded; for any raw type: level texts such as "7" or "true"),
+    integers as int64, booleans as they are."""
     import pyarrow as pa
+
+    from toolkit.io.kinds import is_text
 
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
@@ -130,10 +133,11 @@ def normalize(array: pa.Array, kind: str, raw_type: str) -> pa.Array:
         array = array.cast(array.type.value_type)
     if kind != CATEGORICAL:
         return array if array.type == pa.float64() else array.cast(pa.float64(), safe=False)
-    if raw_type == "string" and array.type != pa.string():
-        return array.cast(pa.string())
+    if is_text(array.type) or raw_type == "string":
+        # Level texts as given ("7", "true": the ONNX graph's string inputs) or made so.
+        return array if array.type == pa.string() else array.cast(pa.string())
     if raw_type == "int" and array.type != pa.int64():
-        return array.cast(pa.int64())
+        return array.cast(pa.int64())  # safe: 3.0 (pandas' integers with gaps) is 3
     return array
 
 

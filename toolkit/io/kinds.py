@@ -4,7 +4,7 @@ From a Parquet or in-memory Arrow schema directly (text, large text and dictiona
 columns: "string"; booleans: "bool"; integers: "int", numeric unless named with
 --categorical; floats: "float"); from CSV by pyarrow's type inference on the file's
 first block (a column blank throughout it is numeric), --categorical forcing text
-(an integer CSV column named there stays "int": its levels are its decimal values).
+(levels are then the cells as written, in code point order).
 Dates, timestamps, lists and other types are refused. Targets and the weight column
 are numeric always.
 """
@@ -40,9 +40,8 @@ def raw_type_of(arrow_type: Any) -> str | None:
 
     types = pa.types
     if types.is_dictionary(arrow_type):
-        value = arrow_type.value_type
-        return "string" if types.is_string(value) or types.is_large_string(value) else None
-    if types.is_string(arrow_type) or types.is_large_string(arrow_type):
+        return "string" if is_text(arrow_type.value_type) else None
+    if is_text(arrow_type):
         return "string"
     if types.is_boolean(arrow_type):
         return "bool"
@@ -53,12 +52,24 @@ def raw_type_of(arrow_type: Any) -> str | None:
     return None
 
 
+def is_text(arrow_type: Any) -> bool:
+    """Whether an Arrow type holds text: string, large_string, string_view (polars)."""
+    import pyarrow as pa
+
+    types = pa.types
+    return bool(
+        types.is_string(arrow_type)
+        or types.is_large_string(arrow_type)
+        or types.is_string_view(arrow_type)
+    )
+
+
 def arrow_kind(
     name: str, arrow_type: Any, options: TableOptions, where: str, csv: bool = False
 ) -> ColumnKind:
     """The kind of a feature column of Arrow type `arrow_type` (`where` names the data in
-    errors). --categorical on a float column is a UsageError (in CSV it forces text);
-    a type toolkit cannot read is a DataError."""
+    errors). --categorical on a float column is a UsageError, except in CSV, where it
+    reads any column as text; a type toolkit cannot read is a DataError."""
     named = name in options.categorical
     raw = raw_type_of(arrow_type)
     if raw is None and csv and named:
@@ -68,6 +79,10 @@ def arrow_kind(
             f"{where}, column {name!r}: has type {arrow_type}; toolkit reads numbers, text "
             "and true/false. Leave the column out with --features, or convert it."
         )
+    if named and csv:
+        # CSV cells are text: a named column is read as text whatever the start of the
+        # file looked like (a later cell may not be a number).
+        return ColumnKind(name, CATEGORICAL, "string")
     if raw == "float" and named:
         if not csv:
             raise UsageError(
@@ -102,18 +117,24 @@ def feature_kinds(
             )
     schemas = source.arrow_schemas([*names, *others], options.na_values)
     kinds: list[ColumnKind] | None = None
+    first_csv = False
     for where, schema, csv in schemas:
         found = [arrow_kind(c, schema.field(c).type, options, where, csv) for c in names]
         for column in others:
             _check_numeric_target(column, schema.field(column).type, where, source)
         if kinds is None:
-            kinds = found
+            kinds, first_csv = found, csv
             continue
         for first, other in zip(kinds, found, strict=True):
-            if first.kind != other.kind or (first.kind == CATEGORICAL and first != other):
+            # CSV text and a typed column agree when their level texts can (7 and "7").
+            typed = not (csv or first_csv)
+            if first.kind != other.kind or (typed and first.raw_type != other.raw_type):
+                if first.kind == NUMERIC and other.kind == NUMERIC:
+                    continue
                 raise DataError(
-                    f"{where}, column {first.name!r}: holds {other.raw_type} values where the "
-                    f"first shard holds {first.raw_type}; every shard must agree."
+                    f"{where}, column {first.name!r}: holds {other.kind} {other.raw_type} "
+                    f"values where the first shard holds {first.kind} {first.raw_type} "
+                    "ones; every shard must agree."
                 )
     assert kinds is not None
     return kinds

@@ -175,7 +175,9 @@ def scan(
 
     `kinds`: the features' kinds when already known (default: `source.kinds(options)`).
     A categorical column with more than defaults.MAX_DISTINCT_LEVELS distinct values is
-    a DataError naming it. Median sketches are kept only under `options.missing ==
+    a DataError naming it. Under --missing drop levels and numbers are counted over the
+    rows that will be kept (as R's `lm` drops the levels only dropped rows held); the
+    missing cells over every row. Median sketches are kept only under `options.missing ==
     "median"`.
     """
     from toolkit.io.tables_plan import TableOptions
@@ -194,11 +196,12 @@ def scan(
         source.name,
     )
     median = options.missing == "median"
+    drop = options.missing == "drop"  # levels and numbers of the rows that are kept
     pieces = source.pieces() if pieces is None else pieces
     # Closed on any error: a CSV reader left open keeps pyarrow's threads alive.
     with contextlib.closing(source.raw_batches(pieces, every, rows, options.na_values)) as raw:
         for batch in raw:
-            _scan_batch(stats, batch, every, options.na_values, median)
+            _scan_batch(stats, batch, every, options.na_values, median, drop)
     for column in stats.columns.values():
         column.prune()
     return stats
@@ -210,39 +213,51 @@ def _scan_batch(
     kinds: Sequence[ColumnKind],
     na_values: Sequence[str],
     median: bool,
+    complete: bool = False,
 ) -> None:
+    """Add one batch to `stats`; with `complete`, levels and numbers only of the rows
+    without a missing cell (those --missing drop keeps)."""
     data = batch.data
-    n = data.num_rows
-    stats.rows += n
+    stats.rows += data.num_rows
     arrays = [normalize(data.column(k.name), k.kind, k.raw_type) for k in kinds]
     gaps = [missing_mask(a, k.kind, na_values) for a, k in zip(arrays, kinds, strict=True)]
-    values: dict[str, np.ndarray] = {}
+    any_gap = np.logical_or.reduce(gaps) if gaps else np.zeros(data.num_rows, dtype=bool)
+    _note_missing(stats, batch, kinds, gaps, any_gap)
     for kind, array, gap in zip(kinds, arrays, gaps, strict=True):
         column = stats.columns[kind.name]
-        if gap.any():
-            column.missing += int(gap.sum())
-            if len(column.first_missing) < FIRST_ROWS:
-                where = np.flatnonzero(gap)[: FIRST_ROWS - len(column.first_missing)]
-                column.first_missing += [row_ref(batch, int(i)) for i in where]
+        skip = any_gap if complete else gap
         if kind.kind == CATEGORICAL:
-            _count_levels(column, array, gap, batch.name)
+            _count_levels(column, array, skip, batch.name)
             continue
         observed = numbers(array)
-        observed = observed[~gap] if gap.any() else observed
-        _check_finite(observed, gap, kind.name, batch)
+        observed = observed[~skip] if skip.any() else observed
+        _check_finite(observed, skip, kind.name, batch)
         column.count += len(observed)
         column.exact_sum += exact.exact_sum(observed)
-        values[kind.name] = observed
-    any_gap = np.logical_or.reduce(gaps) if gaps else np.zeros(n, dtype=bool)
+    if median:
+        _sketch_batch(stats, kinds, arrays, [any_gap if complete else g for g in gaps])
+
+
+def _note_missing(
+    stats: ScanStats,
+    batch: Any,
+    kinds: Sequence[ColumnKind],
+    gaps: Sequence[np.ndarray],
+    any_gap: np.ndarray,
+) -> None:
+    """Count the batch's missing cells and rows, and remember the first rows."""
+    for kind, gap in zip(kinds, gaps, strict=True):
+        if gap.any():
+            column = stats.columns[kind.name]
+            column.missing += int(gap.sum())
+            room = FIRST_ROWS - len(column.first_missing)
+            column.first_missing += [row_ref(batch, int(i)) for i in np.flatnonzero(gap)[:room]]
     if any_gap.any():
         stats.missing_rows += int(any_gap.sum())
         room = FIRST_ROWS - len(stats.first_missing_rows)
-        if room > 0:
-            stats.first_missing_rows += [
-                row_ref(batch, int(i)) for i in np.flatnonzero(any_gap)[:room]
-            ]
-    if median:
-        _sketch_batch(stats, kinds, arrays, gaps)
+        stats.first_missing_rows += [
+            row_ref(batch, int(i)) for i in np.flatnonzero(any_gap)[: max(room, 0)]
+        ]
 
 
 def _count_levels(column: ColumnStats, array: Any, gap: np.ndarray, name: str) -> None:
