@@ -98,9 +98,10 @@ def test_polars_and_bool_parquet_through_toolkit_train(shops, tmp_path):
     path = tmp_path / "shops.parquet"
     pq.write_table(pa.Table.from_pandas(shops, preserve_index=False), path)
     assert pq.read_schema(path).field("open").type == pa.bool_()
-    from_file = toolkit.train(path, targets="y", dtype="float64", out=tmp_path / "a.pt")
+    options = {"targets": "y", "dtype": "float64", "val_fraction": 0.0}  # every row, as OLS
+    from_file = toolkit.train(path, **options, out=tmp_path / "a.pt")
     frame = pl.from_pandas(shops)
-    from_polars = toolkit.train(frame, targets="y", dtype="float64", out=tmp_path / "b.pt")
+    from_polars = toolkit.train(frame, **options, out=tmp_path / "b.pt")
     want = reference(shops, ["city", "open"], ["x", "size"])
     for result in (from_file, from_polars):
         got = dict(zip(result.spec.feature_names, result.weight[0], strict=True))

@@ -124,7 +124,9 @@ def test_two_categoricals_and_the_checkpoint(run, grunfeld, grunfeld_csv, tmp_pa
     text = run("info", str(out))
     assert text.exit_code == 0, text.output
     assert "firm: categorical string, 11 levels, reference 'American Steel'" in text.output
-    assert "year: categorical int, 20 levels, reference '1935'" in text.output
+    # A --categorical column of a CSV file is read as text (tables-io): its levels are the
+    # cells' texts; these years sort the same either way.
+    assert re.search(r"year: categorical \w+, 20 levels, reference '1935'", text.output)
     described = json.loads(run("info", str(out), "--json").stdout)
     assert TablePlan.from_dict(described["table"]) == plan
 
@@ -293,3 +295,23 @@ def test_folded_levels_share_the_other_column(run, grunfeld_csv):
     ]  # fmt: skip
     plan = TablePlan.from_dict(report["table"])
     assert len(plan.columns[1].other) == 8
+
+
+@pytest.mark.xfail(
+    reason="tables-io reads a --categorical column of a CSV file as text, so integer levels "
+    "sort as texts ('10' before '2') and the reference is '10', not 2 as statsmodels' C(size) "
+    "and toolkit/columns.py (integers by value) have it; a Parquet file of the same data "
+    "sorts by value. For the io tier to fix (raw_type 'int' when every cell is an integer).",
+    strict=False,
+)
+def test_integer_levels_of_a_csv_sort_by_value_as_statsmodels(run, tmp_path):
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"size": rng.integers(2, 13, 300), "x": rng.normal(size=300)})
+    frame["y"] = 0.3 * frame["size"] + frame["x"] + rng.normal(size=300)
+    frame.to_csv(tmp_path / "sizes.csv", index=False)
+    report = train_json(
+        run, "--data", str(tmp_path / "sizes.csv"), "--categorical", "size",
+        "--dtype", "float64", "--val-fraction", "0",
+    )  # fmt: skip
+    assert report["features"][:2] == ["size[3]", "size[4]"]  # 2 is the reference
+    assert_matches_statsmodels(report, ols(frame, "y ~ C(size) + x"))
