@@ -315,3 +315,15 @@ def test_integer_levels_of_a_csv_sort_by_value_as_statsmodels(run, tmp_path):
     )  # fmt: skip
     assert report["features"][:2] == ["size[3]", "size[4]"]  # 2 is the reference
     assert_matches_statsmodels(report, ols(frame, "y ~ C(size) + x"))
+
+
+def test_weighted_categorical_fit_matches_statsmodels_wls(run, grunfeld, tmp_path):
+    frame = grunfeld.assign(w=1.0 + (grunfeld["year"] - 1935) / 10.0)
+    frame.to_csv(tmp_path / "weighted.csv", index=False)
+    report = train_json(
+        run, "--data", str(tmp_path / "weighted.csv"), "--target", "invest",
+        "--features", "value,capital,firm", "--weight", "w",
+        "--dtype", "float64", "--val-fraction", "0",
+    )  # fmt: skip
+    fitted = smf.wls("invest ~ value + capital + C(firm)", data=frame, weights=frame["w"]).fit()
+    assert_matches_statsmodels(report, fitted)
