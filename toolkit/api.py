@@ -37,6 +37,9 @@ if TYPE_CHECKING:
 
 __all__ = ["train"]
 
+# Keywords that take names: one name may be given as a string.
+_NAME_LISTS = ("targets", "features", "categorical", "na_values")
+
 
 def train(
     data: Any = None,
@@ -67,21 +70,17 @@ def train(
     max_levels: int = MAX_LEVELS,
     on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
 ) -> TrainResult:
-    """Fit the linear regressor on `data` and write its checkpoint to `out` (atomically).
-
-    The run `toolkit train` makes; its options are these keywords (`--batch-size` is
-    `batch_size`).
+    """Fit the linear regressor on `data` as `toolkit train` does; write the checkpoint `out`.
 
     Parameters
     ----------
     data : str, Path, pyarrow.Table, DataFrame or None, default=None
-        A CSV or Parquet file, a folder of shards or a glob; or a table in memory (a
-        pyarrow Table, a pandas or polars DataFrame: its columns are picked by name as a
-        file's are). None: the embedded seed data.
+        A CSV or Parquet file, a folder of shards or a glob; or a table in memory (pyarrow,
+        pandas or polars: columns picked by name as a file's). None: the seed data.
     targets : str or sequence of str, default=()
-        The target column(s); one name may be given as a string. The keywords after it,
-        `features` to `max_levels`, are `TrainConfig`'s fields, explained in its table
-        (`categorical` and `na_values` also take one string).
+        The target column(s), or one as a string (so too `categorical`, `na_values`). The
+        keywords `features` to `max_levels` are `TrainConfig`'s fields, explained in its
+        table: `toolkit train`'s options by name (`--batch-size` is `batch_size`).
     on_epoch_end : callable or None, default=None
         Called as `on_epoch_end(epoch, losses)` after each epoch of an iterative solver.
 
@@ -97,12 +96,13 @@ def train(
         file, row, column and value). Both are ValueErrors.
     """
     options = {name: value for name, value in locals().items() if name != "on_epoch_end"}
-    options.update(targets=(targets,) if isinstance(targets, str) else tuple(targets))
-    options.update(features=tuple(features))
-    for name in ("categorical", "na_values"):
-        value = options[name]
-        options[name] = (value,) if isinstance(value, str) else tuple(value)
+    options.update({name: _names(options[name]) for name in _NAME_LISTS})
     from toolkit.training import TrainConfig
     from toolkit.training import train as run
 
     return run(TrainConfig(**options), on_epoch_end)
+
+
+def _names(value: str | Sequence[str]) -> tuple[str, ...]:
+    """One name given as a string, or several."""
+    return (value,) if isinstance(value, str) else tuple(value)

@@ -29,6 +29,7 @@ from toolkit.cli_types import (
     providers_option,
     split_each,
     split_names,
+    table_options,
     tolerances,
 )
 from toolkit.errors import TrainingInterrupted
@@ -72,43 +73,7 @@ def cli() -> None:
     help="Column of each row's weight (>= 0) for weighted least squares: the solvers, "
     f"metrics and inference weigh each row by it.  [default: {defaults.WEIGHT_TEXT}]",
 )
-@click.option(
-    "--categorical",
-    multiple=True,
-    callback=split_each,
-    metavar="COL[,COL...]",
-    help="Integer feature columns to encode as categories, comma-separated or repeated; "
-    "text, boolean and dictionary columns always are (treatment coding: col[level], the "
-    "first level the reference).  [default: none besides those]",
-)
-@click.option(
-    "--missing",
-    type=click.Choice(defaults.MISSING_POLICIES),
-    default=defaults.MISSING,
-    help="What a missing value (a blank cell, a null, a text of --na-values) does: stop with "
-    "a count of them, drop its row, or fill it with the column's mean or median (categorical "
-    "columns: their most frequent level).",
-)
-@click.option(
-    "--missing-indicator",
-    is_flag=True,
-    help="With --missing mean or median: add a col[(missing)] column, 1 where the value was "
-    "filled, for each feature with missing values.",
-)
-@click.option(
-    "--na-values",
-    multiple=True,
-    callback=split_each,
-    metavar="TEXT[,TEXT...]",
-    help="Texts that count as missing besides blank cells and nulls, such as NA,n/a.  "
-    f"[default: {', '.join(defaults.NA_VALUES) or 'none'}]",
-)
-@click.option(
-    "--max-levels",
-    type=click.IntRange(min=2),
-    default=defaults.MAX_LEVELS,
-    help="Levels a categorical column keeps; the rarest beyond share one col[(other)] level.",
-)
+@table_options
 @click.option(
     "--val-fraction",
     type=click.FloatRange(0, 1, max_open=True),

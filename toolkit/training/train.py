@@ -62,6 +62,7 @@ from toolkit.training.rows import (
 from toolkit.training.spill import RowSpill, spill_for
 
 if TYPE_CHECKING:
+    from toolkit.io.planned import Dropped
     from toolkit.training.distributed import Group
 
 __all__ = ["EpochCallback", "TrainConfig", "TrainResult", "train"]
@@ -159,16 +160,6 @@ def _train(
         job.notes.extend(far_from_optimum(gap, job.notes))
         stats = inference.of_run(config, spec, split.moments, solved, sums, gap, job.fit)
 
-    data_info = {
-        "source": source.name,
-        "sha256": sha256,
-        "rows": split.n_train + split.n_val,
-        "train_rows": split.n_train,
-        "val_rows": split.n_val,
-        "val_fraction": split.fraction,
-        "processes": group.world,
-        **({"dropped": {"rows": dropped.rows, "cells": dropped.cells}} if dropped else {}),
-    }
     result = TrainResult(
         spec=spec,
         weight=weight,
@@ -179,7 +170,7 @@ def _train(
         hyperparameters=hyper,
         metrics=metrics,
         details=details,
-        data=data_info,
+        data=_data_info(source.name, sha256, split, group.world, dropped),
         optimality_gap=gap,
         notes=job.notes,
         moments=split.moments,
@@ -189,6 +180,22 @@ def _train(
     )
     _write(job, result, sample)
     return result
+
+
+def _data_info(
+    name: str, sha256: str, split: Split, processes: int, dropped: Dropped | None
+) -> dict[str, Any]:
+    """The checkpoint's and --json's `data`: what was trained on."""
+    return {
+        "source": name,
+        "sha256": sha256,
+        "rows": split.n_train + split.n_val,
+        "train_rows": split.n_train,
+        "val_rows": split.n_val,
+        "val_fraction": split.fraction,
+        "processes": processes,
+        **({"dropped": {"rows": dropped.rows, "cells": dropped.cells}} if dropped else {}),
+    }
 
 
 def _read(
