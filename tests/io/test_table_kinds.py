@@ -164,3 +164,30 @@ def test_without_options_features_must_still_be_numbers(tmp_path):
     # Callers that know nothing of tables (the estimator, load_dataset) keep today's refusal.
     with pytest.raises(DataError, match=r"column 's': has type string; expected a numeric"):
         open_source(pa.table({"s": ["u"], "y": [1.0]}), ["y"])
+
+
+def test_pandas_and_polars_categories_encode_like_their_text():
+    import numpy as np
+    from table_data import blocks, planned
+
+    text = pd.DataFrame(
+        {"c": ["u", "v", None, "u"], "b": [True, False, True, None], "y": [1.0, 2.0, 3.0, 4.0]}
+    )
+    options = TableOptions(missing="mean")
+    _, plan, _ = planned(text, options)
+    expected = blocks(planned(text, options)[0])
+    pandas = text.astype({"c": "category", "b": "boolean"})
+    polars = pl.DataFrame(
+        {
+            "c": pl.Series(["u", "v", None, "u"], dtype=pl.Enum(["v", "u"])),
+            "b": [True, False, True, None],
+            "y": [1.0, 2.0, 3.0, 4.0],
+        }
+    )
+    for data in (pandas, polars):
+        source, other, _ = planned(data, options)
+        assert other == plan
+        np.testing.assert_array_equal(blocks(source), expected)
+    # Levels sort as text, not in the Enum's order; the mode fills the gaps.
+    assert plan.encoded_names == ["c[v]", "b[true]"]
+    np.testing.assert_array_equal(expected, [[0, 1, 1], [1, 0, 2], [0, 1, 3], [0, 1, 4]])

@@ -130,7 +130,10 @@ def normalize(array: pa.Array, kind: str, raw_type: str) -> pa.Array:
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
     if pa.types.is_dictionary(array.type):
-        array = array.cast(array.type.value_type)
+        values = array.dictionary
+        if pa.types.is_string_view(values.type):  # polars: take() has no string_view kernel
+            values = values.cast(pa.string())
+        array = values.take(array.indices)
     if kind != CATEGORICAL:
         return array if array.type == pa.float64() else array.cast(pa.float64(), safe=False)
     if is_text(array.type) or raw_type == "string":
