@@ -193,3 +193,22 @@ def test_level_texts_encode_as_their_typed_values():
     for other in (texts, floats):
         np.testing.assert_array_equal(other.block, typed.block)
         np.testing.assert_array_equal(other.missing, typed.missing)
+
+
+def test_the_encoded_grunfeld_design_fits_statsmodels_formula_coefficients():
+    import statsmodels.formula.api as smf
+
+    frame = grunfeld()
+    source, plan, _ = planned(frame, TableOptions(categorical=("year",)), target="invest", rows=7)
+    block = blocks(source, rows=7)
+    design = np.column_stack([np.ones(len(block)), block[:, :-1]])
+    ours = np.linalg.lstsq(design, block[:, -1], rcond=None)[0]
+    fit = smf.ols("invest ~ value + capital + C(firm) + C(year)", data=frame).fit()
+    # statsmodels names C(firm)[T.Chrysler] what the plan names firm[Chrysler].
+    names = ["Intercept"] + [
+        f"C({n.split('[')[0]})[T.{n.split('[', 1)[1]}" if "[" in n else n
+        for n in plan.encoded_names
+    ]
+    # Both solve the same least squares problem in float64 (QR / pinv against lstsq's
+    # SVD); the condition number of this design (~1e5) leaves ~1e-11 of difference.
+    np.testing.assert_allclose(ours, fit.params[names].to_numpy(), rtol=1e-8)

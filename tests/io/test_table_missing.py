@@ -180,3 +180,19 @@ def test_a_trivial_plan_keeps_the_numeric_path_byte_for_byte(tmp_path):
     dropping = source.with_plan(build_plan(scan(source), TableOptions(missing="drop"), ["a", "b"]))
     assert dropping.planned
     assert blocks(dropping).tobytes() == blocks(source).tobytes()
+
+
+def test_needs_plan_only_for_categories_or_missing_value_options(write_csv):
+    from toolkit.io import needs_plan, plan_source
+
+    numbers = open_source(write_csv("n.csv", "a,y\n1,2\n"), ["y"], options=TableOptions())
+    text = open_source(write_csv("t.csv", "a,y\nu,2\n"), ["y"], options=TableOptions())
+    assert not needs_plan(numbers, TableOptions())
+    assert needs_plan(numbers, TableOptions(missing="drop"))
+    assert needs_plan(numbers, TableOptions(na_values=("NA",)))
+    assert needs_plan(text, TableOptions())
+    plan = plan_source(text, TableOptions())
+    assert plan.encoded_names == []  # one level: the reference
+    assert plan.notes == (
+        "column 'a': one level only ('u'), the reference: it adds no column to the model.",
+    )

@@ -220,3 +220,22 @@ def test_non_finite_numbers_are_errors_unless_named_missing(write_csv):
     options = TableOptions(na_values=("nan",), missing="drop")
     stats = scan(open_source(path, ["y"], options=options), None, 2, options)
     assert stats.columns["x"].missing == 1 and stats.columns["x"].mean == 2.0
+
+
+def test_rare_levels_fold_into_other_and_the_notes_say_so():
+    # Counts: d 5, b 4, a 4, c 2, e 1; ties (a, b) in natural order.
+    city = ["d"] * 5 + ["b"] * 4 + ["a"] * 4 + ["c"] * 2 + ["e"] + [None]
+    frame = pd.DataFrame({"city": city, "x": [float(i) for i in range(16)] + [None], "y": 1.0})
+    options = TableOptions(max_levels=3, missing="mean")
+    source, plan, _ = planned(frame, options, rows=4)
+    column = plan.columns[0]
+    assert (column.levels, column.other, column.fill) == (("a", "d"), ("b", "c", "e"), "d")
+    assert plan.encoded_names == ["city[d]", "city[(other)]", "x"]
+    assert plan.notes == (
+        "column 'city': 5 levels; kept the 2 most frequent, 3 share '(other)' (--max-levels 3).",
+        "column 'city': 1 missing value filled with its most frequent level, 'd'.",
+        "column 'x': 1 missing value filled with its mean, 7.5.",
+    )
+    folded = frame["city"].fillna("d").replace({"b": "(other)", "c": "(other)", "e": "(other)"})
+    expected = pd.get_dummies(folded, dtype=float)[["d", "(other)"]].to_numpy()
+    np.testing.assert_array_equal(blocks(source, rows=4)[:, :2], expected)

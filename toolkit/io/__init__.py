@@ -40,7 +40,7 @@ from toolkit.io.reader import Batch, Input, open_input, read_piece
 from toolkit.io.scanner import ColumnStats, ScanStats, scan
 from toolkit.io.shards import Piece, Shard
 from toolkit.io.sources import SEED_NAME, DataSource, open_source, resolve_sources, select_columns
-from toolkit.io.tables_plan import TableOptions, build_plan
+from toolkit.io.tables_plan import TableOptions, build_plan, needs_plan, plan_source
 from toolkit.io.writers import PredictionWriter, output_format
 
 __all__ = [
@@ -66,9 +66,11 @@ __all__ = [
     "format_named",
     "holdout_mask",
     "load_dataset",
+    "needs_plan",
     "open_input",
     "open_source",
     "output_format",
+    "plan_source",
     "read_piece",
     "resolve_sources",
     "scan",

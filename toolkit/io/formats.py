@@ -57,6 +57,23 @@ class Format(Protocol):
         nulls), then `text` as read. Errors name the file, row, column and value."""
         ...
 
+    def raw_batches(
+        self,
+        piece: Piece,
+        types: dict[str, Any],
+        rows: int,
+        *,
+        na_values: Sequence[str] = (),
+        categorical: Sequence[str] = (),
+        bar: Any = None,
+        hashed: dict[Path, str] | None = None,
+    ) -> Iterator[pa.RecordBatch]:
+        """Record batches of the `types` columns (name -> the Arrow type text formats
+        convert to) for a table plan: blanks and `na_values` tokens are nulls where the
+        format reads text. A cell that is not a number in a number column of
+        `categorical` (numeric features) suggests --categorical."""
+        ...
+
     def row_of(self, piece: Piece, index: int) -> int | None:
         """The row a user sees in the file for data row `index` (0-based) of `piece`."""
         ...

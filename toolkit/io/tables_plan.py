@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from toolkit import defaults
 from toolkit.columns import CATEGORICAL, OTHER, ColumnPlan, TablePlan, level_order
@@ -132,6 +133,8 @@ def _column_plan(stats: ColumnStats, options: TableOptions, notes: list[str]) ->
                     f"column {stats.name!r}: the median ({fill!r}) is approximate: of a "
                     f"uniform sample of {sample:,} of its {stats.count:,} values."
                 )
+        if fill is not None and stats.missing:
+            notes.append(_fill_note(stats, options.missing, fill))
         return ColumnPlan(
             stats.name, stats.kind, stats.raw_type, (), (), fill, indicator, stats.missing
         )
@@ -153,7 +156,36 @@ def _column_plan(stats: ColumnStats, options: TableOptions, notes: list[str]) ->
         )
     else:
         kept, other = tuple(ordered), ()
+    if len(ordered) == 1:
+        notes.append(
+            f"column {stats.name!r}: one level only ({ordered[0]!r}), the reference: it adds "
+            "no column to the model."
+        )
     fill = by_count[0] if impute else None  # the mode; ties: natural order first
+    if fill is not None and stats.missing:
+        notes.append(_fill_note(stats, "most frequent level", fill))
     return ColumnPlan(
         stats.name, CATEGORICAL, stats.raw_type, kept, other, fill, indicator, stats.missing
     )
+
+
+def _fill_note(stats: ColumnStats, what: str, fill: float | str) -> str:
+    cells = f"{stats.missing} missing value{'s' if stats.missing != 1 else ''}"
+    return f"column {stats.name!r}: {cells} filled with its {what}, {fill!r}."
+
+
+def needs_plan(source: Any, options: TableOptions) -> bool:
+    """Whether `source` must be scanned and planned before training: some feature is
+    categorical, or the options do something to missing values. Else its blocks are
+    today's numbers, read on the fast path (a plan would be trivial)."""
+    if not options.plain:
+        return True
+    return any(kind.kind == CATEGORICAL for kind in source.kinds(options))
+
+
+def plan_source(source: Any, options: TableOptions, rows: int = defaults.CHUNK_ROWS) -> TablePlan:
+    """Scan all of `source` in one process and build its plan (`scan` + `build_plan`)."""
+    from toolkit.io.scanner import scan
+
+    stats = scan(source, None, rows, options)
+    return build_plan(stats, options, source.raw_feature_names)
