@@ -327,3 +327,33 @@ def test_weighted_categorical_fit_matches_statsmodels_wls(run, grunfeld, tmp_pat
     )  # fmt: skip
     fitted = smf.wls("invest ~ value + capital + C(firm)", data=frame, weights=frame["w"]).fit()
     assert_matches_statsmodels(report, fitted)
+
+
+def test_a_numeric_column_with_a_typo_is_categorical_with_a_warning(run, write_csv):
+    rows = [f"{i},{i * i % 13 if i != 4 else 'abc'},{2 * i + 1}" for i in range(1, 7)]
+    path = write_csv("typo.csv", "x1,x2,y\n" + "\n".join(rows) + "\n")
+    result = run("train", "--data", str(path), "-q")
+    # x2's 5 dummies and x1 leave the 6 rows too few: the error says why x2 has dummies.
+    assert result.exit_code == 1, result.output
+    message = " ".join(result.output.split())
+    assert "6 training rows cannot determine 7 parameters" in message
+    assert "Note: column 'x2' is encoded as categorical because some of its values are not " in (
+        message
+    )
+    assert "(such as 'abc'), though 5 of its 6 distinct values are" in message
+    many = path.read_text() + "".join(f"{i},{i % 3},{i}\n" for i in range(7, 40))
+    path.write_text(many)
+    report = train_json(run, "--data", str(path), "--val-fraction", "0")
+    assert any("'x2' is encoded as categorical" in note for note in report["notes"])
+
+
+def test_a_level_held_out_by_the_split_is_explained(run, write_csv):
+    rows = [f"{i},{'a' if i % 2 else 'b'},{2 * i + i % 2}" for i in range(1, 60)]
+    path = write_csv("rare.csv", "x,g,y\n" + "\n".join([*rows, "3,rare,5"]) + "\n")
+    result = run("train", "--data", str(path), "-q")  # seed 0 holds the 'rare' row out
+    assert result.exit_code == 1, result.output
+    message = " ".join(result.output.split())
+    assert "feature 'g[rare]' is constant" in message
+    assert "Note: 'g[rare]' is the 0/1 column of one level" in message
+    assert "--val-fraction 0" in message
+    assert train_json(run, "--data", str(path), "--val-fraction", "0")["features"][-1] == "g[rare]"

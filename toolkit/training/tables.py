@@ -16,11 +16,12 @@ table: no scan, no plan, the early read (toolkit/training/early.py) as before.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from toolkit.columns import CATEGORICAL, TablePlan, numeric_plan
-from toolkit.errors import CheckpointError
+from toolkit.errors import CheckpointError, DataError
 
 if TYPE_CHECKING:
     from toolkit.io import DataSource
@@ -28,6 +29,10 @@ if TYPE_CHECKING:
     from toolkit.io.tables_plan import TableOptions
     from toolkit.training.config import TrainConfig
     from toolkit.training.distributed import Group
+
+
+_TEXT_WARNING = "is encoded as categorical"
+_FLAT = re.compile(r"^feature '(.+?)' is (?:constant|zero in every row)")
 
 
 @dataclass
@@ -107,7 +112,56 @@ def prepare(
     else:  # numeric columns read with --missing drop or --na-values: nothing to learn
         plan = _numeric_plan(source, options)
     planned = group.agree(lambda: source.with_plan(plan))
-    return planned, Prepared(plan, list(plan.notes))
+    return planned, Prepared(plan, [*plan.notes, *numbers_as_text(plan, config.categorical)])
+
+
+def numbers_as_text(plan: TablePlan, named: tuple[str, ...]) -> list[str]:
+    """A warning for each text column not named with --categorical whose levels are mostly
+    numbers: a typo in a numeric column ('abc', '1,5') makes the whole column categorical."""
+    warnings = []
+    for column in plan.categorical:
+        if column.raw_type != "string" or column.name in named:
+            continue
+        levels = [*column.levels, *column.other]
+        texts = [level for level in levels if not _is_number(level)]
+        if texts and len(texts) * 2 <= len(levels):
+            warnings.append(
+                f"warning: column {column.name!r} {_TEXT_WARNING} because some of "
+                f"its values are not numbers (such as {texts[0]!r}), though "
+                f"{len(levels) - len(texts)} of its {len(levels)} distinct values are. If it "
+                "is numeric, fix those cells or list them in --na-values."
+            )
+    return warnings
+
+
+def with_warnings(error: DataError, prepared: Prepared) -> DataError:
+    """`error` with what the table explains of it, if anything: the text-column warnings
+    (`numbers_as_text`: a typo that made a column categorical often makes the fit fail,
+    too few rows for its dummies), and for a level's column that is constant, that the
+    level is in no training row. (Notes are not shown after an error.)"""
+    found = [note.removeprefix("warning: ") for note in prepared.notes if _TEXT_WARNING in note]
+    plan = prepared.table
+    flat = _FLAT.search(str(error)) if plan is not None else None
+    if flat is not None and flat.group(1) not in plan.raw_names:  # type: ignore[union-attr]
+        found.insert(
+            0,
+            f"{flat.group(1)!r} is the 0/1 column of one level, and no training row holds "
+            "that level, or every one does: the validation split may hold out all its rows "
+            "(train with --val-fraction 0) or the level is in none of the rows.",
+        )
+    if not found:
+        return error
+    hinted = type(error)(f"{error} Note: {' '.join(found)}")
+    hinted.quiet = getattr(error, "quiet", False)  # type: ignore[attr-defined]
+    return hinted
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _scanned_plan(

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from toolkit.defaults import VAL_FRACTION
-from toolkit.errors import TrainingError, TrainingInterrupted
+from toolkit.errors import DataError, TrainingError, TrainingInterrupted
 from toolkit.io import DataSource
 from toolkit.training import checkpoint, exact, inference, resume, tables
 from toolkit.training.config import TrainConfig
@@ -139,6 +139,21 @@ def _train(
     )
     job = _Job(config, hyper, spec, device, group, [*source.notes, *prepared.notes])
     job.table = prepared
+    try:
+        return _fit(job, source, on_epoch_end, early)
+    except DataError as error:  # a text column that looks numeric may be the cause: say so
+        hinted = tables.with_warnings(error, prepared)
+        if hinted is error:
+            raise
+        raise hinted from error
+
+
+def _fit(
+    job: _Job, source: DataSource, on_epoch_end: EpochCallback | None, early: EarlyRead
+) -> TrainResult:
+    """Steps 2 to 6 on the opened (and planned) data."""
+    config, group, spec, prepared = job.config, job.group, job.spec, job.table
+    assert prepared is not None
     with (
         spill_for(source, len(source.columns)) as train_spill,
         spill_for(source, len(source.columns)) as val_spill,
@@ -165,9 +180,9 @@ def _train(
         weight=weight,
         bias=bias,
         solver=config.solver,
-        device=str(device),
+        device=str(job.device),
         checkpoint=Path(config.out),
-        hyperparameters=hyper,
+        hyperparameters=job.hyper,
         metrics=metrics,
         details=details,
         data=_data_info(source.name, sha256, split, group.world, dropped),
