@@ -24,6 +24,7 @@ from toolkit.training.rows import Split, combine_r, combine_sums, group_metric_s
 
 if TYPE_CHECKING:
     from toolkit.columns import TablePlan
+    from toolkit.io.planned import Dropped
     from toolkit.training.distributed import Group
 
 # A float32 model whose training R^2 trails the float64 solution's by more than this gets
@@ -256,6 +257,22 @@ def far_from_optimum(gap: dict[str, Any] | None, notes: list[str]) -> list[str]:
         f"{gap['r2_gap']:.2e}, more than {OPTIMALITY_TOLERANCE_R2:g}). Allow more --epochs or "
         "--patience, or use --solver exact."
     ]
+
+
+def data_info(
+    name: str, sha256: str, split: Split, processes: int, dropped: Dropped | None
+) -> dict[str, Any]:
+    """The checkpoint's and --json's `data`: what was trained on."""
+    return {
+        "source": name,
+        "sha256": sha256,
+        "rows": split.n_train + split.n_val,
+        "train_rows": split.n_train,
+        "val_rows": split.n_val,
+        "val_fraction": split.fraction,
+        "processes": processes,
+        **({"dropped": {"rows": dropped.rows, "cells": dropped.cells}} if dropped else {}),
+    }
 
 
 def checkpoint_payload(result: TrainResult, seed: int, sample: np.ndarray) -> dict[str, Any]:

@@ -46,6 +46,7 @@ from toolkit.training.readpass import (
 from toolkit.training.report import (
     TrainResult,
     checkpoint_payload,
+    data_info,
     far_from_optimum,
     optimality_gap,
     rounding_cost,
@@ -62,7 +63,6 @@ from toolkit.training.rows import (
 from toolkit.training.spill import RowSpill, spill_for
 
 if TYPE_CHECKING:
-    from toolkit.io.planned import Dropped
     from toolkit.training.distributed import Group
 
 __all__ = ["EpochCallback", "TrainConfig", "TrainResult", "train"]
@@ -185,7 +185,7 @@ def _fit(
         hyperparameters=job.hyper,
         metrics=metrics,
         details=details,
-        data=_data_info(source.name, sha256, split, group.world, dropped),
+        data=data_info(source.name, sha256, split, group.world, dropped),
         optimality_gap=gap,
         notes=job.notes,
         moments=split.moments,
@@ -195,22 +195,6 @@ def _fit(
     )
     _write(job, result, sample)
     return result
-
-
-def _data_info(
-    name: str, sha256: str, split: Split, processes: int, dropped: Dropped | None
-) -> dict[str, Any]:
-    """The checkpoint's and --json's `data`: what was trained on."""
-    return {
-        "source": name,
-        "sha256": sha256,
-        "rows": split.n_train + split.n_val,
-        "train_rows": split.n_train,
-        "val_rows": split.n_val,
-        "val_fraction": split.fraction,
-        "processes": processes,
-        **({"dropped": {"rows": dropped.rows, "cells": dropped.cells}} if dropped else {}),
-    }
 
 
 def _read(
