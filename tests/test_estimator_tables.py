@@ -158,3 +158,15 @@ def test_a_table_model_exports_its_plan(shops, tmp_path):
     payload = checkpoint.load(path)
     assert payload["table"]["columns"][1]["levels"] == ["Bergen", "Bodø", "Oslo", "Tromsø"]
     assert payload["spec"]["feature_names"] == list(model.encoded_feature_names_)
+
+
+def test_sample_weight_on_a_table_equals_weighted_least_squares(shops):
+    weights = np.linspace(0.5, 2.0, len(shops))
+    X = shops[["x", "city"]]
+    model = LinearRegressor(dtype="float64", device="cpu").fit(X, shops["y"], sample_weight=weights)
+    design = pd.get_dummies(X, columns=["city"], drop_first=True, dtype=float)
+    expected = LinearRegression().fit(design, shops["y"], sample_weight=weights)
+    names = ["x", *(f"city[{c.removeprefix('city_')}]" for c in design.columns[1:])]
+    got = ours(model)
+    np.testing.assert_allclose([got[n] for n in names], expected.coef_, rtol=RTOL)
+    assert got["(intercept)"] == pytest.approx(expected.intercept_, rel=RTOL)

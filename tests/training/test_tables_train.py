@@ -357,3 +357,21 @@ def test_a_level_held_out_by_the_split_is_explained(run, write_csv):
     assert "Note: 'g[rare]' is the 0/1 column of one level" in message
     assert "--val-fraction 0" in message
     assert train_json(run, "--data", str(path), "--val-fraction", "0")["features"][-1] == "g[rare]"
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("solver", ["exact", "lbfgs"])
+def test_a_categorical_table_on_cuda_matches_cpu(run, grunfeld_csv, solver):
+    args = ["--data", str(grunfeld_csv), "--target", "invest", "--categorical", "year"]
+    args += ["--dtype", "float64", "--val-fraction", "0", "--solver", solver]
+    cpu = train_json(run, *args, "--device", "cpu", "--out", "cpu.pt")
+    gpu = train_json(run, *args, "--device", "cuda", "--out", "gpu.pt")
+    assert gpu["device"].startswith("cuda") and gpu["table"] == cpu["table"]
+    # exact: the same float64 solve, another summation order; lbfgs: both at the optimum
+    # to the README's 1e-5 in R^2, so compare the fits, not the digits of the weights.
+    if solver == "exact":
+        np.testing.assert_allclose(gpu["weights"], cpu["weights"], rtol=SPLIT_RTOL)
+    else:
+        assert gpu["metrics"]["train"]["r2"] == pytest.approx(
+            cpu["metrics"]["train"]["r2"], abs=1e-5
+        )
