@@ -375,3 +375,11 @@ def test_a_categorical_table_on_cuda_matches_cpu(run, grunfeld_csv, solver):
         assert gpu["metrics"]["train"]["r2"] == pytest.approx(
             cpu["metrics"]["train"]["r2"], abs=1e-5
         )
+
+
+def test_a_categorical_column_with_one_level_is_refused(run, write_csv):
+    rows = "".join(f"{i},same,{2 * i}\n" for i in range(10))
+    path = write_csv("one.csv", "x,g,y\n" + rows)
+    result = run("train", "--data", str(path), "-q")
+    assert result.exit_code == 1, result.output
+    assert "column 'g' holds one level ('same') in every row" in " ".join(result.output.split())

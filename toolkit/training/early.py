@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from toolkit.errors import DataError
 from toolkit.io import open_source
 from toolkit.training.distributed import launched
 
@@ -69,8 +70,14 @@ def start(config: TrainConfig) -> EarlyRead:
         return EarlyRead()  # every process opens the data together, after joining
     from toolkit.training.tables import is_plain
 
-    source = open_source(*columns(config))
-    if not is_plain(source, columns(config)[-1]):
+    try:
+        source = open_source(*columns(config))
+        plain = is_plain(source, columns(config)[-1])  # reads a CSV file's first block
+    except DataError:
+        # What the first rows say waits until the device is checked (a missing GPU is
+        # reported before the data's problems, as when only the header was read here).
+        return EarlyRead()
+    if not plain:
         return EarlyRead(source, plain=False)  # the blocks are the plan's, after the scan
     blocks = source.start_blocks(
         source.pieces(), config.chunk_rows, progress=config.progress, depth=HEAD_START_BLOCKS

@@ -111,8 +111,21 @@ def prepare(
         plan = _scanned_plan(config, source, group, options)
     else:  # numeric columns read with --missing drop or --na-values: nothing to learn
         plan = _numeric_plan(source, options)
+    group.agree(lambda: refuse_single_levels(plan, source.name))
     planned = group.agree(lambda: source.with_plan(plan))
     return planned, Prepared(plan, [*plan.notes, *numbers_as_text(plan, config.categorical)])
+
+
+def refuse_single_levels(plan: TablePlan, name: str) -> None:
+    """A categorical column with one level (and no indicator) encodes to no column at all:
+    it would vanish from the model silently. R's `lm` refuses such a factor; so does this."""
+    for column in plan.categorical:
+        if len(column.levels) + len(column.other) == 1 and not column.indicator:
+            raise DataError(
+                f"{name}: column {column.name!r} holds one level ({column.levels[0]!r}) in "
+                "every row, so it cannot explain anything (a categorical "
+                "column needs 2 levels). Leave it out with --features."
+            )
 
 
 def numbers_as_text(plan: TablePlan, named: tuple[str, ...]) -> list[str]:
