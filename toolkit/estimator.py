@@ -383,7 +383,7 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
-        tags.input_tags.allow_nan = False
+        tags.input_tags.allow_nan = self.missing in ("mean", "median")  # NaN: imputed
         return tags
 
     def _set_model(self, result: TrainResult, y_ndim: int, dtype: str) -> None:

@@ -33,6 +33,8 @@ ROUNDING_COST_R2 = 1e-6
 # The iterative solvers' promise (README, tests/training/test_convergence.py): their
 # training R^2 ends within this of the exact fit's; further is a warning.
 OPTIMALITY_TOLERANCE_R2 = 1e-5
+# Plain numeric columns a table model's summary names before "and N more".
+SUMMARY_COLUMNS = 10
 
 
 @dataclass
@@ -142,29 +144,40 @@ def to_text(result: TrainResult) -> str:
 
 
 def table_summary(plan: TablePlan | None) -> list[str]:
-    """The raw columns of a table model, one line each: kind, levels, fill (none: [])."""
+    """The raw columns of a table model: each encoded one on a line (kind, levels, fill),
+    the plain numeric ones together (none: [])."""
     if plan is None:
         return []
     lines = [f"  raw columns ({len(plan.columns)}, --missing {plan.missing}):"]
+    plain = [c.name for c in plan.columns if c.kind == "numeric" and c.fill is None]
+    if plain:
+        shown = ", ".join(plain[:SUMMARY_COLUMNS])
+        more = f" and {len(plain) - SUMMARY_COLUMNS} more" if len(plain) > SUMMARY_COLUMNS else ""
+        lines.append(f"    numeric as they are: {shown}{more}")
     for column in plan.columns:
-        if column.kind == "categorical":
-            levels = len(column.levels) + len(column.other)
-            what = f"categorical {column.raw_type}, {levels} level{'s' if levels != 1 else ''}"
-            what += f", reference {column.levels[0]!r}"
-            if column.other:
-                what += f", {len(column.other)} folded into (other)"
-        else:
-            what = f"numeric {column.raw_type}"
-        if column.missing_count:
-            what += f", {column.missing_count:,} missing"
-        if isinstance(column.fill, str):
-            what += f" filled with {column.fill!r}"
-        elif column.fill is not None:
-            what += f" filled with {column.fill:.6g}"
-        if column.indicator:
-            what += ", indicator column"
-        lines.append(f"    {column.name}: {what}")
+        if column.name not in plain:
+            lines.append(f"    {column.name}: {_column_text(column)}")
     return [*lines, ""]
+
+
+def _column_text(column: Any) -> str:
+    if column.kind == "categorical":
+        levels = len(column.levels) + len(column.other)
+        what = f"categorical {column.raw_type}, {levels} level{'s' if levels != 1 else ''}"
+        what += f", reference {column.levels[0]!r}"
+        if column.other:
+            what += f", {len(column.other)} folded into (other)"
+    else:
+        what = f"numeric {column.raw_type}"
+    if column.missing_count:
+        what += f", {column.missing_count:,} missing"
+    if isinstance(column.fill, str):
+        what += f" filled with {column.fill!r}"
+    elif column.fill is not None:
+        what += f" filled with {column.fill:.6g}"
+    if column.indicator:
+        what += ", indicator column"
+    return what
 
 
 def _cell(value: float | None) -> str:
