@@ -298,7 +298,6 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
         if weights is None:
             check_is_fitted(self)
         if self.__dict__.get("_table") is not None:  # raw columns, encoded as in fit
-            validate_data(self, X, reset=False, skip_check_array=True)
             return self._product(inputs.encoded_rows(self, X))
         # A float array of the right width needs no conversion: skip scikit-learn's checks,
         # which cost several times the product for one row. NaN or infinity in X shows in

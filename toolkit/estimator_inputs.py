@@ -299,16 +299,15 @@ def _pandas_table_kind(dtype: Any) -> bool:
 
 
 def as_arrow(X: Any) -> Any:
-    """`X` as a pyarrow Table whose float NaN are nulls (missing values); arrays get the
-    names x0, x1, ... as scikit-learn's feature names would be."""
+    """`X` as a pyarrow Table whose float NaN are nulls (missing values). Arrays are
+    checked as scikit-learn checks them (numbers, 2-D, not sparse; NaN allowed, infinity
+    not) and get the names x0, x1, ... as scikit-learn's feature names would be."""
     import pyarrow as pa
 
     from toolkit.io.tables import as_table
 
-    if isinstance(X, (np.ndarray, list)):
-        array = np.asarray(X)
-        if array.ndim != 2:
-            raise ValueError(f"Expected 2D array, got {array.ndim}D array instead.")
+    if type(X).__module__.split(".")[0] not in ("pandas", *ARROW_MODULES):
+        array = check_array(X, dtype="numeric", ensure_all_finite="allow-nan", input_name="X")
         columns = {f"x{j}": pa.array(array[:, j], from_pandas=True) for j in range(array.shape[1])}
         return pa.table(columns)
     table = as_table(X)
@@ -343,7 +342,8 @@ def encoded_rows(estimator: Any, X: Any) -> np.ndarray:
     from toolkit.io.encode import encode
 
     plan = estimator._table
-    table = as_arrow(X)
+    table = as_arrow(X)  # arrays checked as scikit-learn checks them, first
+    validate_data(estimator, X, reset=False, skip_check_array=True)  # names and width
     names = [str(name) for name in table.column_names]
     absent = [name for name in plan.raw_names if name not in names]
     if absent:
