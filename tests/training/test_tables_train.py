@@ -383,3 +383,12 @@ def test_a_categorical_column_with_one_level_is_refused(run, write_csv):
     result = run("train", "--data", str(path), "-q")
     assert result.exit_code == 1, result.output
     assert "column 'g' holds one level ('same') in every row" in " ".join(result.output.split())
+
+
+def test_no_intercept_warns_that_the_reference_levels_have_no_column(run, grunfeld_csv):
+    report = train_json(
+        run, "--data", str(grunfeld_csv), "--target", "invest", "--features", "value,firm",
+        "--no-intercept",
+    )  # fmt: skip
+    warnings = [note for note in report["notes"] if "without an intercept" in note]
+    assert warnings and "'firm' ('American Steel')" in warnings[0]

@@ -113,7 +113,8 @@ def prepare(
         plan = _numeric_plan(source, options)
     group.agree(lambda: refuse_single_levels(plan, source.name))
     planned = group.agree(lambda: source.with_plan(plan))
-    return planned, Prepared(plan, [*plan.notes, *numbers_as_text(plan, config.categorical)])
+    notes = [*plan.notes, *numbers_as_text(plan, config.categorical)]
+    return planned, Prepared(plan, notes + no_intercept_warning(plan, config.intercept))
 
 
 def refuse_single_levels(plan: TablePlan, name: str) -> None:
@@ -126,6 +127,20 @@ def refuse_single_levels(plan: TablePlan, name: str) -> None:
                 "every row, so it cannot explain anything (a categorical "
                 "column needs 2 levels). Leave it out with --features."
             )
+
+
+def no_intercept_warning(plan: TablePlan, intercept: bool) -> list[str]:
+    """Without an intercept, treatment coding pins each reference level's effect at 0,
+    where R's `lm(y ~ 0 + f)` would give every level of the first factor a column."""
+    if intercept or not plan.categorical:
+        return []
+    references = ", ".join(f"{c.name!r} ({c.levels[0]!r})" for c in plan.categorical)
+    return [
+        "warning: without an intercept, the reference levels of the categorical columns, "
+        f"{references}, have no column: their effect is fixed at 0 (R's lm(y ~ 0 + f) "
+        "would give every level of the first factor its own column). Keep the intercept "
+        "to fit every level."
+    ]
 
 
 def numbers_as_text(plan: TablePlan, named: tuple[str, ...]) -> list[str]:
