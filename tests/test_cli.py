@@ -63,7 +63,8 @@ def test_version(run):
 
 def test_failures_print_error_without_traceback_in_a_real_process(tmp_path):
     bad = tmp_path / "bad.csv"
-    bad.write_text("x1,x2,y\n1,2,3\n4,five,6\n")
+    # A text feature is categorical now (issue 15); a text target is still an error.
+    bad.write_text("x1,x2,y\n1,2,3\n4,5,six\n")
     result = subprocess.run(
         [sys.executable, "-m", "toolkit", "train", "--data", str(bad)],
         capture_output=True,
@@ -72,8 +73,9 @@ def test_failures_print_error_without_traceback_in_a_real_process(tmp_path):
         timeout=120,
     )
     assert result.returncode == 1
-    assert (
-        result.stderr.strip() == f"Error: {bad}, row 3, column 'x2': expected a number, got 'five'."
+    assert result.stderr.strip() == (
+        f"Error: {bad}, column 'y': is a target and has type string; expected numbers (a "
+        "regression target is numeric; text targets are not supported)."
     )
     assert result.stdout == ""
 

@@ -38,6 +38,9 @@ def shows(text: str, option: str, default: object) -> bool:
         ("train", "--alpha", defaults.ALPHA),
         ("train", "--out", defaults.CHECKPOINT),
         ("train", "--chunk-rows", defaults.CHUNK_ROWS),
+        ("train", "--missing", defaults.MISSING),
+        ("train", "--max-levels", defaults.MAX_LEVELS),
+        ("train", "--na-values", ", ".join(defaults.NA_VALUES) or "none"),
         ("export", "--checkpoint", defaults.CHECKPOINT),
         ("export", "--opset", defaults.OPSET),
         ("export", "--unknown-level", defaults.UNKNOWN_LEVEL),
@@ -72,6 +75,7 @@ def test_choices_are_the_ones_defaults_lists():
     train = help_text("train")
     assert f"--solver [{'|'.join(defaults.SOLVERS)}]" in train
     assert f"--dtype [{'|'.join(defaults.DTYPES)}]" in train
+    assert f"--missing [{'|'.join(defaults.MISSING_POLICIES)}]" in train
     assert f"--format [{'|'.join(defaults.REPORT_FORMATS)}]" in help_text("report")
 
 

@@ -17,12 +17,28 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from toolkit.defaults import ALPHA, CHECKPOINT, CHUNK_ROWS, DEVICE, DTYPE, L2, SEED, SOLVER, WEIGHT
+from toolkit.defaults import (
+    ALPHA,
+    CHECKPOINT,
+    CHUNK_ROWS,
+    DEVICE,
+    DTYPE,
+    L2,
+    MAX_LEVELS,
+    MISSING,
+    NA_VALUES,
+    SEED,
+    SOLVER,
+    WEIGHT,
+)
 
 if TYPE_CHECKING:
     from toolkit.training import TrainResult
 
 __all__ = ["train"]
+
+# Keywords that take names: one name may be given as a string.
+_NAME_LISTS = ("targets", "features", "categorical", "na_values")
 
 
 def train(
@@ -47,22 +63,24 @@ def train(
     progress: bool = False,
     alpha: float = ALPHA,
     weight: str | None = WEIGHT,
+    categorical: str | Sequence[str] = (),
+    missing: str = MISSING,
+    missing_indicator: bool = False,
+    na_values: str | Sequence[str] = NA_VALUES,
+    max_levels: int = MAX_LEVELS,
     on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
 ) -> TrainResult:
-    """Fit the linear regressor on `data` and write its checkpoint to `out` (atomically).
-
-    The run `toolkit train` makes; its options are these keywords (`--batch-size` is
-    `batch_size`).
+    """Fit the linear regressor on `data` as `toolkit train` does; write the checkpoint `out`.
 
     Parameters
     ----------
     data : str, Path, pyarrow.Table, DataFrame or None, default=None
-        A CSV or Parquet file, a folder of shards or a glob; or a table in memory (a
-        pyarrow Table, a pandas or polars DataFrame: its columns are picked by name as a
-        file's are). None: the embedded seed data.
+        A CSV or Parquet file, a folder of shards or a glob; or a table in memory (pyarrow,
+        pandas or polars: columns picked by name as a file's). None: the seed data.
     targets : str or sequence of str, default=()
-        The target column(s); one name may be given as a string. The keywords after it,
-        `features` to `progress`, are `TrainConfig`'s fields, explained in its table.
+        The target column(s), or one as a string (so too `categorical`, `na_values`). The
+        keywords `features` to `max_levels` are `TrainConfig`'s fields, explained in its
+        table: `toolkit train`'s options by name (`--batch-size` is `batch_size`).
     on_epoch_end : callable or None, default=None
         Called as `on_epoch_end(epoch, losses)` after each epoch of an iterative solver.
 
@@ -78,9 +96,13 @@ def train(
         file, row, column and value). Both are ValueErrors.
     """
     options = {name: value for name, value in locals().items() if name != "on_epoch_end"}
-    options.update(targets=(targets,) if isinstance(targets, str) else tuple(targets))
-    options.update(features=tuple(features))
+    options.update({name: _names(options[name]) for name in _NAME_LISTS})
     from toolkit.training import TrainConfig
     from toolkit.training import train as run
 
     return run(TrainConfig(**options), on_epoch_end)
+
+
+def _names(value: str | Sequence[str]) -> tuple[str, ...]:
+    """One name given as a string, or several."""
+    return (value,) if isinstance(value, str) else tuple(value)

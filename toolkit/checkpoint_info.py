@@ -76,6 +76,7 @@ def _load(path: str | Path) -> tuple[dict[str, Any], TrainResult]:
     """The checkpoint (validated by toolkit.training.checkpoint) and its TrainResult."""
     import numpy as np
 
+    from toolkit.columns import TablePlan
     from toolkit.training import checkpoint
     from toolkit.training.model import ModelSpec
     from toolkit.training.report import TrainResult
@@ -99,5 +100,7 @@ def _load(path: str | Path) -> tuple[dict[str, Any], TrainResult]:
         data=dict(payload["data"]),
         optimality_gap=payload.get("optimality_gap"),
         inference=payload.get("inference"),  # absent from checkpoints written before it
+        # A raw table's plan (checked by the schema); numeric models have none.
+        table=TablePlan.from_dict(payload["table"]) if "table" in payload else None,
     )
     return payload, result

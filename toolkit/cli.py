@@ -29,6 +29,7 @@ from toolkit.cli_types import (
     providers_option,
     split_each,
     split_names,
+    table_options,
     tolerances,
 )
 from toolkit.errors import TrainingInterrupted
@@ -72,6 +73,7 @@ def cli() -> None:
     help="Column of each row's weight (>= 0) for weighted least squares: the solvers, "
     f"metrics and inference weigh each row by it.  [default: {defaults.WEIGHT_TEXT}]",
 )
+@table_options
 @click.option(
     "--val-fraction",
     type=click.FloatRange(0, 1, max_open=True),

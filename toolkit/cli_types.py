@@ -124,3 +124,52 @@ def tolerances(which: int) -> str:
         f"{f'{pair[which]:g}'.replace('e-0', 'e-')} for {dtype}"
         for dtype, pair in defaults.PARITY_TOLERANCES.items()
     )
+
+
+# `toolkit train`: how raw tables are read (toolkit/columns.py), in --help's order.
+_TABLE_OPTIONS = [
+    click.option(
+        "--categorical",
+        multiple=True,
+        callback=split_each,
+        metavar="COL[,COL...]",
+        help="Integer feature columns to encode as categories, comma-separated or repeated; "
+        "text, boolean and dictionary columns always are (treatment coding: col[level], the "
+        "first level the reference).  [default: none besides those]",
+    ),
+    click.option(
+        "--missing",
+        type=click.Choice(defaults.MISSING_POLICIES),
+        default=defaults.MISSING,
+        help="What a missing value (a blank cell, a null, a text of --na-values) does: stop with "
+        "a count of them, drop its row, or fill it with the column's mean or median (categorical "
+        "columns: their most frequent level).",
+    ),
+    click.option(
+        "--missing-indicator",
+        is_flag=True,
+        help="With --missing mean or median: add a col[(missing)] column, 1 where the value was "
+        "filled, for each feature with missing values.",
+    ),
+    click.option(
+        "--na-values",
+        multiple=True,
+        callback=split_each,
+        metavar="TEXT[,TEXT...]",
+        help="Texts that count as missing besides blank cells and nulls, such as NA,n/a.  "
+        f"[default: {', '.join(defaults.NA_VALUES) or 'none'}]",
+    ),
+    click.option(
+        "--max-levels",
+        type=click.IntRange(min=2),
+        default=defaults.MAX_LEVELS,
+        help="Levels a categorical column keeps; the rarest beyond share one col[(other)] level.",
+    ),
+]
+
+
+def table_options(command: Any) -> Any:
+    """--categorical, --missing, --missing-indicator, --na-values, --max-levels."""
+    for option in reversed(_TABLE_OPTIONS):
+        command = option(command)
+    return command

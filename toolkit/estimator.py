@@ -16,7 +16,6 @@ method needs them, so `import toolkit` and this module stay light.
 from __future__ import annotations
 
 import tempfile
-import warnings
 from numbers import Integral, Real
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -32,6 +31,9 @@ from toolkit.defaults import (
     DEVICE,
     DTYPES,
     L2,
+    MAX_LEVELS,
+    MISSING,
+    MISSING_POLICIES,
     OPSET,
     SEED,
     SEED_MAX,
@@ -39,7 +41,7 @@ from toolkit.defaults import (
     SOLVER,
     SOLVERS,
 )
-from toolkit.errors import CollinearityError, UsageError
+from toolkit.errors import UsageError
 
 if TYPE_CHECKING:
     from toolkit.export import ExportResult
@@ -85,6 +87,12 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
     chunk_rows : int >= 1, default=65536
         Rows converted to float64 at a time: with `fit`, the float64 copy of the data
         the later passes read is kept as these chunks.
+    categorical, missing, missing_indicator, na_values, max_levels
+        How a raw table is read, as `toolkit.train`'s keywords (defaults None, 'error',
+        False, None, 100): integer columns to encode as categories (text, boolean and
+        categorical ones always are), what a missing value (NaN, null, a `na_values`
+        text) does ('error', 'drop' its row in `fit`, 'mean', 'median'), `col[(missing)]`
+        indicators, levels kept per column.
 
     Attributes
     ----------
@@ -95,7 +103,10 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
     n_features_in_ : int
         Number of features seen during `fit`.
     feature_names_in_ : ndarray of shape (n_features_in_,)
-        The features' names, when `X` had string column names.
+        The features' names, when `X` had string column names (a table's raw columns).
+    encoded_feature_names_ : ndarray of shape (n_encoded,)
+        The model's columns, which `coef_` follows: the features, or for a raw table
+        their encoding (`firm[GE]`, `x[(missing)]`, see toolkit/columns.py).
     n_iter_ : int or None
         Epochs run by an iterative solver; None for `solver='exact'`.
 
@@ -129,6 +140,11 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
         "batch_size": [Interval(Integral, 0, None, closed="left"), None],
         "patience": [Interval(Integral, 0, None, closed="left"), None],
         "chunk_rows": [Interval(Integral, 1, None, closed="left")],
+        "categorical": [list, tuple, None],
+        "missing": [StrOptions(set(MISSING_POLICIES))],
+        "missing_indicator": ["boolean"],
+        "na_values": [list, tuple, None],
+        "max_levels": [Interval(Integral, 2, None, closed="left")],
     }
 
     def __init__(
@@ -145,6 +161,11 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
         batch_size: int | None = None,
         patience: int | None = None,
         chunk_rows: int = CHUNK_ROWS,
+        categorical: list[str] | None = None,
+        missing: str = MISSING,
+        missing_indicator: bool = False,
+        na_values: list[str] | None = None,
+        max_levels: int = MAX_LEVELS,
     ) -> None:
         self.solver = solver
         self.l2 = l2
@@ -157,6 +178,11 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
         self.batch_size = batch_size
         self.patience = patience
         self.chunk_rows = chunk_rows
+        self.categorical = categorical
+        self.missing = missing
+        self.missing_indicator = missing_indicator
+        self.na_values = na_values
+        self.max_levels = max_levels
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> LinearRegressor:
         """Fit on every row of `X` and `y` with `toolkit.train`; returns the estimator.
@@ -164,8 +190,8 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like, DataFrame or pyarrow Table of shape (n_samples, n_features)
-            Numeric features: an array, a pandas or polars DataFrame or a pyarrow Table,
-            whose columns are the features, by name.
+            Features: an array, a pandas or polars DataFrame or a pyarrow Table, whose
+            columns are the features, by name (text, boolean and categorical ones encoded).
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
             Targets; several columns fit a multi-output model.
         sample_weight : array-like of shape (n_samples,) >= 0 or None: weighted least squares.
@@ -186,12 +212,14 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
                 val_fraction=0.0,  # scikit-learn fits every row it is given
                 weight=data.source.weight_name,
                 **inputs.train_options(self),
+                **inputs.table_options(self),
                 dtype=dtype,
                 out=out,
             )
             checkpoint = out.read_bytes()
         inputs.warn(result.notes)
         self._set_model(result, data.y_ndim, dtype)
+        self._table = result.table  # how raw columns become coef_'s (None: numeric)
         self._checkpoint: bytes | None = checkpoint
         moments = result.moments.to_plain() if result.moments is not None else None
         self._stream = inputs.fitted_stream(moments)
@@ -223,6 +251,7 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
         first = getattr(self, "_stream", None) is None
         if first:
             self._validate_params()
+        inputs.refuse_tables_in_partial_fit(self, X)
         if self.solver != "exact":
             raise UsageError(
                 f"partial_fit streams into the exact solver's statistics; solver="
@@ -239,37 +268,15 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
                 f"{len(self._stream_names)}; every batch must have the same targets."
             )
         device = resolve_device(self.device)
-        state = inputs.with_sample(
-            getattr(self, "_stream", None), getattr(self, "_checkpoint", None)
-        )
+        state = inputs.with_sample(self.__dict__.get("_stream"), self.__dict__.get("_checkpoint"))
         weights = inputs.sample_weights(sample_weight, X)
         self._stream = stream.add_batch(state, X, y2d, device, weights)
-        self._solve_stream(device)
+        result = inputs.solved_stream(self, device)  # None, with a warning: not yet
+        if result is not None:
+            self._set_model(result, self._y_ndim, self._stream_dtype)
+            self._checkpoint = None  # export builds it from the stream
+            self.n_iter_ = None
         return self
-
-    def _solve_stream(self, device: Any) -> None:
-        """Solve from the statistics; while the rows cannot determine the model, warn."""
-        from toolkit.training import stream
-
-        spec, n = self._stream_spec(), self._stream.n_rows
-        problem = None
-        if n < spec.n_parameters:
-            problem = f"{n} rows so far cannot determine {spec.n_parameters} parameters per target"
-        else:
-            try:
-                result = stream.solve_stream(self._stream, spec, self.l2, device)
-            except CollinearityError as error:  # a feature constant or collinear so far
-                problem = str(error)
-        if problem is not None:
-            warnings.warn(
-                f"partial_fit kept the batch; no model yet: {problem}. Stream more rows.",
-                UserWarning,
-                stacklevel=3,
-            )
-            return
-        self._set_model(result, self._y_ndim, self._stream_dtype)
-        self._checkpoint = None  # export builds it from the stream
-        self.n_iter_ = None
 
     def predict(self, X: Any) -> np.ndarray:
         """Predict with `X @ coef_.T + intercept_`, computed in the model's dtype.
@@ -290,6 +297,8 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
         weights = self.__dict__.get("_weights_t")
         if weights is None:
             check_is_fitted(self)
+        if self.__dict__.get("_table") is not None:  # raw columns, encoded as in fit
+            return self._product(inputs.encoded_rows(self, X))
         # A float array of the right width needs no conversion: skip scikit-learn's checks,
         # which cost several times the product for one row. NaN or infinity in X shows in
         # the output (the product carries them), and then the full check names it.
@@ -352,10 +361,8 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
             return toolkit.export(checkpoint, path, opset, atol, rtol, validate, providers)
 
     def save_checkpoint(self, path: str | Path) -> Path:
-        """Write the fitted model's checkpoint, as `toolkit train --out` writes it.
-
-        `toolkit export --checkpoint` and `toolkit info` read it like any other.
-        """
+        """Write the fitted model's checkpoint as `toolkit train --out` does (for `toolkit
+        export --checkpoint`, `toolkit info` and `toolkit report`)."""
         from toolkit.files import atomic_write
 
         check_is_fitted(self)
@@ -366,7 +373,7 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
             return path
         from toolkit.training import checkpoint, stream
 
-        result = stream.solve_stream(self._stream, self._stream_spec(), self.l2)
+        result = stream.solve_stream(self._stream, inputs.stream_spec(self), self.l2)
         return checkpoint.save(path, stream.stream_payload(result, self._stream, self.seed))
 
     def __sklearn_is_fitted__(self) -> bool:
@@ -375,16 +382,8 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
-        tags.input_tags.allow_nan = False
+        tags.input_tags.allow_nan = self.missing in ("mean", "median")  # NaN: imputed
         return tags
-
-    # -----------------------------------------------------------------------------------
-
-    def _stream_spec(self) -> Any:
-        from toolkit.training.model import ModelSpec
-
-        names = tuple(inputs.feature_names(self))
-        return ModelSpec(names, tuple(self._stream_names), self.fit_intercept, self._stream_dtype)
 
     def _set_model(self, result: TrainResult, y_ndim: int, dtype: str) -> None:
         """The fitted attributes, and the transposed weights `predict` multiplies by."""
@@ -395,5 +394,6 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
         self._y_ndim = y_ndim
         self._stream_names = list(result.spec.target_names)
         self._stream_dtype = dtype
+        self.encoded_feature_names_ = np.asarray(result.spec.feature_names, dtype=object)
         self.coef_ = weight[0] if y_ndim == 1 else weight
         self.intercept_ = bias[0] if y_ndim == 1 else bias

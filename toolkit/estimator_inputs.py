@@ -11,6 +11,14 @@ Either way the training path copies one chunk at a time into float64, never the 
 input up front. Feature names come from the columns (`feature_names_in_`), else `x0`,
 `x1`, ...; target names from a named y (a pandas Series or DataFrame), else `y` or `y0`,
 `y1`, ..., made distinct from the features'.
+
+Raw tables: a DataFrame (pandas or polars) or pyarrow Table whose features are not all
+numbers, or any input fitted with table options (`categorical`, `missing` other than
+'error', `missing_indicator`, `na_values`, `max_levels`), goes to `toolkit.train` as an
+Arrow table: training scans it, builds the table plan (toolkit/columns.py) and fits the
+encoded columns, as `toolkit train` does a file. NaN in a float column is then a
+missing value, as in scikit-learn's imputers (pandas' and numpy's NaN become Arrow
+nulls). `predict` encodes its input with the encoder training used (`toolkit.io.encode`).
 """
 
 from __future__ import annotations
@@ -21,6 +29,8 @@ from typing import Any
 
 import numpy as np
 from sklearn.utils.validation import check_array, check_consistent_length, validate_data
+
+from toolkit.defaults import MAX_LEVELS, MISSING
 
 ARROW_MODULES = ("pyarrow", "polars")  # inputs read as Arrow tables
 
@@ -40,6 +50,8 @@ def training_data(
     """`X` and `y` (and the rows' weights) checked and wrapped as a source for `toolkit.train`."""
     from toolkit.io.tables import open_arrays
 
+    if is_table(estimator, X):
+        return _arrow_data(estimator, X, y, reset, sample_weight, as_arrow(X))
     if type(X).__module__.split(".")[0] in ARROW_MODULES:
         return _arrow_data(estimator, X, y, reset, sample_weight)
     named_y = y
@@ -70,14 +82,15 @@ def sample_weights(sample_weight: Any, X: Any) -> np.ndarray | None:
 
 
 def _arrow_data(
-    estimator: Any, X: Any, y: Any, reset: bool, sample_weight: Any = None
+    estimator: Any, X: Any, y: Any, reset: bool, sample_weight: Any = None, table: Any = None
 ) -> TrainingData:
+    """`X` (or `table`, X as Arrow already) as an Arrow source: toolkit's reader checks it."""
     import pyarrow as pa
 
     from toolkit.io.tables import as_table, open_table
 
     validate_data(estimator, X, y, reset=reset, skip_check_array=True)  # names, width, y given
-    table = as_table(X)
+    table = as_table(X) if table is None else table
     values = check_array(y, ensure_2d=False, dtype="numeric", input_name="y")
     check_consistent_length(table, values)
     y2d = values.reshape(len(values), -1)
@@ -94,8 +107,17 @@ def _arrow_data(
     if weights is not None:  # a column named unlike any feature or target
         weight = "__sample_weight__" + "_" * max(len(c) for c in table.column_names)
         table = table.append_column(weight, pa.array(weights))
-    source = open_table(table, targets, features, weight=weight)
+    source = open_table(table, targets, features, weight=weight, options=_options(estimator))
     return TrainingData(source, dtype, values.ndim)
+
+
+def _options(estimator: Any) -> Any:
+    """The io tier's table options from the estimator's table parameters."""
+    from toolkit.io.tables_plan import TableOptions
+
+    options = table_options(estimator)
+    indicator = options.pop("missing_indicator")
+    return TableOptions(**options, indicator=indicator)
 
 
 def batch(estimator: Any, X: Any, y: Any, *, reset: bool) -> tuple[np.ndarray, np.ndarray, int]:
@@ -173,6 +195,38 @@ def target_names(y: Any, n_targets: int, features: list[str]) -> list[str]:
         stem = "_" + stem
 
 
+def stream_spec(estimator: Any) -> Any:
+    """The ModelSpec of the model `partial_fit` streams into."""
+    from toolkit.training.model import ModelSpec
+
+    names = tuple(feature_names(estimator))
+    targets = tuple(estimator._stream_names)
+    return ModelSpec(names, targets, estimator.fit_intercept, estimator._stream_dtype)
+
+
+def solved_stream(estimator: Any, device: Any) -> Any:
+    """The stream's solution (a TrainResult); None with a warning while the rows so far
+    cannot determine the model (too few, a feature constant or collinear so far)."""
+    from toolkit.errors import CollinearityError
+    from toolkit.training import stream
+
+    spec, n = stream_spec(estimator), estimator._stream.n_rows
+    problem = None
+    if n < spec.n_parameters:
+        problem = f"{n} rows so far cannot determine {spec.n_parameters} parameters per target"
+    else:
+        try:
+            return stream.solve_stream(estimator._stream, spec, estimator.l2, device)
+        except CollinearityError as error:
+            problem = str(error)
+    warnings.warn(
+        f"partial_fit kept the batch; no model yet: {problem}. Stream more rows.",
+        UserWarning,
+        stacklevel=3,
+    )
+    return None
+
+
 def fitted_stream(moments: dict[str, Any] | None) -> Any:
     """The stream `partial_fit` continues after `fit`: its statistics; the parity sample is
     read from the checkpoint when first needed (`with_sample`)."""
@@ -192,3 +246,125 @@ def with_sample(state: Any, checkpoint: bytes | None) -> Any:
     payload = torch.load(io.BytesIO(checkpoint), map_location="cpu", weights_only=True)
     state.sample = payload["parity_sample"].numpy()
     return state
+
+
+# ---------------------------------------------------------------------------------------
+# Raw tables
+
+# The dtypes of pandas columns that training encodes (the rest must be numbers).
+_PANDAS_TABLE_KINDS = "OSUb"
+
+
+def table_options(estimator: Any) -> dict[str, Any]:
+    """The estimator's table parameters as `toolkit.train`'s keywords."""
+    return {
+        "categorical": tuple(estimator.categorical or ()),
+        "missing": estimator.missing,
+        "missing_indicator": bool(estimator.missing_indicator),
+        "na_values": tuple(estimator.na_values or ()),
+        "max_levels": int(estimator.max_levels),
+    }
+
+
+def with_options(estimator: Any) -> bool:
+    """Whether the table parameters differ from their defaults."""
+    return bool(
+        estimator.categorical
+        or estimator.missing != MISSING
+        or estimator.missing_indicator
+        or estimator.na_values
+        or estimator.max_levels != MAX_LEVELS
+    )
+
+
+def is_table(estimator: Any, X: Any) -> bool:
+    """Whether `fit` reads `X` as a raw table (see the module's docstring)."""
+    if with_options(estimator):
+        return True
+    module = type(X).__module__.split(".")[0]
+    if module == "pandas" and hasattr(X, "dtypes"):
+        return any(_pandas_table_kind(dtype) for dtype in X.dtypes)
+    if module in ("pyarrow", "polars"):
+        import pyarrow as pa
+
+        from toolkit.io.tables import as_table
+
+        schema = as_table(X).schema
+        return not all(pa.types.is_integer(f.type) or pa.types.is_floating(f.type) for f in schema)
+    return False
+
+
+def _pandas_table_kind(dtype: Any) -> bool:
+    return str(dtype) == "category" or getattr(dtype, "kind", "O") in _PANDAS_TABLE_KINDS
+
+
+def as_arrow(X: Any) -> Any:
+    """`X` as a pyarrow Table whose float NaN are nulls (missing values). Arrays are
+    checked as scikit-learn checks them (numbers, 2-D, not sparse; NaN allowed, infinity
+    not) and get the names x0, x1, ... as scikit-learn's feature names would be."""
+    import pyarrow as pa
+
+    from toolkit.io.tables import as_table
+
+    if type(X).__module__.split(".")[0] not in ("pandas", *ARROW_MODULES):
+        array = check_array(X, dtype="numeric", ensure_all_finite="allow-nan", input_name="X")
+        columns = {f"x{j}": pa.array(array[:, j], from_pandas=True) for j in range(array.shape[1])}
+        return pa.table(columns)
+    table = as_table(X)
+    arrays = [_nan_as_null(table.column(j)) for j in range(table.num_columns)]
+    return pa.table(arrays, names=[str(name) for name in table.column_names])
+
+
+def _nan_as_null(column: Any) -> Any:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not pa.types.is_floating(column.type):
+        return column
+    return pc.if_else(pc.is_nan(column), pa.scalar(None, column.type), column)
+
+
+def refuse_tables_in_partial_fit(estimator: Any, X: Any) -> None:
+    """partial_fit streams numeric batches: a table's levels and fills need all its rows."""
+    if is_table(estimator, X) or estimator.__dict__.get("_table") is not None:
+        raise ValueError(
+            "partial_fit streams numeric batches; a raw table (categorical columns or "
+            "missing values to fill) needs its levels and fills from every row first. "
+            "Use fit on the whole table."
+        )
+
+
+def encoded_rows(estimator: Any, X: Any) -> np.ndarray:
+    """`X`'s raw columns encoded by the fitted plan: the float64 rows `coef_` multiplies.
+
+    A missing value the plan cannot fill, or an unknown level, is a ValueError naming it.
+    """
+    from toolkit.io.encode import encode
+
+    plan = estimator._table
+    table = as_arrow(X)  # arrays checked as scikit-learn checks them, first
+    validate_data(estimator, X, reset=False, skip_check_array=True)  # names and width
+    names = [str(name) for name in table.column_names]
+    absent = [name for name in plan.raw_names if name not in names]
+    if absent:
+        raise ValueError(
+            f"X lacks column(s) {', '.join(map(repr, absent))} that LinearRegressor was "
+            f"fitted with; expected the columns {', '.join(map(repr, plan.raw_names))}."
+        )
+    encoded = encode(table, plan)
+    for j, column in enumerate(plan.columns):
+        rows = np.flatnonzero(encoded.missing[:, j])
+        if len(rows) and column.fill is None:
+            raise ValueError(
+                f"X has {len(rows)} missing value(s) in column {column.name!r} (first at row "
+                f"{int(rows[0])}), which LinearRegressor cannot fill: it was fitted with "
+                f"missing={plan.missing!r}. Fill them, or fit with missing='mean' or 'median'."
+            )
+    unknown = np.flatnonzero(encoded.unknown)
+    if len(unknown):
+        raise ValueError(
+            f"X holds {int(encoded.unknown.sum())} categorical value(s) unseen in fit (first "
+            f"at row {int(unknown[0])}); LinearRegressor knows only the levels it was "
+            "fitted with (`encoded_feature_names_`)."
+        )
+    return encoded.block

@@ -39,6 +39,7 @@ class Fitted:
     versions: dict[str, Any]
     created: str | None
     notes: list[str] = field(default_factory=list)
+    table: dict[str, Any] | None = None  # a raw table's plan (toolkit/columns.py); None: numeric
 
     @property
     def seed(self) -> int:
@@ -81,6 +82,7 @@ def load_checkpoint(path: str | Path) -> Fitted:
         history=payload.get("history"),
         versions=dict(payload.get("versions") or {}),
         created=payload.get("created"),
+        table=payload.get("table"),
     )
 
 

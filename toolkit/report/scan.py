@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from toolkit.errors import DataError, UsageError
 from toolkit.report.inputs import Fitted
@@ -34,7 +35,9 @@ def scan(
     from toolkit.io import holdout_mask, open_source
 
     _check_columns(fitted, data)
-    source = open_source(data, fitted.target_names, fitted.feature_names)
+    source = _table_source(fitted, data) if fitted.table else None
+    if source is None:
+        source = open_source(data, fitted.target_names, fitted.feature_names)
     inference = fitted.inference or {}
     sums = ResidualPass(
         fitted.weight,
@@ -62,6 +65,18 @@ def scan(
     return Scanned(sums, source.name, held_out)
 
 
+def _table_source(fitted: Fitted, data: str | Path) -> Any:
+    """A raw table read as the model was trained: its raw columns, encoded by its plan."""
+    from toolkit.columns import CATEGORICAL, TablePlan
+    from toolkit.io import TableOptions, open_source
+
+    plan = TablePlan.from_dict(fitted.table)
+    named = tuple(c.name for c in plan.columns if c.kind == CATEGORICAL and c.raw_type != "bool")
+    options = TableOptions(categorical=named, missing=plan.missing, na_values=plan.na_values)
+    source = open_source(data, fitted.target_names, plan.raw_names, options=options)
+    return source.with_plan(plan)
+
+
 def _one_blas_thread() -> contextlib.AbstractContextManager[object]:
     """BLAS on one thread during the pass: pyarrow parses on the other cores, and idle
     BLAS threads spin, which starved the parser (40 s instead of 9 s on 2 busy cores)."""
@@ -80,7 +95,12 @@ def _check_columns(fitted: Fitted, data: str | Path) -> None:
     from toolkit.io.formats import open_shard
     from toolkit.io.names import did_you_mean, listed
 
-    needed = [*fitted.feature_names, *fitted.target_names]
+    features = fitted.feature_names
+    if fitted.table:  # a raw table's model needs its raw columns
+        from toolkit.columns import TablePlan
+
+        features = TablePlan.from_dict(fitted.table).raw_names
+    needed = [*features, *fitted.target_names]
     for path in resolve_sources(data):
         shard = open_shard(path, str(path))
         missing = [name for name in needed if name not in shard.columns]

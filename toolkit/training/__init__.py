@@ -3,6 +3,7 @@
 Start reading at `train.py` (`train(TrainConfig)`: one job end to end, in named steps).
 
     config        TrainConfig, checked against one table of parameters
+    tables        raw tables: the scan before the pass, the plan every process shares
     readpass      the one pass over the data: split, sums, spills
     rows          the spilled rows read back, and sums over every process's rows
     exact         closed-form least squares (--solver exact)

@@ -21,6 +21,10 @@ from toolkit.defaults import (
     DTYPES,
     ITERATIVE_SOLVERS,
     L2,
+    MAX_LEVELS,
+    MISSING,
+    MISSING_POLICIES,
+    NA_VALUES,
     SEED,
     SOLVER,
     SOLVER_DEFAULTS,
@@ -62,6 +66,9 @@ PARAMETERS: dict[str, Choice | Bound] = {
     "l2": Bound(lambda v: math.isfinite(v) and v >= 0, "be a finite number >= 0"),
     "val_fraction": Bound(lambda v: v is None or 0 <= v < 1, "be in [0, 1)"),  # None: default
     "alpha": Bound(lambda v: 0 < v < 1, "be in (0, 1) (the intervals' level is 1 - alpha)"),
+    "missing": Choice(MISSING_POLICIES),
+    # One kept level and OTHER is the least a column with more levels than this can keep.
+    "max_levels": Bound(lambda v: type(v) is int and v >= 2, "be an integer >= 2"),
 }
 # The iterative solvers' settings (defaults in SOLVER_DEFAULTS), checked once filled in.
 ITERATIVE_PARAMETERS: dict[str, Bound] = {
@@ -130,6 +137,22 @@ class TrainConfig:
         The inference's confidence intervals are at level 1 - alpha.
     weight : str or None, default=None
         A column of each row's weight (>= 0): weighted least squares. None: every row 1.
+    categorical : tuple of str, default=()
+        Integer (or float) columns to encode as categories; text, boolean and
+        dictionary-typed feature columns are categorical whatever this says. Treatment
+        coding: the first level is the reference; `col[level]` columns for the others.
+    missing : {'error', 'drop', 'mean', 'median'}, default='error'
+        What a missing value (blank cell, null, empty text, an `na_values` token) does:
+        stop with a count of them, drop its row, or fill it (numeric columns with the
+        mean or median of their observed values, categorical ones with their most
+        frequent level).
+    missing_indicator : bool, default=False
+        With 'mean' or 'median': add a `col[(missing)]` column (1 where the value was
+        missing) for each feature with missing values in the training data.
+    na_values : tuple of str, default=()
+        Texts that count as missing besides blank cells and nulls, such as "NA".
+    max_levels : int >= 2, default=100
+        Levels a categorical column keeps; the rarest beyond share one `col[(other)]`.
     """
 
     data: Any = None  # a file, a folder of shards or a glob; or a table in memory
@@ -152,10 +175,20 @@ class TrainConfig:
     progress: bool = False
     alpha: float = ALPHA  # the inference's confidence intervals are at level 1 - alpha
     weight: str | None = WEIGHT  # a column of row weights (weighted least squares)
+    categorical: tuple[str, ...] = ()  # integer columns encoded as categories
+    missing: str = MISSING  # what a missing value does: error, drop, mean or median
+    missing_indicator: bool = False  # mean/median: a col[(missing)] column per gappy feature
+    na_values: tuple[str, ...] = NA_VALUES  # texts that count as missing, besides blanks
+    max_levels: int = MAX_LEVELS  # levels kept per categorical column; the rest: (other)
 
     def hyperparameters(self) -> dict[str, Any]:
         """The solver's settings after defaults are filled in (validated)."""
         _check(PARAMETERS, {name: getattr(self, name) for name in PARAMETERS})
+        if self.missing_indicator and self.missing not in ("mean", "median"):
+            raise UsageError(
+                "--missing-indicator marks imputed values; it needs --missing mean or "
+                f"--missing median, not --missing {self.missing}."
+            )
         given = {name: getattr(self, name) for name in ITERATIVE_PARAMETERS}
         if self.solver == "exact":
             _refuse_iterative_settings(given, self.resume)

@@ -48,6 +48,8 @@ REFINE_SMALL_VALUES = 1_000_000
 # Singular values of the scaled data below this fraction of the largest are noise:
 # the columns are collinear and the least-squares solution is not unique.
 RANK_RTOL = 1e-12
+# Columns a collinearity message names (a categorical column's dummies can be hundreds).
+SHOWN_COLUMNS = 8
 _EPS = float(np.finfo(np.float64).eps)
 
 SumsCombiner = Callable[[list[refine.Sums]], list[refine.Sums]]
@@ -196,7 +198,9 @@ def raise_collinear(
 
     problem = _scaled(moments, d, feature_names, intercept, l2)
     _, vectors = torch.linalg.eigh(problem.gram)
-    raise collinear_error(vectors[:, 0], problem.scale, problem.unit[:d], feature_names)
+    raise collinear_error(
+        vectors[:, 0], problem.scale, problem.unit[:d], feature_names, _intercept_centre(problem)
+    )
 
 
 def _condition_number(gram: torch.Tensor) -> float:
@@ -261,7 +265,7 @@ def _qr_factor(
     r_xx, r_xy = r[:d, :d], r[:d, d:]
     _, singular, vh = torch.linalg.svd(r_xx)
     if float(singular[-1]) <= RANK_RTOL * float(singular[0]):
-        raise collinear_error(vh[-1], scale, unit[:d], feature_names)
+        raise collinear_error(vh[-1], scale, unit[:d], feature_names, _intercept_centre(problem))
     condition = float(singular[0] / singular[-1]) ** 2
     return r_xx, r_xy, condition
 
@@ -327,25 +331,58 @@ def flat_column_error(name: str, intercept: bool) -> CollinearityError:
     )
 
 
+def _intercept_centre(problem: _Scaled) -> np.ndarray | None:
+    """The features' raw means when the intercept is fitted (it may take part in a relation)."""
+    return problem.centre[: problem.d].cpu().numpy() if problem.intercept else None
+
+
 def collinear_error(
-    direction: torch.Tensor, scale: torch.Tensor, unit: torch.Tensor, feature_names: Sequence[str]
+    direction: torch.Tensor,
+    scale: torch.Tensor,
+    unit: torch.Tensor,
+    feature_names: Sequence[str],
+    centre: np.ndarray | None = None,
 ) -> CollinearityError:
     """Name the columns in the null direction and the linear relation between them.
 
-    `direction` is in scaled units: column i's raw scale is scale[i] * unit[i].
+    `direction` is in scaled units: column i's raw scale is scale[i] * unit[i]. `centre`:
+    the features' raw means when the model has an intercept; the relation's constant
+    then names the intercept, which takes part (two categorical columns' dummies that
+    add up to 1, say). Past SHOWN_COLUMNS columns, the largest parts are named.
     """
     v = direction.cpu().numpy()
-    s, u = scale.cpu().numpy(), unit.cpu().numpy()
+    ratio = scale.cpu().numpy() * unit.cpu().numpy()  # column i's raw scale
     involved = [i for i in np.argsort(-np.abs(v)) if abs(v[i]) >= 0.01 * np.abs(v).max()]
-    k = involved[0]
-    terms = []
-    for i in sorted(involved[1:]):
-        coefficient = -(v[i] / v[k]) * (s[k] / s[i]) * (u[k] / u[i])
-        sign = "-" if coefficient < 0 else "+"
-        terms.append(f"{sign} {abs(coefficient):.4g}*{feature_names[i]}")
+    k, others = involved[0], involved[1:]
+    coefficients = {i: -(v[i] / v[k]) * (ratio[k] / ratio[i]) for i in others}
+    constant = size = 0.0
+    if centre is not None:  # x_k = constant + sum(c_i x_i): the constant at the means
+        constant = float(centre[k]) - sum(c * float(centre[i]) for i, c in coefficients.items())
+        size = abs(float(centre[k])) + sum(
+            abs(c * float(centre[i])) for i, c in coefficients.items()
+        )
+    # A constant past rounding's reach: the intercept is part of the relation.
+    with_intercept = abs(constant) > 1e-9 * max(size, 1e-300)
+    shown = sorted(others[: SHOWN_COLUMNS - 1])
+    terms = [
+        f"{'-' if coefficients[i] < 0 else '+'} {abs(coefficients[i]):.4g}*{feature_names[i]}"
+        for i in shown
+    ]
+    if len(others) > len(shown):
+        terms.append(f"+ ... ({len(others) - len(shown)} more terms)")
+    names = ", ".join(repr(feature_names[i]) for i in sorted([k, *shown]))
+    if len(involved) > SHOWN_COLUMNS:  # a many-level column's dummies: the largest parts
+        names += f" and {len(involved) - SHOWN_COLUMNS} more"
+    remedy = "Leave one of them out with --features, or add a ridge penalty (--l2)."
+    if with_intercept:
+        terms.insert(0, f"{'-' if constant < 0 else '+'} {abs(constant):.4g}")
+        names += " and the intercept"
+        remedy = (
+            "Leave one of the features out with --features, fit without an intercept "
+            "(--no-intercept), or add a ridge penalty (--l2)."
+        )
     relation = f"{feature_names[k]} ≈ " + " ".join(terms).removeprefix("+ ")
-    names = ", ".join(repr(feature_names[i]) for i in sorted(involved))
     return CollinearityError(
         f"features {names} are collinear ({relation}), so the least-squares weights are not "
-        "unique. Leave one of them out with --features, or add a ridge penalty (--l2)."
+        f"unique. {remedy}"
     )

@@ -22,7 +22,10 @@ from toolkit.training.model import ModelSpec
 from toolkit.training.spill import RowSpill
 
 if TYPE_CHECKING:
+    from toolkit.io.planned import Dropped
     from toolkit.training.config import TrainConfig
+    from toolkit.training.distributed import Group
+    from toolkit.training.rows import Rows
 
 PlainMoments = dict[str, Any]  # exact.Moments.to_plain(): numpy arrays and the count
 
@@ -39,6 +42,7 @@ class PassSummary:
     target_max: np.ndarray | None
     first_target: np.ndarray | None  # the targets of the first training row: metrics' shift
     first_val_target: np.ndarray | None
+    dropped: Dropped | None = None  # --missing drop: the rows dropped, and their gaps
 
 
 def read_pass(
@@ -67,7 +71,7 @@ def read_pass(
     threads = torch.get_num_threads()
     torch.set_num_threads(threads if source.in_memory else max(1, threads // 2))
     try:
-        return consume(
+        summary = consume(
             blocks,
             len(source.feature_names),
             fraction,
@@ -77,6 +81,8 @@ def read_pass(
             val_spill,
             weighted=source.weight_name is not None,
         )
+        summary.dropped = source.dropped if source.planned else None
+        return summary
     finally:
         torch.set_num_threads(threads)
         close = getattr(blocks, "close", None)
@@ -184,4 +190,34 @@ def check_some_weight(name: str, weight: str | None, moments: Any) -> None:
         raise DataError(
             f"{name}: every training row has weight 0 in column {weight!r}; expected at "
             "least one row with a weight > 0. Check the --weight column."
+        )
+
+
+def check_dtype_range(
+    spec: ModelSpec, moments: list[Any], rows: list[Rows | None], group: Group
+) -> None:
+    """Refuse data that a model of `spec.dtype` cannot take in or give back (float32: 3.4e38).
+
+    The moments bound each column's magnitude from above; only when that bound is past
+    the dtype's range are the rows read again for the exact largest value.
+    """
+    if spec.dtype == "float64":
+        return
+    largest = float(np.finfo(spec.dtype).max)
+    bounds = [part.peak.cpu().numpy() for part in moments if part is not None]
+    if not bounds or (np.max(bounds, axis=0) <= largest).all():
+        return
+    local = np.zeros(len(bounds[0]))
+    for part in rows:
+        for block in part.blocks() if part is not None else ():
+            cells = np.abs(block[:, : len(local)])  # not the weight column
+            local = np.maximum(local, cells.max(axis=0, initial=0.0))
+    extreme = np.max(group.gather(local), axis=0)
+    beyond = np.flatnonzero(extreme > largest)
+    if len(beyond):
+        j = int(beyond[0])
+        names = list(spec.feature_names) + list(spec.target_names)
+        raise DataError(
+            f"column {names[j]!r} holds {float(extreme[j]):.6g}, beyond the range of a "
+            f"{spec.dtype} model (about {largest:.3g}); train with --dtype float64."
         )

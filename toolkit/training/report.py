@@ -23,6 +23,8 @@ from toolkit.training.model import ModelSpec, build_model, equations
 from toolkit.training.rows import Split, combine_r, combine_sums, group_metric_sums
 
 if TYPE_CHECKING:
+    from toolkit.columns import TablePlan
+    from toolkit.io.planned import Dropped
     from toolkit.training.distributed import Group
 
 # A float32 model whose training R^2 trails the float64 solution's by more than this gets
@@ -31,6 +33,8 @@ ROUNDING_COST_R2 = 1e-6
 # The iterative solvers' promise (README, tests/training/test_convergence.py): their
 # training R^2 ends within this of the exact fit's; further is a warning.
 OPTIMALITY_TOLERANCE_R2 = 1e-5
+# Plain numeric columns a table model's summary names before "and N more".
+SUMMARY_COLUMNS = 10
 
 
 @dataclass
@@ -55,6 +59,7 @@ class TrainResult:
     rank: int = 0  # this process's rank under torchrun; only rank 0 prints and writes
     inference: dict[str, Any] | None = None  # toolkit.training.inference; None: not computed
     moments: exact.Moments | None = None  # of the training rows: partial_fit goes on from them
+    table: TablePlan | None = None  # how raw columns became the features (None: numeric)
 
     def __post_init__(self) -> None:
         # An iterative run's details arrive with its losses; the checkpoint keeps them apart.
@@ -83,6 +88,8 @@ def to_json(result: TrainResult) -> dict[str, Any]:
         "seconds": result.seconds,
         "inference": result.inference,
     }
+    if result.table is not None:
+        payload["table"] = result.table.to_dict()
     if result.solver != "exact":
         payload["optimality_gap"] = result.optimality_gap
     return _strict(payload)
@@ -97,6 +104,7 @@ def to_text(result: TrainResult) -> str:
         f"({result.device}, {result.spec.dtype}) in {result.seconds:.2f} s",
         "",
     ]
+    lines += table_summary(result.table)
     lines += ["  " + line for line in equations(result.spec, result.weight, result.bias)]
     lines += ["", f"  {'':7}{'MSE':>12}{'RMSE':>12}{'MAE':>12}{'R^2':>12}"]
     for split in ("train", "val"):
@@ -133,6 +141,43 @@ def to_text(result: TrainResult) -> str:
         lines += ["", *table_lines(result.inference), ""]
     lines.append(f"  checkpoint: {result.checkpoint}")
     return "\n".join(lines)
+
+
+def table_summary(plan: TablePlan | None) -> list[str]:
+    """The raw columns of a table model: each encoded one on a line (kind, levels, fill),
+    the plain numeric ones together (none: [])."""
+    if plan is None:
+        return []
+    lines = [f"  raw columns ({len(plan.columns)}, --missing {plan.missing}):"]
+    plain = [c.name for c in plan.columns if c.kind == "numeric" and c.fill is None]
+    if plain:
+        shown = ", ".join(plain[:SUMMARY_COLUMNS])
+        more = f" and {len(plain) - SUMMARY_COLUMNS} more" if len(plain) > SUMMARY_COLUMNS else ""
+        lines.append(f"    numeric as they are: {shown}{more}")
+    for column in plan.columns:
+        if column.name not in plain:
+            lines.append(f"    {column.name}: {_column_text(column)}")
+    return [*lines, ""]
+
+
+def _column_text(column: Any) -> str:
+    if column.kind == "categorical":
+        levels = len(column.levels) + len(column.other)
+        what = f"categorical {column.raw_type}, {levels} level{'s' if levels != 1 else ''}"
+        what += f", reference {column.levels[0]!r}"
+        if column.other:
+            what += f", {len(column.other)} folded into (other)"
+    else:
+        what = f"numeric {column.raw_type}"
+    if column.missing_count:
+        what += f", {column.missing_count:,} missing"
+    if isinstance(column.fill, str):
+        what += f" filled with {column.fill!r}"
+    elif column.fill is not None:
+        what += f" filled with {column.fill:.6g}"
+    if column.indicator:
+        what += ", indicator column"
+    return what
 
 
 def _cell(value: float | None) -> str:
@@ -227,6 +272,22 @@ def far_from_optimum(gap: dict[str, Any] | None, notes: list[str]) -> list[str]:
     ]
 
 
+def data_info(
+    name: str, sha256: str, split: Split, processes: int, dropped: Dropped | None
+) -> dict[str, Any]:
+    """The checkpoint's and --json's `data`: what was trained on."""
+    return {
+        "source": name,
+        "sha256": sha256,
+        "rows": split.n_train + split.n_val,
+        "train_rows": split.n_train,
+        "val_rows": split.n_val,
+        "val_fraction": split.fraction,
+        "processes": processes,
+        **({"dropped": {"rows": dropped.rows, "cells": dropped.cells}} if dropped else {}),
+    }
+
+
 def checkpoint_payload(result: TrainResult, seed: int, sample: np.ndarray) -> dict[str, Any]:
     """The checkpoint of a finished run: the model, how it was trained, on what, how well."""
     import platform
@@ -256,6 +317,7 @@ def checkpoint_payload(result: TrainResult, seed: int, sample: np.ndarray) -> di
         "optimality_gap": result.optimality_gap,
         "history": result.history,
         "inference": result.inference,
+        **({"table": result.table.to_dict()} if result.table is not None else {}),
         "parity_sample": torch.from_numpy(sample_array),
         "versions": {
             "toolkit": toolkit.__version__,

@@ -25,8 +25,10 @@ from toolkit.training import checkpoint
 from toolkit.training.model import ModelSpec
 
 if TYPE_CHECKING:
+    from toolkit.columns import TablePlan
     from toolkit.training.config import TrainConfig
     from toolkit.training.distributed import Group
+    from toolkit.training.tables import Prepared
 
 # How often an iterative run writes its resume state, besides on interruption.
 SAVE_EVERY_SECONDS = 30.0
@@ -40,8 +42,16 @@ def fingerprint(
     device: Any,
     val_fraction: float,
     processes: int,
+    table: Prepared | None = None,
 ) -> dict[str, Any]:
-    """What must match for `--resume` to continue the same run bit for bit."""
+    """What must match for `--resume` to continue the same run bit for bit.
+
+    A run on a raw table (`table.plan`) also keeps its options and plan, which `--resume`
+    reuses (`stored_table`) rather than scanning the data again.
+    """
+    from toolkit.training.tables import option_values
+
+    plan = table.plan if table is not None else None
     return {
         "solver": config.solver,
         **{key: hyper[key] for key in sorted(hyper)},
@@ -57,6 +67,11 @@ def fingerprint(
         "processes": processes,
         # Only weighted runs name their weight column: unweighted states stay as they were.
         **({"weight": config.weight} if config.weight is not None else {}),
+        **(
+            {"table": {"options": option_values(config), "plan": plan.to_dict()}}
+            if plan is not None
+            else {}
+        ),
     }
 
 
@@ -102,12 +117,38 @@ def load(path: Path, run_fingerprint: dict[str, Any]) -> dict[str, Any]:
 
 
 def differences(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
-    """Each setting of `now` that the saved fingerprint does not share, saved vs now."""
+    """Each setting of `now` that the saved fingerprint does not share, saved vs now (a
+    setting only one of them has counts too: a weight column, a table)."""
+    keys = [*now, *(key for key in saved if key not in now)]
     return [
-        f"{key} {saved.get(key)!r} (saved) vs {value!r} (now)"
-        for key, value in now.items()
-        if saved.get(key) != value
+        f"{key} {_short(saved.get(key))} (saved) vs {_short(now.get(key))} (now)"
+        for key in keys
+        if saved.get(key) != now.get(key)
     ]
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def stored_table(config: TrainConfig, group: Group) -> TablePlan | None:
+    """The plan of the run `--resume` continues, checked against this run's table options
+    (None without --resume, or when that run read a plain numeric table)."""
+    from toolkit.training.tables import stored_plan
+
+    if not config.resume or config.solver == "exact":
+        return None
+    path = checkpoint.resume_path(config.out)
+
+    def read() -> TablePlan | None:
+        if not group.is_main or not path.exists():
+            return None  # no state: the run's own check says so, after the data pass
+        saved = checkpoint.load(path, expected_format=checkpoint.RESUME_FORMAT)
+        return stored_plan(saved["fingerprint"].get("table"), config, str(path))
+
+    mine = group.agree(read)
+    return group.gather(mine)[0]
 
 
 def agreed_state(group: Group, out: Path, run_fingerprint: dict[str, Any]) -> dict[str, Any]:

@@ -38,6 +38,25 @@ def validate(payload: dict[str, Any], name: str) -> None:
     _check_tensor(name, "parity_sample", sample, "float64", (None, d))
     if payload.get("inference") is not None:  # absent from files written before it
         _check_inference(payload["inference"], name, d + int(spec["intercept"]), t)
+    if "table" in payload:  # a model of a raw table (toolkit/columns.py); absent otherwise
+        _check_table(payload["table"], name, spec["feature_names"])
+
+
+def _check_table(table: Any, name: str, feature_names: list[str]) -> None:
+    """The table plan must read back and encode to exactly the model's features."""
+    from toolkit.columns import TablePlan
+
+    try:
+        plan = TablePlan.from_dict(table)
+    except ValueError as error:
+        _fail(name, "table", "a table plan", f"one that is not ({error})")
+    if plan.encoded_names != feature_names:
+        _fail(
+            name,
+            "table",
+            "a plan encoding to spec.feature_names",
+            f"one encoding to {_describe(plan.encoded_names)}",
+        )
 
 
 def _check_inference(inference: Any, name: str, k: int, t: int) -> None:

@@ -27,7 +27,7 @@ import numpy as np
 from toolkit.defaults import VAL_FRACTION
 from toolkit.errors import DataError, TrainingError, TrainingInterrupted
 from toolkit.io import DataSource
-from toolkit.training import checkpoint, exact, inference, resume
+from toolkit.training import checkpoint, exact, inference, resume, tables
 from toolkit.training.config import TrainConfig
 from toolkit.training.early import EarlyRead
 from toolkit.training.early import start as start_reading
@@ -36,6 +36,7 @@ from toolkit.training.metrics import MetricSums, summarize
 from toolkit.training.model import ModelSpec, round_to_dtype
 from toolkit.training.readpass import (
     PassSummary,
+    check_dtype_range,
     check_enough_rows,
     check_some_weight,
     constant_target_warnings,
@@ -45,6 +46,7 @@ from toolkit.training.readpass import (
 from toolkit.training.report import (
     TrainResult,
     checkpoint_payload,
+    data_info,
     far_from_optimum,
     optimality_gap,
     rounding_cost,
@@ -117,6 +119,7 @@ class _Job:
     group: Group
     notes: list[str]  # shown after the run ("warning: ..." ones even with --quiet)
     fit: exact.ExactFit | None = None  # the exact solve, whose factor the inference reuses
+    table: tables.Prepared | None = None  # the raw table's plan (None: a numeric table)
 
 
 def _train(
@@ -129,16 +132,37 @@ def _train(
 ) -> TrainResult:
     source = early.opened(config, group)
     inference.prefetch()  # scipy's import overlaps the data pass
+    stored = resume.stored_table(config, group)
+    source, prepared = tables.prepare(config, source, group, stored, early.plain)
     spec = ModelSpec(
         tuple(source.feature_names), tuple(source.target_names), config.intercept, config.dtype
     )
-    job = _Job(config, hyper, spec, device, group, list(source.notes))
+    job = _Job(config, hyper, spec, device, group, [*source.notes, *prepared.notes])
+    job.table = prepared
+    try:
+        return _fit(job, source, on_epoch_end, early)
+    except DataError as error:  # a text column that looks numeric may be the cause: say so
+        hinted = tables.with_warnings(error, prepared)
+        if hinted is error:
+            raise
+        raise hinted from error
+
+
+def _fit(
+    job: _Job, source: DataSource, on_epoch_end: EpochCallback | None, early: EarlyRead
+) -> TrainResult:
+    """Steps 2 to 6 on the opened (and planned) data."""
+    config, group, spec, prepared = job.config, job.group, job.spec, job.table
+    assert prepared is not None
     with (
         spill_for(source, len(source.columns)) as train_spill,
         spill_for(source, len(source.columns)) as val_spill,
         ThreadPoolExecutor(max_workers=1) as pool,
     ):
         local, digest = _read(job, source, train_spill, val_spill, pool, early.take_blocks())
+        dropped = tables.dropped_rows([part.dropped for part in local])
+        if dropped is not None:
+            job.notes.append(dropped.note())
         split = _choose_split(job, source.name, local, train_spill, val_spill)
         job.notes.extend(constant_target_warnings(spec, local))
         sample = parity_sample(group, [train_spill, val_spill])
@@ -151,31 +175,23 @@ def _train(
         job.notes.extend(far_from_optimum(gap, job.notes))
         stats = inference.of_run(config, spec, split.moments, solved, sums, gap, job.fit)
 
-    data_info = {
-        "source": source.name,
-        "sha256": sha256,
-        "rows": split.n_train + split.n_val,
-        "train_rows": split.n_train,
-        "val_rows": split.n_val,
-        "val_fraction": split.fraction,
-        "processes": group.world,
-    }
     result = TrainResult(
         spec=spec,
         weight=weight,
         bias=bias,
         solver=config.solver,
-        device=str(device),
+        device=str(job.device),
         checkpoint=Path(config.out),
-        hyperparameters=hyper,
+        hyperparameters=job.hyper,
         metrics=metrics,
         details=details,
-        data=data_info,
+        data=data_info(source.name, sha256, split, group.world, dropped),
         optimality_gap=gap,
         notes=job.notes,
         moments=split.moments,
         rank=group.rank,
         inference=stats,
+        table=prepared.table,
     )
     _write(job, result, sample)
     return result
@@ -289,7 +305,7 @@ def _solve(
     config, spec, group = job.config, job.spec, job.group
     if config.solver != "exact":
         fingerprint = resume.fingerprint(
-            config, job.hyper, spec, sha256, job.device, split.fraction, group.world
+            config, job.hyper, spec, sha256, job.device, split.fraction, group.world, job.table
         )
         run = IterativeRun(config, job.hyper, spec, split, job.device, group)
         weight, bias, details = run.fit(fingerprint, on_epoch_end)
@@ -359,36 +375,6 @@ def _evaluate(
     if job.config.solver != "exact":
         gap = optimality_gap(group, split, spec, job.config.l2, metrics, job.notes)
     return metrics, gap, train_sums[-1]
-
-
-def check_dtype_range(
-    spec: ModelSpec, moments: list[Any], rows: list[Rows | None], group: Group
-) -> None:
-    """Refuse data that a model of `spec.dtype` cannot take in or give back (float32: 3.4e38).
-
-    The moments bound each column's magnitude from above; only when that bound is past
-    the dtype's range are the rows read again for the exact largest value.
-    """
-    if spec.dtype == "float64":
-        return
-    largest = float(np.finfo(spec.dtype).max)
-    bounds = [part.peak.cpu().numpy() for part in moments if part is not None]
-    if not bounds or (np.max(bounds, axis=0) <= largest).all():
-        return
-    local = np.zeros(len(bounds[0]))
-    for part in rows:
-        for block in part.blocks() if part is not None else ():
-            cells = np.abs(block[:, : len(local)])  # not the weight column
-            local = np.maximum(local, cells.max(axis=0, initial=0.0))
-    extreme = np.max(group.gather(local), axis=0)
-    beyond = np.flatnonzero(extreme > largest)
-    if len(beyond):
-        j = int(beyond[0])
-        names = list(spec.feature_names) + list(spec.target_names)
-        raise DataError(
-            f"column {names[j]!r} holds {float(extreme[j]):.6g}, beyond the range of a "
-            f"{spec.dtype} model (about {largest:.3g}); train with --dtype float64."
-        )
 
 
 def _write(job: _Job, result: TrainResult, sample: np.ndarray) -> None:
