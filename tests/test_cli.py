@@ -73,9 +73,8 @@ def test_failures_print_error_without_traceback_in_a_real_process(tmp_path):
         timeout=120,
     )
     assert result.returncode == 1
-    assert result.stderr.strip() == (
-        f"Error: {bad}, column 'y': is a target and has type string; expected numbers (a "
-        "regression target is numeric; text targets are not supported)."
+    assert (
+        result.stderr.strip() == f"Error: {bad}, row 3, column 'y': expected a number, got 'six'."
     )
     assert result.stdout == ""
 

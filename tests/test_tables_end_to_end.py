@@ -17,14 +17,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import statsmodels.api as sm
+import statsmodels.formula.api as smf
 from click.testing import CliRunner
 
-pytest.importorskip("toolkit.training.tables", reason="needs training on raw tables")
-sm = pytest.importorskip("statsmodels.api")
-smf = pytest.importorskip("statsmodels.formula.api")
-
-from toolkit.cli import cli  # noqa: E402
-from toolkit.runtime import Predictor, UnknownLevelWarning  # noqa: E402
+from toolkit.cli import cli
+from toolkit.runtime import Predictor, UnknownLevelWarning
 
 
 @pytest.fixture(scope="module")

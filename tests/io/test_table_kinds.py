@@ -93,6 +93,10 @@ def test_csv_kinds_are_inferred_from_the_first_block(write_csv):
     # Tokens are missing already when the types are inferred: "NA" keeps `n` numeric.
     path = write_csv("na.csv", "n,y\nNA,1\n2.5,2\n")
     assert open_source(path, ["y"], options=named_na()).kinds(named_na())[0].kind == "numeric"
+    # Without the token, a column of mostly numbers is still numbers: "NA" is a bad cell,
+    # refused with its row, not the start of a category.
+    assert open_source(path, ["y"], options=options).kinds(options)[0].kind == "numeric"
+    path = write_csv("codes.csv", "n,y\nA1,1\nB2,2\n7,3\n")
     assert open_source(path, ["y"], options=options).kinds(options)[0].kind == "categorical"
 
 
@@ -123,9 +127,10 @@ def test_unreadable_types_and_text_targets_are_refused(tmp_path, write_csv):
     table = pa.table({"when": [datetime.date(2020, 1, 1)], "y": [1.0]})
     with pytest.raises(DataError, match=r"column 'when': has type date32\[day\]; toolkit reads"):
         open_source(table, ["y"], options=TableOptions())
-    path = write_csv("t.csv", "x,y\n1,a\n2,b\n")
-    with pytest.raises(DataError, match=r"column 'y': is a target and has type string; expected"):
-        open_source(path, ["y"], options=TableOptions())
+    path = write_csv("t.csv", "x,y\n1,a\n2,b\n")  # CSV: the reader names the row
+    source = open_source(path, ["y"], options=TableOptions())
+    with pytest.raises(DataError, match=r"row 2, column 'y': expected a number, got 'a'"):
+        list(source.blocks())
     table = pa.table({"x": [1.0], "w": ["a"], "y": [1.0]})
     with pytest.raises(DataError, match=r"column 'w': has type string; expected a numeric"):
         open_source(table, ["y"], weight="w", options=TableOptions())

@@ -27,7 +27,7 @@ from toolkit.serve.settings import ServeSettings
 ANSWERS = [
     {"predictions": {"y": [-3.265432834625244]}, "rows": 1},
     {"predictions": {"u": [1.0, 2.5e-300], "v": [1e300, -0.0]}, "rows": 2},
-    {"predictions": {"é \"quoted\"": [0.1, 0.2, 0.30000000000000004]}, "rows": 3},
+    {"predictions": {'é "quoted"': [0.1, 0.2, 0.30000000000000004]}, "rows": 3},
     {"predictions": {"y": np.random.default_rng(0).random(1000).tolist()}, "rows": 1000},
 ]
 

@@ -297,13 +297,6 @@ def test_folded_levels_share_the_other_column(run, grunfeld_csv):
     assert len(plan.columns[1].other) == 8
 
 
-@pytest.mark.xfail(
-    reason="tables-io reads a --categorical column of a CSV file as text, so integer levels "
-    "sort as texts ('10' before '2') and the reference is '10', not 2 as statsmodels' C(size) "
-    "and toolkit/columns.py (integers by value) have it; a Parquet file of the same data "
-    "sorts by value. For the io tier to fix (raw_type 'int' when every cell is an integer).",
-    strict=False,
-)
 def test_integer_levels_of_a_csv_sort_by_value_as_statsmodels(run, tmp_path):
     rng = np.random.default_rng(1)
     frame = pd.DataFrame({"size": rng.integers(2, 13, 300), "x": rng.normal(size=300)})
@@ -329,22 +322,19 @@ def test_weighted_categorical_fit_matches_statsmodels_wls(run, grunfeld, tmp_pat
     assert_matches_statsmodels(report, fitted)
 
 
-def test_a_numeric_column_with_a_typo_is_categorical_with_a_warning(run, write_csv):
-    rows = [f"{i},{i * i % 13 if i != 4 else 'abc'},{2 * i + 1}" for i in range(1, 7)]
+def test_a_numeric_column_with_a_typo_is_refused_at_the_typo(run, write_csv):
+    # Mostly numbers and one text: a typo, not categories (guessing categories would fit
+    # 5 dummies on the numbers' values): refused naming the cell, with the way to say it is
+    # categorical after all.
+    rows = [f"{i},{i * i % 13 if i != 4 else 'abc'},{2 * i + 1}" for i in range(1, 40)]
     path = write_csv("typo.csv", "x1,x2,y\n" + "\n".join(rows) + "\n")
     result = run("train", "--data", str(path), "-q")
-    # x2's 5 dummies and x1 leave the 6 rows too few: the error says why x2 has dummies.
     assert result.exit_code == 1, result.output
     message = " ".join(result.output.split())
-    assert "6 training rows cannot determine 7 parameters" in message
-    assert "Note: column 'x2' is encoded as categorical because some of its values are not " in (
-        message
-    )
-    assert "(such as 'abc'), though 5 of its 6 distinct values are" in message
-    many = path.read_text() + "".join(f"{i},{i % 3},{i}\n" for i in range(7, 40))
-    path.write_text(many)
-    report = train_json(run, "--data", str(path), "--val-fraction", "0")
-    assert any("'x2' is encoded as categorical" in note for note in report["notes"])
+    assert f"Error: {path}, row 5, column 'x2': expected a number, got 'abc'." in message
+    assert "If 'x2' holds categories, name it with --categorical x2" in message
+    report = train_json(run, "--data", str(path), "--categorical", "x2", "--val-fraction", "0")
+    assert "x2[abc]" in report["features"]
 
 
 def test_a_level_held_out_by_the_split_is_explained(run, write_csv):

@@ -314,6 +314,13 @@ def _explain(
     return DataError(f"{shard.name}: cannot be read as CSV ({message.strip()}).")
 
 
+def hint_categorical(error: DataError, features: Sequence[str]) -> DataError | None:
+    """`error` with the --categorical hint when it refuses a text cell of one of
+    `features` (read as numbers because the start of the file held numbers); else None."""
+    column = next((c for c in features if f"column {c!r}: expected a number" in str(error)), "")
+    return _hinted(error, column, features) if column else None
+
+
 def _hinted(error: DataError, column: str, categorical: Sequence[str]) -> DataError:
     """`error` about a cell of `column` that is not a number, with the hint to read the
     column as categories when it may be one."""

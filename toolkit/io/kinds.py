@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from toolkit.io.shards import Shard
     from toolkit.io.tables_plan import TableOptions
 
+# A cell that reads as a number (what pyarrow's float parser accepts, give or take spaces).
+NUMBER_TEXT = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$|^\s*[-+]?(inf|nan)\s*$"
+
 
 @dataclass(frozen=True)
 class ColumnKind:
@@ -121,7 +124,8 @@ def feature_kinds(
     for where, schema, csv in schemas:
         found = [arrow_kind(c, schema.field(c).type, options, where, csv) for c in names]
         for column in others:
-            _check_numeric_target(column, schema.field(column).type, where, source)
+            if not csv:  # CSV: read as numbers, a text cell is refused with its row
+                _check_numeric_target(column, schema.field(column).type, where, source)
         if kinds is None:
             kinds, first_csv = found, csv
             continue
@@ -153,7 +157,12 @@ def _check_numeric_target(column: str, arrow_type: Any, where: str, source: Any)
 
 def csv_schema(shard: Shard, names: Sequence[str], na_values: Sequence[str]) -> pa.Schema:
     """The types pyarrow infers for `names` from the first block of a CSV shard (blank
-    cells and the `na_values` tokens read as nulls; a column of nulls only has type null)."""
+    cells and the `na_values` tokens read as nulls; a column of nulls only has type null).
+
+    Where the first block cannot be parsed, or a text column holds mostly numbers (a stray
+    typo, not categories), the column is taken as numeric: the reader then refuses the bad
+    cell naming its row, column and value, with the hint to use --categorical.
+    """
     import pyarrow as pa
     import pyarrow.csv as pa_csv
 
@@ -172,10 +181,25 @@ def csv_schema(shard: Shard, names: Sequence[str], na_values: Sequence[str]) -> 
             shard.path, read_options=read_options, convert_options=inferred
         ) as reader:
             schema = reader.schema
-    except pa.ArrowException as error:
-        message = str(error).strip()
-        raise DataError(f"{shard.name}: cannot be read as CSV ({message}).") from error
-    return pa.schema([(name, field.type) for name, field in zip(names, schema, strict=True)])
+            first = next(iter(reader), None)
+    except pa.ArrowException:  # a malformed row: the reader names it
+        return pa.schema([(name, pa.float64()) for name in names])
+    types = [_numbers_as_such(first, field) for field in schema]
+    return pa.schema([(name, kind) for name, kind in zip(names, types, strict=True)])
+
+
+def _numbers_as_such(first: pa.RecordBatch | None, field: pa.Field) -> pa.DataType:
+    """`field`'s type, or float64 for a text column whose cells are mostly numbers."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pa.types.is_binary(field.type):  # a cell that is not UTF-8: the reader names it
+        return pa.float64()
+    if first is None or not is_text(field.type):
+        return field.type
+    values = first.column(field.name).drop_null()
+    numbers = pc.sum(pc.match_substring_regex(values, NUMBER_TEXT)).as_py() or 0
+    return pa.float64() if len(values) and numbers * 2 >= len(values) else field.type
 
 
 def file_schemas(

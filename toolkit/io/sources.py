@@ -26,6 +26,7 @@ import numpy as np
 from toolkit.defaults import CHUNK_ROWS, DEFAULT_TARGET
 from toolkit.errors import DataError, UsageError
 from toolkit.io.blocks import PREFETCH_BLOCKS, Prefetch, check_weights
+from toolkit.io.csv import hint_categorical
 from toolkit.io.formats import FORMATS, open_shard
 from toolkit.io.names import csv_header_hint, listed, numeric_header
 from toolkit.io.reader import read_piece
@@ -218,6 +219,11 @@ class DataSource:
                     shard = piece.shard
                     no_rows = FORMATS[shard.format].no_rows(shard, columns)
                     raise DataError(f"{shard.name}: {no_rows}")
+        except DataError as error:
+            hinted = hint_categorical(error, self.feature_names)
+            if hinted is None:
+                raise
+            raise hinted from error
         finally:
             if bar is not None:
                 bar.close()

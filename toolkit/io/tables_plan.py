@@ -10,6 +10,7 @@ was decided.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,8 @@ from toolkit import defaults
 from toolkit.columns import CATEGORICAL, OTHER, ColumnPlan, TablePlan, level_order
 from toolkit.errors import DataError, UsageError
 from toolkit.io.scanner import ColumnStats, ScanStats
+
+_INTEGER = re.compile(r"-?(0|[1-9][0-9]*)")
 
 
 @dataclass(frozen=True)
@@ -143,7 +146,8 @@ def _column_plan(stats: ColumnStats, options: TableOptions, notes: list[str]) ->
             f"column {stats.name!r}: every value is missing; a categorical column needs at "
             "least one level. Leave it out with --features."
         )
-    ordered = level_order(stats.raw_type, stats.levels)
+    raw_type = _integer_texts(stats, options)
+    ordered = level_order(raw_type, stats.levels)
     rank = {level: position for position, level in enumerate(ordered)}
     by_count = sorted(ordered, key=lambda level: (-stats.levels[level], rank[level]))
     if len(ordered) > options.max_levels:
@@ -165,8 +169,18 @@ def _column_plan(stats: ColumnStats, options: TableOptions, notes: list[str]) ->
     if fill is not None and stats.missing:
         notes.append(_fill_note(stats, "most frequent level", fill))
     return ColumnPlan(
-        stats.name, CATEGORICAL, stats.raw_type, kept, other, fill, indicator, stats.missing
+        stats.name, CATEGORICAL, raw_type, kept, other, fill, indicator, stats.missing
     )
+
+
+def _integer_texts(stats: ColumnStats, options: TableOptions) -> str:
+    """The raw type of a categorical column: "int" for a --categorical CSV column whose
+    every level is an integer written plainly ("7", "-12"; not "007"), so that its levels
+    sort by value as statsmodels' C(year) sorts them; else the type the scan saw."""
+    if stats.raw_type != "string" or stats.name not in options.categorical:
+        return stats.raw_type
+    plain = all(_INTEGER.fullmatch(level) for level in stats.levels)
+    return "int" if plain else stats.raw_type
 
 
 def _fill_note(stats: ColumnStats, what: str, fill: float | str) -> str:

@@ -62,7 +62,6 @@ NON_FINITE_PROPAGATING = frozenset({"Gemm", "MatMul", "Add", "Sub", "Mul", "Iden
 warnings.filterwarnings("ignore", "overflow encountered in cast", RuntimeWarning, __name__)
 
 
-
 class Predictor:
     """Load an ONNX regressor once; call `predict` from any number of threads.
 

@@ -22,6 +22,7 @@ from toolkit.runtime import explain, graph, onnxfile
 
 FLOAT_TYPES = {"tensor(float)": np.dtype(np.float32), "tensor(double)": np.dtype(np.float64)}
 
+
 def open_session(
     path: Path, options: Any, providers: list[str]
 ) -> tuple[Any, onnxfile.ModelFile, tuple[Any, tuple[str, ...]] | None]:

@@ -209,9 +209,7 @@ def _as_array(values: Any, dtype: Any) -> Any:
         return np.asarray(values, dtype=np.float64)
 
 
-def features(
-    payload: Any, body: bytes, max_rows: int, dtype: Any = np.float64
-) -> tuple[Any, int]:
+def features(payload: Any, body: bytes, max_rows: int, dtype: Any = np.float64) -> tuple[Any, int]:
     """The input for Predictor.predict and its row count, or a 422 saying what is wrong.
 
     Plain numbers become arrays in `dtype` (pass the model's); others stay lists.
