@@ -78,9 +78,9 @@ def test_parquet_bool_int_and_dictionary_columns_are_level_texts(tmp_path):
         result.output
     )
     pq.write_table(pa.table({"year": years, "x": [1.0, 2.0, 3.0, 4.0, 5.0]}), source)
-    with pytest.warns(UserWarning, match="1 unknown level in 1 of 5 rows"):
-        result = invoke("predict", str(model), "--input", str(source))
+    result = invoke("predict", str(model), "--input", str(source))
     assert result.exit_code == 0, result.output
+    assert "warning: 1 unknown level in 1 row encoded as the reference level" in result.stderr
     frame = pd.DataFrame({"year": ["1935", None, "1940", "1937", "1999"], "x": range(1, 6)})
     expected = reference_predict(YEAR_PLAN, frame, *weights(YEAR_PLAN))
     np.testing.assert_allclose(_predicted(result.stdout).y, expected[:, 0], atol=1e-12)
@@ -196,3 +196,16 @@ def test_the_summary_counts_rows_not_columns(model, write_csv, tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert result.stderr.strip() == f"predicted 6 rows with CPUExecutionProvider -> {out}"
+
+
+def test_unknown_levels_under_reference_are_counted_once_not_warned_per_chunk(tmp_path):
+    path = write_exported(tmp_path / "ref.onnx", PLAN.with_unknown_level("reference"))
+    data = tmp_path / "unseen.csv"
+    data.write_text(CSV.replace("a,GM,", "a,Tesla,").replace("f,Chrysler,", "f,Rivian,"))
+    result = invoke("predict", str(path), "--input", str(data), "--chunk-rows", "2")
+    assert result.exit_code == 0, result.output
+    assert result.stderr.strip() == (
+        "warning: 2 unknown levels in 2 rows encoded as the reference level (the model was "
+        "exported with --unknown-level reference)."
+    )
+    assert len(_predicted(result.stdout)) == 6

@@ -299,6 +299,8 @@ def predict(
     summary = predict_file(
         predictor, source, destination, id_column, chunk_rows, as_json, hint, explain
     )
+    if summary.unknown_note() is not None:
+        click.echo(summary.unknown_note(), err=True)
     if destination != defaults.STDIO:
         rows = f"{summary.rows:,} row{'s' if summary.rows != 1 else ''}"
         click.echo(f"predicted {rows} with {summary.provider} -> {summary.output}", err=True)

@@ -44,6 +44,19 @@ class PredictSummary:
     output: str
     provider: str
     targets: list[str]
+    # A table model exported with --unknown-level reference: unknown levels met (cells, rows).
+    unknown_levels: tuple[int, int] = (0, 0)
+
+    def unknown_note(self) -> str | None:
+        """The warning a user sees when unknown levels were encoded as the reference."""
+        cells, rows = self.unknown_levels
+        if not cells:
+            return None
+        return (
+            f"warning: {cells:,} unknown level{'s' if cells > 1 else ''} in {rows:,} "
+            f"row{'s' if rows > 1 else ''} encoded as the reference level (the model was "
+            "exported with --unknown-level reference)."
+        )
 
 
 def predict_file(
@@ -72,7 +85,7 @@ def predict_file(
         raise UsageError(f"--output {destination!r} is a folder; expected a file path.")
     kind = output_format(destination, as_json)  # before any row is read
     text = [id_column] if id_column else []
-    rows = 0
+    rows, cells, unknown_rows = 0, 0, 0
     if predictor.table is not None:  # raw columns, typed by the model's plan
         reading = _table_input(predictor, source, text, chunk_rows, non_finite_hint)
     else:
@@ -84,15 +97,19 @@ def predict_file(
                 # Rows numbered from 0 within the batch; _in_file puts the file's row back.
                 if explain:
                     prediction = _explained(predictor, features)
-                else:
-                    prediction = predictor.predict(features, first_row=0)
+                else:  # counted here, said once at the end (not a warning per chunk)
+                    prediction, unknown = predictor.predict_counted(features, first_row=0)
+                    cells += int(unknown.sum())
+                    unknown_rows += int((unknown > 0).sum())
             except InputError as error:
                 raise _in_file(error, batch, non_finite_hint) from error
             writer.write(prediction, batch.column(id_column) if id_column else None)
             rows += len(prediction)
         writer.close()
     shown = "<stdout>" if destination == STDIO else destination
-    return PredictSummary(rows, shown, predictor.provider, list(predictor.target_names))
+    return PredictSummary(
+        rows, shown, predictor.provider, list(predictor.target_names), (cells, unknown_rows)
+    )
 
 
 @contextlib.contextmanager
