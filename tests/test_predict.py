@@ -158,7 +158,9 @@ def test_a_bad_csv_gets_the_same_words_from_training_and_predict(
     path = write_csv("bad.csv", content)
     training, predicting = _training_error(path), _predict_error(model, path)
     assert training.startswith(f"{path}, {message}"), training
-    assert predicting.split(";")[0] == training.split(";")[0]
+    # Training may add what only training can do (read the column with --categorical).
+    told = training.split(" If ", 1)[0]
+    assert predicting.split(";")[0] == told.split(";")[0]
 
 
 @pytest.mark.parametrize(("column", "message"), SAME_WORDING_PARQUET)
