@@ -160,6 +160,28 @@ def test_a_table_model_exports_its_plan(shops, tmp_path):
     assert payload["spec"]["feature_names"] == list(model.encoded_feature_names_)
 
 
+def test_a_table_model_exports_to_a_file_that_takes_raw_values(shops, tmp_path):
+    import warnings
+
+    from toolkit.runtime import Predictor, UnknownLevelWarning
+
+    frame = shops[["x", "city", "open"]]
+    model = LinearRegressor(dtype="float64", device="cpu").fit(frame, shops["y"])
+    result = model.export(tmp_path / "shops.onnx", unknown_level="reference")
+    predictor = Predictor(result.output)
+    assert predictor.table.unknown_level == "reference"
+    assert predictor.input_names == ["x", "city", "open"]
+    # The file and the estimator: the same model, summed in another order (float64 gate).
+    np.testing.assert_allclose(predictor.predict(frame)[:, 0], model.predict(frame), rtol=1e-12)
+    unseen = frame.head(2).assign(city=["Oslo", "Narvik"])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got = predictor.predict(unseen)[:, 0]
+    assert [w.category for w in caught] == [UnknownLevelWarning]
+    as_reference = unseen.assign(city=["Oslo", "Bergen"])  # Bergen: the reference level
+    np.testing.assert_allclose(got, model.predict(as_reference), rtol=1e-12)
+
+
 def test_sample_weight_on_a_table_equals_weighted_least_squares(shops):
     weights = np.linspace(0.5, 2.0, len(shops))
     X = shops[["x", "city"]]

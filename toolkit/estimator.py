@@ -330,6 +330,7 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
         rtol: float | None = None,
         validate: bool = True,
         providers: list[str] | None = None,
+        unknown_level: str | None = None,
     ) -> ExportResult:
         """Export the fitted model to ONNX through `toolkit.export`: the same graph checks,
         parity gate (PyTorch against ONNX Runtime on every provider) and model card as
@@ -347,22 +348,22 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
             Run the parity gate (False skips it; the model card records that).
         providers : list of str or None, default=None
             Execution providers the gate runs on (None: every available one).
+        unknown_level : {"error", "reference"} or None, default=None
+            Models fitted on categorical columns: an unseen level is refused or encoded as
+            the reference level (None: "error", as `toolkit export --unknown-level`).
 
-        Returns
-        -------
-        ExportResult
-            The file, its size, the parity report and the model card.
+        Returns an ExportResult: the file, its size, the parity report and the model card.
         """
         import toolkit.export
 
         check_is_fitted(self)
         with tempfile.TemporaryDirectory(prefix="toolkit-export-") as folder:
             checkpoint = self.save_checkpoint(Path(folder) / "model.pt")
-            return toolkit.export(checkpoint, path, opset, atol, rtol, validate, providers)
+            options = dict(atol=atol, rtol=rtol, validate=validate, providers=providers)
+            return toolkit.export(checkpoint, path, opset, unknown_level=unknown_level, **options)
 
     def save_checkpoint(self, path: str | Path) -> Path:
-        """Write the fitted model's checkpoint as `toolkit train --out` does (for `toolkit
-        export --checkpoint`, `toolkit info` and `toolkit report`)."""
+        """Write the fitted model's checkpoint as `toolkit train --out` does."""
         from toolkit.files import atomic_write
 
         check_is_fitted(self)
