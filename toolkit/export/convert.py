@@ -15,17 +15,23 @@ bit-for-bit weight check guard it as they guarded the exporter's output.
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from toolkit import card, coefficients, defaults
-from toolkit.errors import ExportError, OutputError, ParityError
+from toolkit.errors import ExportError
 from toolkit.export.arguments import check_arguments
-from toolkit.export.result import EXPORTER, INPUT_NAME, MIN_OPSET, OUTPUT_NAME, ExportResult
-from toolkit.files import atomic_write, cause_of
+from toolkit.export.result import (
+    EXPORTER,
+    INPUT_NAME,
+    MIN_OPSET,
+    OUTPUT_NAME,
+    ExportResult,
+    gated,
+)
+from toolkit.files import atomic_write
 
 if TYPE_CHECKING:
     import onnx
@@ -225,28 +231,16 @@ def _gate(
     plan: ExplainPlan | None,
 ) -> ParityReport:
     """The parity gate on `proto` as it will be written; ParityError if it fails."""
-    import onnx
-
     from toolkit.export import parity
 
     sample = payload["parity_sample"].numpy()
-    with tempfile.TemporaryDirectory() as folder:
-        candidate = Path(folder) / "candidate.onnx"
-        try:
-            onnx.save_model(proto, candidate)
-        except OSError as error:  # a full $TMPDIR, a file-size limit
-            raise OutputError(
-                f"cannot write the parity gate's copy of the model, {str(candidate)!r}: "
-                f"{cause_of(error)}; point TMPDIR at a folder with room. Nothing was written "
-                f"to {str(output)!r}.",
-                error,
-            ) from error
-        report = parity.check_parity(
+    return gated(
+        proto,
+        output,
+        lambda candidate: parity.check_parity(
             model, candidate, sample, *tolerances, INPUT_NAME, providers, plan
-        )
-    if not report.passed:
-        raise ParityError(report.breach_message(output))
-    return report
+        ),
+    )
 
 
 def _export_proto(model: torch.nn.Linear, opset: int) -> onnx.ModelProto:

@@ -1,10 +1,16 @@
-"""What an export produces: the graph's fixed names, and `ExportResult`, the report of one."""
+"""What an export produces: the graph's fixed names, `ExportResult` (the report of one), and
+`gated`, the parity gate run on the file as it will be written."""
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from toolkit.errors import OutputError, ParityError
+from toolkit.files import cause_of
 
 if TYPE_CHECKING:
     from toolkit.columns import TablePlan
@@ -65,3 +71,25 @@ class ExportResult:
         if self.parity is None:
             return status
         return f"{status}; {self.parity.passed_text()}"
+
+
+def gated(proto: Any, output: Path, check: Callable[[Path], ParityReport]) -> ParityReport:
+    """Run the parity gate `check` on `proto` saved as it will be written (a temporary
+    copy); ParityError naming `output` when it fails, OutputError when no copy fits."""
+    import onnx
+
+    with tempfile.TemporaryDirectory() as folder:
+        candidate = Path(folder) / "candidate.onnx"
+        try:
+            onnx.save_model(proto, candidate)
+        except OSError as error:  # a full $TMPDIR, a file-size limit
+            raise OutputError(
+                f"cannot write the parity gate's copy of the model, {str(candidate)!r}: "
+                f"{cause_of(error)}; point TMPDIR at a folder with room. Nothing was written "
+                f"to {str(output)!r}.",
+                error,
+            ) from error
+        report = check(candidate)
+    if not report.passed:
+        raise ParityError(report.breach_message(output))
+    return report

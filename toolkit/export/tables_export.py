@@ -9,16 +9,14 @@ the plan with the unknown-level policy (`--unknown-level`, decided here).
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from toolkit import defaults
 from toolkit.card import UNKNOWN_LEVELS_OUTPUT
 from toolkit.columns import CATEGORICAL, TablePlan
-from toolkit.errors import CheckpointError, ExportError, OutputError, ParityError, UsageError
-from toolkit.export.result import OUTPUT_NAME
-from toolkit.files import cause_of
+from toolkit.errors import CheckpointError, ExportError, UsageError
+from toolkit.export.result import OUTPUT_NAME, gated
 
 if TYPE_CHECKING:
     import onnx
@@ -99,26 +97,16 @@ def _gate(
     tolerances: tuple[float, float],
     providers: list[str] | None,
 ) -> ParityReport:
-    import onnx
-
     from toolkit.export.tables_gate import check_table_parity
 
     sample = payload["parity_sample"].double().numpy()
-    with tempfile.TemporaryDirectory() as folder:
-        candidate = Path(folder) / "candidate.onnx"
-        try:
-            onnx.save_model(proto, candidate)
-        except OSError as error:  # a full $TMPDIR, a file-size limit
-            raise OutputError(
-                f"cannot write the parity gate's copy of the model, {str(candidate)!r}: "
-                f"{cause_of(error)}; point TMPDIR at a folder with room. Nothing was written "
-                f"to {str(output)!r}.",
-                error,
-            ) from error
-        report = check_table_parity(plan, *coefficients, candidate, sample, tolerances, providers)
-    if not report.passed:
-        raise ParityError(report.breach_message(output))
-    return report
+    return gated(
+        proto,
+        output,
+        lambda candidate: check_table_parity(
+            plan, *coefficients, candidate, sample, tolerances, providers
+        ),
+    )
 
 
 def check_table_proto(proto: onnx.ModelProto, plan: TablePlan, dtype: str, targets: int) -> None:

@@ -43,10 +43,11 @@ def csv_header_hint(columns: Sequence[str]) -> str:
 
 def numeric_header(columns: Sequence[str]) -> bool:
     """Whether every name is a number: a CSV file whose header row is missing."""
-    return bool(columns) and all(_is_number(column) for column in columns)
+    return bool(columns) and all(is_number(column) for column in columns)
 
 
-def _is_number(text: str) -> bool:
+def is_number(text: str) -> bool:
+    """Whether `text` reads as a float (as Python reads it: 'nan' and '1e3' do)."""
     try:
         float(text)
     except ValueError:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from toolkit.columns import CATEGORICAL, TablePlan, numeric_plan
 from toolkit.errors import CheckpointError, DataError
+from toolkit.io.names import is_number
 
 if TYPE_CHECKING:
     from toolkit.io import DataSource
@@ -151,7 +152,7 @@ def numbers_as_text(plan: TablePlan, named: tuple[str, ...]) -> list[str]:
         if column.raw_type != "string" or column.name in named:
             continue
         levels = [*column.levels, *column.other]
-        texts = [level for level in levels if not _is_number(level)]
+        texts = [level for level in levels if not is_number(level)]
         if texts and len(texts) * 2 <= len(levels):
             warnings.append(
                 f"warning: column {column.name!r} {_TEXT_WARNING} because some of "
@@ -182,14 +183,6 @@ def with_warnings(error: DataError, prepared: Prepared) -> DataError:
     hinted = type(error)(f"{error} Note: {' '.join(found)}")
     hinted.quiet = getattr(error, "quiet", False)  # type: ignore[attr-defined]
     return hinted
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _scanned_plan(
