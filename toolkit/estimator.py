@@ -45,7 +45,6 @@ from toolkit.errors import UsageError
 
 if TYPE_CHECKING:
     from toolkit.export import ExportResult
-    from toolkit.training import TrainResult
 
 __all__ = ["LinearRegressor"]
 
@@ -218,7 +217,7 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
             )
             checkpoint = out.read_bytes()
         inputs.warn(result.notes)
-        self._set_model(result, data.y_ndim, dtype)
+        inputs.set_model(self, result, data.y_ndim, dtype)
         self._table = result.table  # how raw columns become coef_'s (None: numeric)
         self._checkpoint: bytes | None = checkpoint
         moments = result.moments.to_plain() if result.moments is not None else None
@@ -273,7 +272,7 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
         self._stream = stream.add_batch(state, X, y2d, device, weights)
         result = inputs.solved_stream(self, device)  # None, with a warning: not yet
         if result is not None:
-            self._set_model(result, self._y_ndim, self._stream_dtype)
+            inputs.set_model(self, result, self._y_ndim, self._stream_dtype)
             self._checkpoint = None  # export builds it from the stream
             self.n_iter_ = None
         return self
@@ -352,7 +351,10 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
             Models fitted on categorical columns: an unseen level is refused or encoded as
             the reference level (None: "error", as `toolkit export --unknown-level`).
 
-        Returns an ExportResult: the file, its size, the parity report and the model card.
+        Returns
+        -------
+        ExportResult
+            The file, its size, the parity report and the model card.
         """
         import toolkit.export
 
@@ -385,16 +387,3 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
         tags.target_tags.multi_output = True
         tags.input_tags.allow_nan = self.missing in ("mean", "median")  # NaN: imputed
         return tags
-
-    def _set_model(self, result: TrainResult, y_ndim: int, dtype: str) -> None:
-        """The fitted attributes, and the transposed weights `predict` multiplies by."""
-        weight = np.asarray(result.weight, dtype=dtype)  # exact: the saved model's values
-        bias = np.asarray(result.bias, dtype=dtype)
-        self._weights_t = np.ascontiguousarray(weight.T)
-        self._bias = bias
-        self._y_ndim = y_ndim
-        self._stream_names = list(result.spec.target_names)
-        self._stream_dtype = dtype
-        self.encoded_feature_names_ = np.asarray(result.spec.feature_names, dtype=object)
-        self.coef_ = weight[0] if y_ndim == 1 else weight
-        self.intercept_ = bias[0] if y_ndim == 1 else bias

@@ -368,3 +368,18 @@ def encoded_rows(estimator: Any, X: Any) -> np.ndarray:
             "fitted with (`encoded_feature_names_`)."
         )
     return encoded.block
+
+
+def set_model(estimator: Any, result: Any, y_ndim: int, dtype: str) -> None:
+    """The fitted attributes of a TrainResult, and the transposed weights `predict`
+    multiplies by."""
+    weight = np.asarray(result.weight, dtype=dtype)  # exact: the saved model's values
+    bias = np.asarray(result.bias, dtype=dtype)
+    estimator._weights_t = np.ascontiguousarray(weight.T)
+    estimator._bias = bias
+    estimator._y_ndim = y_ndim
+    estimator._stream_names = list(result.spec.target_names)
+    estimator._stream_dtype = dtype
+    estimator.encoded_feature_names_ = np.asarray(result.spec.feature_names, dtype=object)
+    estimator.coef_ = weight[0] if y_ndim == 1 else weight
+    estimator.intercept_ = bias[0] if y_ndim == 1 else bias
