@@ -142,6 +142,11 @@ def test_unreadable_types_and_text_targets_are_refused(tmp_path, write_csv):
         (dict(categorical=("f",)), r"--categorical names 'f', a column of floating-point"),
         (dict(categorical=("nope",)), r"--categorical names 'nope', which is not a feature"),
         (dict(categorical=("y",)), r"--categorical names 'y', which is a target"),
+        (
+            dict(categorical=("LS",)),
+            r"which is not a feature; name feature columns only\. "
+            r"Did you mean 'ls'\?",
+        ),
     ],
 )
 def test_categorical_must_name_integer_text_or_bool_features(options, message):

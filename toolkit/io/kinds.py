@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from toolkit.columns import CATEGORICAL, NUMERIC
 from toolkit.errors import DataError, UsageError
+from toolkit.io.names import did_you_mean
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -115,8 +116,11 @@ def feature_kinds(
             role = "a target" if column in source.target_names else "not a feature"
             if column == source.weight_name:
                 role = "the --weight column"
+            close = did_you_mean(column, names) if role == "not a feature" else None
+            meant = f" Did you mean {close!r}?" if close is not None else ""
             raise UsageError(
                 f"--categorical names {column!r}, which is {role}; name feature columns only."
+                + meant
             )
     schemas = source.arrow_schemas([*names, *others], options.na_values)
     kinds: list[ColumnKind] | None = None
