@@ -84,10 +84,8 @@ class TableInputs:
                 except KeyError:
                     row = None
                 if row is not None:
-                    try:
-                        return self._one_row(row, first_row, finite), 1
-                    except _NotOneRow:
-                        pass
+                    with contextlib.suppress(_NotOneRow):
+                        return self._one_row(_singletons(row), first_row, finite), 1
             self._check_names(data.keys(), "the mapping")
             return self._columns([data[name] for name in self.names], first_row, finite)
         if type(data) is list and data:  # the fast paths of a 1-row request
@@ -377,3 +375,11 @@ class TableInputs:
                     f"levels as the reference level ({column.levels[0]!r})"
                 )
         return f"row {row + first_row}: the model counted an unknown level"
+
+
+def _singletons(row: list[Any]) -> list[Any]:
+    """A mapping's values as one row: each value itself, or the one value of a 1-element
+    list or tuple (`{"firm": ["GM"], ...}`, one row as columns); else `row` as it is."""
+    if all(type(value) in (list, tuple) and len(value) == 1 for value in row):
+        return [value[0] for value in row]
+    return row
