@@ -160,7 +160,7 @@ def check_table_proto(
     outputs = [(OUTPUT_NAME, elem, 2), (UNKNOWN_LEVELS_OUTPUT, onnx.TensorProto.INT64, 1)]
     if explain is not None:  # the explain outputs follow unknown_levels
         explain.check_outputs(list(inferred.graph.output)[2:], elem)
-    got = [_signature(v) for v in proto.graph.output][:2 if explain is not None else None]
+    got = [_signature(v) for v in proto.graph.output][: 2 if explain is not None else None]
     if found != expected or got != outputs:
         raise ExportError(
             f"the table model's signature is {found} -> {got}; expected {expected} -> {outputs}"
