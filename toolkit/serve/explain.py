@@ -34,7 +34,8 @@ from toolkit.serve.settings import ServeSettings
 def explain_handler(settings: ServeSettings, state: dict[str, Any], handler: Any) -> Any:
     """The /explain work on the fast path: `handler` is app.json_handler, given
     Predictor.explain and `answer`; a model without explain outputs is a 404 first."""
-    handle = handler(settings, state, Predictor.explain, _answer)
+    table = (_explain_counted, _table_answer)  # a table model's raw body (serve/tables.py)
+    handle = handler(settings, state, Predictor.explain, _answer, table)
 
     async def guarded(scope: dict[str, Any], receive: Any) -> bytes:
         predictor: Predictor = state["predictor"]
@@ -65,8 +66,18 @@ def _answer(_predictor: Predictor, found: Explanation, rows: int) -> bytes:
     return answer(found, rows)
 
 
-def answer(found: Explanation, rows: int) -> bytes:
-    """The JSON answer; a 422 when a value overflowed the model's dtype."""
+def _explain_counted(predictor: Predictor, data: Any) -> tuple[Explanation, np.ndarray]:
+    return predictor.explain_counted(data)
+
+
+def _table_answer(_predictor: Predictor, counted: Any, rows: int) -> bytes:
+    found, unknown = counted
+    return answer(found, rows, int(unknown.sum()))
+
+
+def answer(found: Explanation, rows: int, unknown_levels: int | None = None) -> bytes:
+    """The JSON answer (a table model's with `unknown_levels`, the cells that held an
+    unknown level, as /predict's); a 422 when a value overflowed the model's dtype."""
     targets, features_ = found.target_names, found.feature_names
 
     def by_target(values: np.ndarray | None) -> dict[str, list[float]] | None:
@@ -88,6 +99,7 @@ def answer(found: Explanation, rows: int) -> bytes:
         "upper": by_target(found.upper),
         "level": found.level,
         "rows": rows,
+        **({"unknown_levels": unknown_levels} if unknown_levels is not None else {}),
     }
     try:  # allow_nan=False: the finiteness check costs nothing when all is well
         return json.dumps(document, allow_nan=False).encode()
