@@ -4,7 +4,10 @@ A checkpoint whose "table" plan (toolkit.columns.TablePlan.to_dict) is not trivi
 exported with toolkit.export.tables' graph (one input per raw column), checked with
 onnx.checker and strict shape inference, against the documented signature, and gated
 with toolkit.export.tables_gate (raw rows against a float64 reference). The card records
-the plan with the unknown-level policy (`--unknown-level`, decided here).
+the plan with the unknown-level policy (`--unknown-level`, decided here). With `--explain`
+the graph also builds the encoded matrix (tables.add_encoded) and toolkit.export.explain's
+outputs on it follow `unknown_levels`; the gate checks them against explain's float64
+reference of the same raw rows encoded by toolkit.io.encode.
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ take exactly one 1-D input per raw column, named as the column (tensor(string) f
 categorical one, the model's float type for a numeric one), and return the prediction
 (batch, targets) then `unknown_levels` (int64, batch). Conversion and checks of what an
 app passes are in table.py; this module runs the graph and acts on `unknown_levels`.
+A table model exported with --explain has its explain outputs after `unknown_levels`
+(`TableModel.explain`; `predict` runs the graph pruned to the first two outputs).
 """
 
 from __future__ import annotations

@@ -11,6 +11,8 @@ The answer, by target name (and feature name for the contributions):
      "baseline": {"y": b}, "stderr": {"y": [...]}, "lower": {...}, "upper": {...},
      "level": 0.95, "rows": n}
 
+A table model takes /predict's table bodies (rows, columns or records of raw values) and
+its answer adds `unknown_levels`, as /predict's does.
 `stderr`, `lower`, `upper` and `level` are null for models without inference (ridge fits),
 `baseline` (the prediction at the training mean) when the model card lacks it.
 """
