@@ -115,3 +115,32 @@ def test_a_column_named_like_an_explain_value_is_refused(tmp_path, name):
     with pytest.raises(ExportError, match=f"column '{name}' has the name of one of the --explain"):
         export_model(model, tmp_path / "model.onnx", explain=True)
     assert not (tmp_path / "model.onnx").exists()
+
+
+def test_the_gate_checks_each_explain_output(tmp_path):
+    """A file whose contributions use another mean than the reference's fails the gate on
+    `contributions` (and only there: the prediction and the interval do not use it)."""
+    from toolkit.export import explain as explaining
+    from toolkit.export.tables_gate import check_table_parity
+
+    plan = example_plan()
+    model = table_checkpoint(tmp_path / "m.pt", plan, dtype="float64")
+    export_model(model, tmp_path / "m.onnx", explain=True)
+    payload = checkpoint.load(model)
+    wrong = explaining.plan(payload, None)
+    wrong.mean = wrong.mean + 1e-6
+    state = payload["state_dict"]
+    report = check_table_parity(
+        plan.with_unknown_level("error"),
+        state["weight"].numpy(),
+        state["bias"].numpy(),
+        tmp_path / "m.onnx",
+        payload["parity_sample"].double().numpy(),
+        (1e-12, 1e-12),
+        ["CPUExecutionProvider"],
+        wrong,
+    )
+    (provider,) = report.providers
+    assert not report.passed
+    assert [name for name, part in provider.outputs.items() if not part.passed] == [CONTRIBUTIONS]
+    assert "contributions" in report.breach_message(tmp_path / "m.onnx")
