@@ -144,3 +144,15 @@ def test_the_gate_checks_each_explain_output(tmp_path):
     assert not report.passed
     assert [name for name, part in provider.outputs.items() if not part.passed] == [CONTRIBUTIONS]
     assert "contributions" in report.breach_message(tmp_path / "m.onnx")
+
+
+def test_a_table_model_without_explain_outputs_says_how_to_get_them(tmp_path):
+    from toolkit.errors import PredictorError
+    from toolkit.runtime import Predictor
+
+    plan = PLANS["one text column"]
+    export_model(table_checkpoint(tmp_path / "m.pt", plan), tmp_path / "m.onnx")
+    predictor = Predictor(tmp_path / "m.onnx")
+    assert predictor.explain_outputs == ()
+    with pytest.raises(PredictorError, match="has no explain outputs.*toolkit export --explain"):
+        predictor.explain({"firm": "a"})
