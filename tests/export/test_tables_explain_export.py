@@ -154,5 +154,5 @@ def test_a_table_model_without_explain_outputs_says_how_to_get_them(tmp_path):
     export_model(table_checkpoint(tmp_path / "m.pt", plan), tmp_path / "m.onnx")
     predictor = Predictor(tmp_path / "m.onnx")
     assert predictor.explain_outputs == ()
-    with pytest.raises(PredictorError, match="has no explain outputs.*toolkit export --explain"):
+    with pytest.raises(PredictorError, match=r"has no explain outputs.*toolkit export --explain"):
         predictor.explain({"firm": "a"})
