@@ -95,12 +95,13 @@ def predict_file(
         for features, batch in chunks:
             try:
                 # Rows numbered from 0 within the batch; _in_file puts the file's row back.
+                # Unknown levels counted here, said once at the end (not a warning per chunk).
                 if explain:
-                    prediction = _explained(predictor, features)
-                else:  # counted here, said once at the end (not a warning per chunk)
+                    prediction, unknown = _explained(predictor, features)
+                else:
                     prediction, unknown = predictor.predict_counted(features, first_row=0)
-                    cells += int(unknown.sum())
-                    unknown_rows += int((unknown > 0).sum())
+                cells += int(unknown.sum())
+                unknown_rows += int((unknown > 0).sum())
             except InputError as error:
                 raise _in_file(error, batch, non_finite_hint) from error
             writer.write(prediction, batch.column(id_column) if id_column else None)
@@ -252,12 +253,13 @@ def explained_columns(predictor: Predictor, id_column: str | None = None) -> lis
     return columns
 
 
-def _explained(predictor: Predictor, features: Any) -> Any:
-    """One chunk's explain columns side by side, as a (rows, columns) array."""
+def _explained(predictor: Predictor, features: Any) -> tuple[Any, Any]:
+    """One chunk's explain columns side by side, as a (rows, columns) array, and its
+    unknown levels per row (a table model's; zeros otherwise)."""
     import numpy as np
 
-    columns = predictor.explain(features, first_row=0).columns()
-    return np.column_stack(list(columns.values()))
+    found, unknown = predictor.explain_counted(features, first_row=0)
+    return np.column_stack(list(found.columns().values())), unknown
 
 
 def _in_file(error: InputError, batch: Batch, non_finite_hint: str | None) -> DataError:

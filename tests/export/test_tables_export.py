@@ -321,8 +321,6 @@ def test_a_column_named_like_an_output_is_refused(tmp_path):
 
 def test_options_that_do_not_apply_are_usage_errors(tmp_path, exported):
     model, _, _ = exported
-    with pytest.raises(UsageError, match="--explain is not available for models with categorical"):
-        export_model(model, tmp_path / "x.onnx", explain=True)
     with pytest.raises(UsageError, match="--unknown-level 'maybe' is not one of error, reference"):
         export_model(model, tmp_path / "x.onnx", unknown_level="maybe")
     plain = checkpoint.load(model)

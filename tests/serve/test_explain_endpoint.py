@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -83,3 +84,58 @@ def test_a_model_without_explain_outputs_answers_404(seed_onnx, tmp_path):
         assert_error(response, 404, "no_explain", "export it with `toolkit export --explain`")
         assert response.headers["connection"] == "close"
         assert client.post("/predict", json={"rows": [[1.0, 2.0]]}).status_code == 200
+
+
+# A table model (raw columns in) exported with --explain: /explain takes /predict's body
+# forms for table models and answers the Predictor's explanation, with unknown_levels.
+TABLE_RECORDS = [
+    {"firm": "GM", "value": 1.5, "union": True, "capital": 2.0, "year": 1936},
+    {"firm": None, "value": None, "union": "false", "capital": -1, "year": 1940},
+    {"firm": "IBM", "value": "NA", "union": False, "capital": 0.5, "year": "1935"},
+]
+
+
+@pytest.fixture(scope="module")
+def table_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from table_checkpoints import example_plan, table_checkpoint
+
+    from toolkit.export import export_model
+
+    folder = tmp_path_factory.mktemp("explain-table")
+    model = table_checkpoint(folder / "m.pt", example_plan(), dtype="float64")
+    found = {}
+    for policy in ("error", "reference"):
+        found[policy] = folder / f"{policy}.onnx"
+        export_model(model, found[policy], explain=True, unknown_level=policy)
+    return found
+
+
+def test_a_table_model_explains_raw_records_rows_and_columns(table_models, tmp_path):
+    model = table_models["reference"]
+    predictor = Predictor(model)
+    records = [*TABLE_RECORDS, {**TABLE_RECORDS[0], "firm": "Ford"}]
+    found, unknown = predictor.explain_counted(records)
+    names = predictor.input_names
+    with running(model, tmp_path) as server, server.client() as client:
+        got = client.post("/explain", json={"records": records})
+        assert got.status_code == 200, got.text
+        body = got.json()
+        assert body["unknown_levels"] == int(unknown.sum()) == 1 and body["rows"] == 4
+        assert body["predictions"] == {"y": found.prediction[:, 0].tolist()}
+        assert body["upper"] == {"y": found.upper[:, 0].tolist()}
+        assert body["contributions"]["y"] == {
+            f: found.contributions[:, 0, j].tolist() for j, f in enumerate(predictor.feature_names)
+        }
+        assert "firm[GM]" in body["contributions"]["y"]
+        rows = [[record[name] for name in names] for record in records]
+        columns = {name: [record[name] for record in records] for name in names}
+        assert client.post("/explain", json={"rows": rows}).json() == body
+        assert client.post("/explain", json={"columns": columns}).json() == body
+        schema = client.get("/openapi.json").json()["paths"]["/explain"]["post"]["requestBody"]
+        assert "records" in json.dumps(schema)
+
+
+def test_a_table_models_unknown_level_is_a_422_under_error(table_models, tmp_path):
+    with running(table_models["error"], tmp_path) as server, server.client() as client:
+        response = client.post("/explain", json={"records": [{**TABLE_RECORDS[0], "firm": "Ford"}]})
+        assert_error(response, 422, "invalid_input", "row 1, column 'firm': unknown level 'Ford'")

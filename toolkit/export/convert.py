@@ -115,7 +115,7 @@ def _load(
     from toolkit.training import checkpoint
 
     payload = checkpoint.load(checkpoint_path)
-    table = table_plan(payload, unknown_level, explain)
+    table = table_plan(payload, unknown_level)
     return payload, explaining.plan(payload, interval_level) if explain else None, table
 
 
@@ -141,12 +141,12 @@ def _checked(
     )
     if table is not None:  # raw columns in: toolkit.export.tables
         proto, report = checked_table(
-            payload, model, table, output, opset, (atol, rtol), validate, providers
+            payload, model, table, output, opset, (atol, rtol), validate, providers, plan
         )
         parity = (
             report.to_dict() if report is not None else {"skipped": True, "reason": "--no-validate"}
         )
-        metadata = model_card(payload, opset, parity, None, table)
+        metadata = model_card(payload, opset, parity, plan, table)
         _set_card(proto, metadata, payload)
         return proto, report, metadata
     proto = _export_proto(model, opset)

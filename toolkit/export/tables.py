@@ -159,16 +159,42 @@ def build_graph(
     return builder.model(plan, opset)
 
 
+def add_encoded(proto: onnx.ModelProto, plan: TablePlan, dtype: np.dtype) -> str:
+    """Append to the table graph `proto` the nodes of the encoded matrix (batch, encoded
+    columns) in the order of `plan.encoded_names`, and return its name: the graph's own
+    construction with the identity for weights, so each column's table row is its
+    one-hot encoding (unknown values and the reference all zeros, folded levels the
+    (other) column, missing the fill level's plus 1 in the indicator) and the numeric
+    Gemm places the filled values and Cast(IsNaN) indicators. `predict` never runs these
+    nodes (the runtime prunes the graph to the prediction)."""
+    graph = proto.graph
+    taken = {i.name for i in graph.initializer} | {o for n in graph.node for o in n.output}
+    builder = _Builder(dtype, 0, [*plan.raw_names, *taken])
+    encoded = builder.name("explain_encoded")
+    identity = np.eye(len(plan.encoded_names), dtype=dtype)
+    categorical = _categorical(builder, plan, identity, None, encoded, None)
+    _numeric(builder, plan, identity, None, categorical, encoded)
+    graph.node.extend(builder.nodes)
+    graph.initializer.extend(builder.initializers)
+    return encoded
+
+
 def _categorical(
-    builder: _Builder, plan: TablePlan, weight: np.ndarray, bias: np.ndarray | None
+    builder: _Builder,
+    plan: TablePlan,
+    weight: np.ndarray,
+    bias: np.ndarray | None,
+    output: str = OUTPUT_NAME,
+    counts: str | None = UNKNOWN_LEVELS_OUTPUT,
 ) -> str | None:
-    """Nodes adding every categorical column's rows; the (batch, targets) sum's name."""
+    """Nodes adding every categorical column's rows; the (batch, targets) sum's name
+    (`output` when there are no numeric columns). `counts` None: no unknown counts."""
     groups = category_rows(plan)
     if not groups:
         return None
     table, flags = coefficient_table(plan, weight, bias)
     coefficients = builder.constant("coefficients", table.astype(weight.dtype))
-    unknown_rows = builder.constant("unknown_rows", flags)
+    unknown_rows = builder.constant("unknown_rows", flags) if counts is not None else ""
     indices = []
     for group in groups:
         name = builder.name(f"{group.column.name}:row")
@@ -182,10 +208,11 @@ def _categorical(
             default_int64=group.unknown,
         )
         indices.append(name)
+    sum_name = output if not numeric_parts(plan)[0] else builder.name("categorical")
     if len(groups) == 1:  # one column: its rows are the sum, no stacking
-        sum_name = OUTPUT_NAME if not numeric_parts(plan)[0] else builder.name("categorical")
         builder.node("Gather", [coefficients, indices[0]], [sum_name])
-        builder.node("Gather", [unknown_rows, indices[0]], [UNKNOWN_LEVELS_OUTPUT])
+        if counts is not None:
+            builder.node("Gather", [unknown_rows, indices[0]], [counts])
         return sum_name
     flat = builder.name("rows:flat")
     builder.node("Concat", indices, [flat], axis=0)
@@ -193,8 +220,8 @@ def _categorical(
     stacked = builder.name("rows")
     builder.node("Reshape", [flat, shape], [stacked])
     axis = builder.constant("axis0", np.array([0], np.int64))
-    sum_name = OUTPUT_NAME if not numeric_parts(plan)[0] else builder.name("categorical")
-    for source, total in ((coefficients, sum_name), (unknown_rows, UNKNOWN_LEVELS_OUTPUT)):
+    sums = [(coefficients, sum_name)] + ([(unknown_rows, counts)] if counts is not None else [])
+    for source, total in sums:
         gathered = builder.name(f"{source}:gathered")
         builder.node("Gather", [source, stacked], [gathered])
         builder.node("ReduceSum", [gathered, axis], [total], keepdims=0)
@@ -207,8 +234,10 @@ def _numeric(
     weight: np.ndarray,
     bias: np.ndarray | None,
     categorical: str | None,
+    output: str = OUTPUT_NAME,
 ) -> None:
-    """Nodes for the numeric columns: one Gemm adding `categorical` (or the bias)."""
+    """Nodes for the numeric columns: one Gemm to `output` adding `categorical` (or the
+    bias)."""
     numeric, values, indicators = numeric_parts(plan)
     if not numeric:
         return
@@ -243,7 +272,7 @@ def _numeric(
     if addend is None and bias is not None:
         addend = builder.constant("bias", bias)
     inputs = [matrix, numeric_weight] + ([addend] if addend is not None else [])
-    builder.node("Gemm", inputs, [OUTPUT_NAME], transA=1, transB=1)
+    builder.node("Gemm", inputs, [output], transA=1, transB=1)
 
 
 def _fill(

@@ -154,8 +154,11 @@ def check_table_parity(
     sample: np.ndarray,
     tolerances: tuple[float, float],
     providers: list[str] | None = None,
+    explain: Any = None,
 ) -> ParityReport:
-    """The raw probes through the file on every provider against the float64 reference."""
+    """The raw probes through the file on every provider against the float64 reference;
+    with `explain` (toolkit.export.explain.ExplainPlan) each explain output too, against
+    `explain.reference` of the same rows encoded by toolkit.io.encode."""
     dtype = np.dtype(weight.dtype)
     w = weight.astype(np.float64)
     b = np.zeros(w.shape[0]) if bias is None else bias.astype(np.float64)
@@ -165,12 +168,15 @@ def check_table_parity(
         with np.errstate(invalid="ignore"):
             scale = np.abs(encoded) @ np.abs(w).T + np.abs(b)
         rows = np.empty((len(encoded), 0), dtype)  # carries the row count and the dtype
-        probes.append((columns, _Probe(name, rows, encoded @ w.T + b, scale), unknown))
+        further = explain.reference(encoded) if explain is not None else {}
+        probe = _Probe(name, rows, encoded @ w.T + b, scale, further)
+        probes.append((columns, probe, unknown))
     reports = [
         _check_provider(provider, onnx_path, probes, tolerances)
         for provider in providers or available_providers()
     ]
-    return ParityReport(*tolerances, reports, reference=REFERENCE)
+    scales = {} if explain is None else dict(explain.scales)
+    return ParityReport(*tolerances, reports, scales=scales, reference=REFERENCE)
 
 
 def _check_provider(
@@ -188,7 +194,14 @@ def _check_provider(
     )
     for (_, probe, expected), run in zip(probes, runs, strict=True):
         _check_counts(counts, probe.name, expected, run[1])
-    report.passed = report.passed and counts.passed
+    for index, output in enumerate(session.get_outputs()[2:], start=2):  # --explain
+        part = report.outputs[output.name] = ProviderReport(output.name, 0.0, 0.0, 0.0, 0, True)
+        further = [
+            _Probe(p.name, p.rows, *p.further.get(output.name, (np.empty(0), np.empty(0))))
+            for _, p, _ in probes
+        ]
+        _check_output(part, further, [run[index] for run in runs], *tolerances)
+    report.passed = report.passed and all(p.passed for p in report.outputs.values())
     return report
 
 

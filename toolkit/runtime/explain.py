@@ -100,19 +100,21 @@ def _layout(
 
 
 def extra_outputs(info: onnxfile.ModelFile) -> tuple[str, ...]:
-    """The explain outputs after the first, or () for a plain model; a model with other
-    extra outputs is left to the signature check (one output expected)."""
-    extra = tuple(info.outputs[1:])
+    """The explain outputs after the first (a table model's: after `unknown_levels`), or ()
+    for a plain model; a model with other extra outputs is left to the signature check."""
+    first = 2 if list(info.outputs[1:2]) == [card.UNKNOWN_LEVELS_OUTPUT] else 1
+    extra = tuple(info.outputs[first:])
     return extra if extra in LAYOUTS else ()
 
 
-def prediction_only(data: bytes) -> bytes:
-    """The model with its first output only, and only the nodes and weights behind it."""
+def prediction_only(data: bytes, keep: int = 1) -> bytes:
+    """The model with its first `keep` outputs only (a table model's prediction and
+    `unknown_levels`), and only the nodes and weights behind them."""
     model = onnxfile.parse_proto(data)
     graph = model.graph
-    keep = onnxfile.text(graph.output[0].name)
     producers = {onnxfile.text(o): node for node in graph.node for o in node.output}
-    needed, stack = set(), [keep]
+    needed: set[str] = set()
+    stack = [onnxfile.text(output.name) for output in graph.output[:keep]]
     while stack:
         name = stack.pop()
         if name in needed:
@@ -123,7 +125,7 @@ def prediction_only(data: bytes) -> bytes:
             stack.extend(onnxfile.text(value) for value in node.input if value)
     kept_nodes = [n for n in graph.node if any(onnxfile.text(o) in needed for o in n.output)]
     kept_weights = [t for t in graph.initializer if onnxfile.text(t.name) in needed]
-    del graph.output[1:]
+    del graph.output[keep:]
     del graph.node[:]
     graph.node.extend(kept_nodes)
     del graph.initializer[:]
@@ -137,6 +139,8 @@ class Explainer:
     def __init__(self, session: Any, names: tuple[str, ...], predictor: Any) -> None:
         self.session, self.names, self.path = session, names, predictor.path
         self.outputs = [predictor.output_name, *names]
+        # A table model's whole graph also answers unknown_levels (table_model.explain).
+        self.table_outputs = [predictor.output_name, card.UNKNOWN_LEVELS_OUTPUT, *names]
         self.input_name, self.dtype = predictor.input_name, predictor.dtype
         targets, features = predictor.n_targets, predictor.n_features
         self.shapes = [(targets,), (targets, features)] + [(targets,)] * (len(names) - 1)
@@ -250,7 +254,9 @@ def _check_signature(
 ) -> None:
     """Each explain output: the model's float type and [batch, targets(, features)]."""
     found = {v.name: (v.type, list(v.shape)) for v in session.get_outputs()}
-    kind = session.get_inputs()[0].type
+    kind = found.get(outputs[0], ("none", []))[
+        0
+    ]  # the prediction's: a table model's first input may be text
     for name, width in zip(outputs[1:], shapes[1:], strict=True):
         got_kind, shape = found.get(name, ("none", []))
         if got_kind != kind or len(shape) != 1 + len(width) or tuple(shape[1:]) != width:

@@ -253,9 +253,25 @@ class Predictor:
         error and prediction interval (see `explain.Explanation`).
 
         The input is guarded as in `predict`. PredictorError when the model was exported
-        without `toolkit export --explain`.
+        without `toolkit export --explain`. A table model takes the raw inputs of `predict`
+        and treats unknown levels as it does.
         """
-        return explain.explain_rows(self, self._explainer, data, first_row)
+        if self._table is None:
+            return explain.explain_rows(self, self._explainer, data, first_row)
+        found, unknown = self._table.explain(self._explainer, data, first_row)
+        if not self._table.error_policy and np.count_nonzero(unknown):
+            self._table.warn(unknown, stacklevel=3)
+        return found
+
+    def explain_counted(
+        self, data: Any, *, first_row: int = 1
+    ) -> tuple[explain.Explanation, np.ndarray]:
+        """`explain` without the warning, and per row how many cells held an unknown level
+        (as `predict_counted`; a numeric model's counts are all 0)."""
+        if self._table is None:
+            found = self.explain(data, first_row=first_row)
+            return found, np.zeros(len(found.prediction), dtype=np.int64)
+        return self._table.explain(self._explainer, data, first_row)
 
     def prepare(self, data: Any, first_row: int = 1) -> np.ndarray | dict[str, np.ndarray]:
         """The input guard: a native, C-contiguous (n, n_features) array in the model's dtype

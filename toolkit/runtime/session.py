@@ -61,7 +61,7 @@ def open_session(
             "--explain`."
         )
     full = session_of(path, source, options, providers)
-    pruned = explain.prediction_only(data)
+    pruned = explain.prediction_only(data, len(info.outputs) - len(names))
     return session_of(path, pruned, options, providers), onnxfile.parse(pruned), (full, names)
 
 

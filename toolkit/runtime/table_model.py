@@ -6,6 +6,8 @@ take exactly one 1-D input per raw column, named as the column (tensor(string) f
 categorical one, the model's float type for a numeric one), and return the prediction
 (batch, targets) then `unknown_levels` (int64, batch). Conversion and checks of what an
 app passes are in table.py; this module runs the graph and acts on `unknown_levels`.
+A table model exported with --explain has its explain outputs after `unknown_levels`
+(`TableModel.explain`; `predict` runs the graph pruned to the first two outputs).
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ import numpy as np
 
 from toolkit import card
 from toolkit.columns import CATEGORICAL, TablePlan
-from toolkit.errors import InputError, ModelLoadError, ModelRunError
+from toolkit.errors import InputError, ModelLoadError, ModelRunError, PredictorError
+from toolkit.runtime.explain import NO_EXPLAIN, Explainer, Explanation
 from toolkit.runtime.session import FLOAT_TYPES, brief
 from toolkit.runtime.table import TableInputs, UnknownLevelWarning
 
@@ -115,6 +118,54 @@ class TableModel:
             raise InputError(self.inputs.unknown_message(feeds, row, first_row))
         return result, unknown, feeds
 
+    def explain(
+        self, explainer: Explainer | None, data: Any, first_row: int
+    ) -> tuple[Explanation, np.ndarray]:
+        """`Predictor.explain` of a table model: the same raw inputs and unknown-level
+        policy as `counted` (an unknown level is an InputError under "error"), every output
+        of the whole graph; (the explanation, unknown levels per row)."""
+        predictor = self.predictor
+        if explainer is None:
+            raise PredictorError(
+                NO_EXPLAIN.format(path=str(predictor.path), output=predictor.output_name)
+            )
+        feeds, rows = self.inputs.feeds(data, first_row, not predictor.allow_non_finite)
+        names = explainer.table_outputs
+        shapes = [explainer.shapes[0], (), *explainer.shapes[1:]]
+        if rows == 0:
+            found = [np.empty((0, *shape), dtype=predictor.dtype) for shape in shapes]
+            found[1] = np.zeros(0, dtype=np.int64)
+        else:
+            try:
+                found = explainer.session.run(names, feeds)
+            except Exception as error:  # onnxruntime's Fail/InvalidArgument/... types
+                raise predictor._run_error(error, rows) from error
+            for name, shape, result in zip(names, shapes, found, strict=True):
+                if result.shape != (rows, *shape):
+                    raise ModelRunError(
+                        f"model {str(predictor.path)!r} returned {name!r} of shape "
+                        f"{result.shape} for {rows} input rows; expected {(rows, *shape)}. "
+                        "The model file is broken: re-export it."
+                    )
+        prediction, unknown, contributions, *bounds = found
+        if np.count_nonzero(unknown) and self.error_policy:
+            row = int(np.flatnonzero(unknown)[0])
+            raise InputError(self.inputs.unknown_message(feeds, row, first_row))
+        stderr, lower, upper = bounds if bounds else (None, None, None)
+        level = explainer.level if bounds else None
+        explanation = Explanation(
+            prediction,
+            contributions,
+            explainer.baseline,
+            stderr,
+            lower,
+            upper,
+            level,
+            predictor.feature_names,
+            predictor.target_names,
+        )
+        return explanation, unknown
+
     def predict(
         self, data: Any, first_row: int, by_name: bool = False
     ) -> np.ndarray | dict[str, np.ndarray]:
@@ -127,7 +178,7 @@ class TableModel:
             return {name: result[:, t] for t, name in enumerate(self.predictor.target_names)}
         return result
 
-    def warn(self, unknown: np.ndarray) -> None:
+    def warn(self, unknown: np.ndarray, stacklevel: int = 4) -> None:
         cells, rows = int(unknown.sum()), int(np.count_nonzero(unknown))
         with self._lock:
             self.predictor.unknown_levels_seen += cells
@@ -137,7 +188,7 @@ class TableModel:
             "was exported with --unknown-level reference); Predictor.unknown_levels_seen "
             "counts them",
             UnknownLevelWarning,
-            stacklevel=4,
+            stacklevel=stacklevel,
         )
 
 

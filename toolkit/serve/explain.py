@@ -11,6 +11,8 @@ The answer, by target name (and feature name for the contributions):
      "baseline": {"y": b}, "stderr": {"y": [...]}, "lower": {...}, "upper": {...},
      "level": 0.95, "rows": n}
 
+A table model takes /predict's table bodies (rows, columns or records of raw values) and
+its answer adds `unknown_levels`, as /predict's does.
 `stderr`, `lower`, `upper` and `level` are null for models without inference (ridge fits),
 `baseline` (the prediction at the training mean) when the model card lacks it.
 """
@@ -34,7 +36,8 @@ from toolkit.serve.settings import ServeSettings
 def explain_handler(settings: ServeSettings, state: dict[str, Any], handler: Any) -> Any:
     """The /explain work on the fast path: `handler` is app.json_handler, given
     Predictor.explain and `answer`; a model without explain outputs is a 404 first."""
-    handle = handler(settings, state, Predictor.explain, _answer)
+    table = (_explain_counted, _table_answer)  # a table model's raw body (serve/tables.py)
+    handle = handler(settings, state, Predictor.explain, _answer, table)
 
     async def guarded(scope: dict[str, Any], receive: Any) -> bytes:
         predictor: Predictor = state["predictor"]
@@ -65,8 +68,18 @@ def _answer(_predictor: Predictor, found: Explanation, rows: int) -> bytes:
     return answer(found, rows)
 
 
-def answer(found: Explanation, rows: int) -> bytes:
-    """The JSON answer; a 422 when a value overflowed the model's dtype."""
+def _explain_counted(predictor: Predictor, data: Any) -> tuple[Explanation, np.ndarray]:
+    return predictor.explain_counted(data)
+
+
+def _table_answer(_predictor: Predictor, counted: Any, rows: int) -> bytes:
+    found, unknown = counted
+    return answer(found, rows, int(unknown.sum()))
+
+
+def answer(found: Explanation, rows: int, unknown_levels: int | None = None) -> bytes:
+    """The JSON answer (a table model's with `unknown_levels`, the cells that held an
+    unknown level, as /predict's); a 422 when a value overflowed the model's dtype."""
     targets, features_ = found.target_names, found.feature_names
 
     def by_target(values: np.ndarray | None) -> dict[str, list[float]] | None:
@@ -88,6 +101,7 @@ def answer(found: Explanation, rows: int) -> bytes:
         "upper": by_target(found.upper),
         "level": found.level,
         "rows": rows,
+        **({"unknown_levels": unknown_levels} if unknown_levels is not None else {}),
     }
     try:  # allow_nan=False: the finiteness check costs nothing when all is well
         return json.dumps(document, allow_nan=False).encode()
