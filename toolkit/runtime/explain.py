@@ -227,6 +227,18 @@ def explain_rows(
     prediction, contributions, *bounds = explainer.run(rows, predictor._run_error)
     if deferred and not _finite(prediction):
         predictor.prepare(original, first_row)
+    return explanation_of(predictor, explainer, prediction, contributions, bounds)
+
+
+def explanation_of(
+    predictor: Any,
+    explainer: Explainer,
+    prediction: np.ndarray,
+    contributions: np.ndarray,
+    bounds: list[np.ndarray],
+) -> Explanation:
+    """The Explanation of the explain outputs of a run: `bounds` is [stderr, lower, upper]
+    for models with inference, else empty."""
     stderr, lower, upper = bounds if bounds else (None, None, None)
     return Explanation(
         prediction,

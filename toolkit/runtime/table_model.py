@@ -23,7 +23,7 @@ import numpy as np
 from toolkit import card
 from toolkit.columns import CATEGORICAL, TablePlan
 from toolkit.errors import InputError, ModelLoadError, ModelRunError, PredictorError
-from toolkit.runtime.explain import NO_EXPLAIN, Explainer, Explanation
+from toolkit.runtime.explain import NO_EXPLAIN, Explainer, Explanation, explanation_of
 from toolkit.runtime.session import FLOAT_TYPES, brief
 from toolkit.runtime.table import TableInputs, UnknownLevelWarning
 
@@ -151,20 +151,7 @@ class TableModel:
         if np.count_nonzero(unknown) and self.error_policy:
             row = int(np.flatnonzero(unknown)[0])
             raise InputError(self.inputs.unknown_message(feeds, row, first_row))
-        stderr, lower, upper = bounds if bounds else (None, None, None)
-        level = explainer.level if bounds else None
-        explanation = Explanation(
-            prediction,
-            contributions,
-            explainer.baseline,
-            stderr,
-            lower,
-            upper,
-            level,
-            predictor.feature_names,
-            predictor.target_names,
-        )
-        return explanation, unknown
+        return explanation_of(predictor, explainer, prediction, contributions, bounds), unknown
 
     def predict(
         self, data: Any, first_row: int, by_name: bool = False
