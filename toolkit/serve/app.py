@@ -185,38 +185,24 @@ def json_handler(
         body = await read_body(scope, receive, settings.max_body_bytes, settings.body_timeout)
         payload = parse_json(body)
         predictor: Predictor = state["predictor"]
-        if predictor.table is not None and table is not None:
-            return await _table(predictor, payload, body)
         try:
-            data, rows = features(payload, body, settings.max_rows, predictor.dtype)
+            if predictor.table is not None and table is not None:
+                data, rows = tables.table_features(payload, settings.max_rows)
+                (run, reply), inline = table, TABLE_INLINE_ROWS
+            else:
+                data, rows = features(payload, body, settings.max_rows, predictor.dtype)
+                run, reply, inline = method, answer, INLINE_ROWS
             try:
-                if rows > INLINE_ROWS:
-                    result = await asyncio.to_thread(method, predictor, data)
+                if rows > inline:
+                    result = await asyncio.to_thread(run, predictor, data)
                 else:
-                    result = method(predictor, data)
+                    result = run(predictor, data)
             except InputError as exc:
                 raise RequestError(422, "invalid_input", str(exc)) from exc
-            return answer(predictor, result, rows)
+            return reply(predictor, result, rows)
         except RequestError:
             # A number outside float64 is a 400 whatever else is wrong with the body:
             # the fast parse read it as infinity, which the checks above may not reach.
-            check_numbers(body)
-            raise
-
-    async def _table(predictor: Predictor, payload: Any, body: bytes) -> bytes:
-        assert table is not None
-        table_method, table_answer = table
-        try:
-            data, rows = tables.table_features(payload, settings.max_rows)
-            try:
-                if rows > TABLE_INLINE_ROWS:
-                    result = await asyncio.to_thread(table_method, predictor, data)
-                else:
-                    result = table_method(predictor, data)
-            except InputError as exc:
-                raise RequestError(422, "invalid_input", str(exc)) from exc
-            return table_answer(predictor, result, rows)
-        except RequestError:
             check_numbers(body)
             raise
 
