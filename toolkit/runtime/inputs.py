@@ -51,17 +51,25 @@ def as_array(data: Any, names: Sequence[str], first_row: int) -> np.ndarray:
     return array
 
 
-def from_mapping(data: Mapping[str, Any], names: Sequence[str], first_row: int) -> np.ndarray:
-    """Columns by feature name -> an (n, n_features) array; every name exactly once."""
-    missing = [name for name in names if name not in data]
-    extra = [name for name in data if name not in names]
+def check_column_names(given: Sequence[Any], names: Sequence[str], where: str = "") -> None:
+    """InputError unless `given` (a mapping's or record's keys) names every column of
+    `names` and no other; `where` ("row 3") starts the message."""
+    known = set(names)
+    missing = [name for name in names if name not in given]
+    extra = [name for name in given if name not in known]
     if missing or extra:
         problems = []
         if missing:
             problems.append(f"missing {', '.join(repr(m) for m in missing)}")
         if extra:
-            problems.append(f"unknown {', '.join(repr(e) for e in extra)}")
-        raise InputError(f"expected columns {', '.join(names)}; {' and '.join(problems)}")
+            problems.append(f"unknown {', '.join(repr(str(e)) for e in extra)}")
+        start = f"{where}: " if where else ""
+        raise InputError(f"{start}expected columns {', '.join(names)}; {' and '.join(problems)}")
+
+
+def from_mapping(data: Mapping[str, Any], names: Sequence[str], first_row: int) -> np.ndarray:
+    """Columns by feature name -> an (n, n_features) array; every name exactly once."""
+    check_column_names(list(data), names)
     columns = [_column(name, data[name]) for name in names]
     lengths = {len(c) for c in columns}
     if len(lengths) > 1:

@@ -38,7 +38,7 @@ import numpy as np
 from toolkit.columns import CATEGORICAL, TablePlan
 from toolkit.errors import InputError
 from toolkit.runtime import table_values as values_
-from toolkit.runtime.inputs import all_finite
+from toolkit.runtime.inputs import all_finite, check_column_names
 from toolkit.runtime.table_values import BadCell
 
 # Known levels shown in an unknown-level error.
@@ -59,7 +59,6 @@ class TableInputs:
     def __init__(self, plan: TablePlan, dtype: np.dtype) -> None:
         self.plan, self.dtype = plan, dtype
         self.names = plan.raw_names
-        self._name_set = frozenset(self.names)
         self.na = frozenset(plan.na_values)
         # Infinity is a missing value where training read it as one (toolkit.io.encode).
         lowered = {token.strip().lower() for token in plan.na_values}
@@ -172,18 +171,7 @@ class TableInputs:
             raise
 
     def _check_names(self, given: Any, where: str) -> None:
-        given = list(given)
-        lacking = [name for name in self.names if name not in given]
-        extra = [name for name in given if name not in self._name_set]
-        if lacking or extra:
-            problems = []
-            if lacking:
-                problems.append(f"missing {', '.join(repr(m) for m in lacking)}")
-            if extra:
-                problems.append(f"unknown {', '.join(repr(str(e)) for e in extra)}")
-            raise InputError(
-                f"{where}: expected columns {', '.join(self.names)}; {' and '.join(problems)}"
-            )
+        check_column_names(list(given), self.names, where)
 
     def _check_width(self, row: Any, index: int, first_row: int) -> None:
         if isinstance(row, Mapping):
