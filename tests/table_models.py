@@ -166,19 +166,7 @@ def table_proto(
         opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("ai.onnx.ml", 3)],
     )
     model.ir_version = 10
-    targets = [f"y{t}" for t in range(weight.shape[0])] if weight.shape[0] > 1 else ["y"]
-    helper.set_model_props(
-        model,
-        card.encode(
-            {
-                card.FEATURE_NAMES: plan.encoded_names,
-                card.TARGET_NAMES: targets,
-                card.DTYPE: str(dtype),
-                card.TABLE: plan.to_dict(),
-            }
-        ),
-    )
-    return model
+    return _with_card(model, plan, weight.shape[0], dtype)
 
 
 def write_table(
@@ -236,19 +224,16 @@ def exported_proto(
     model = build_graph(
         plan, weight.astype(dtype), None if bias is None else bias.astype(dtype), OPSET
     )
-    targets = [f"y{t}" for t in range(weight.shape[0])] if weight.shape[0] > 1 else ["y"]
     del model.metadata_props[:]
-    helper.set_model_props(
-        model,
-        card.encode(
-            {
-                card.FEATURE_NAMES: plan.encoded_names,
-                card.TARGET_NAMES: targets,
-                card.DTYPE: str(dtype),
-                card.TABLE: plan.to_dict(),
-            }
-        ),
-    )
+    return _with_card(model, plan, weight.shape[0], dtype)
+
+
+def _with_card(model: onnx.ModelProto, plan: TablePlan, targets: int, dtype: Any) -> Any:
+    """`model` with a table model's card: encoded feature names, targets y (or y0, y1...)."""
+    names = [f"y{t}" for t in range(targets)] if targets > 1 else ["y"]
+    values = {card.FEATURE_NAMES: plan.encoded_names, card.TARGET_NAMES: names}
+    values.update({card.DTYPE: str(dtype), card.TABLE: plan.to_dict()})
+    helper.set_model_props(model, card.encode(values))
     return model
 
 
