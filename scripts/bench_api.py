@@ -17,7 +17,6 @@ are interleaved. A report, not a test: it exits 0 when a target is missed.
 
 from __future__ import annotations
 
-import argparse
 import gc
 import sys
 import tempfile
@@ -27,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from benchlib import Row, finish, print_seconds, row, run_config
+from benchlib import Row, finish, print_seconds, row, run_config, size_parser
 
 SEED = 0
 ESTIMATOR_FIT = "LinearRegressor().fit(X, y), numpy"
@@ -162,12 +161,7 @@ def summary_rows(report: dict[str, Any]) -> list[Row]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--cols", type=int, default=100)
-    parser.add_argument("--repeats", type=int, default=5, help="best of N, interleaved")
-    parser.add_argument("--quick", action="store_true", help="smoke run: 100,000 rows")
-    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    parser = size_parser(__doc__)
     args = parser.parse_args()
     rows = 100_000 if args.quick else args.rows
 

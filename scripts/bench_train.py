@@ -11,7 +11,6 @@ not a test: it exits 0 when a target is missed, non-zero only when something cra
 
 from __future__ import annotations
 
-import argparse
 import gc
 import json
 import subprocess
@@ -23,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from benchlib import ROOT, Row, finish, print_seconds, row, run_config
+from benchlib import ROOT, Row, finish, print_seconds, row, run_config, size_parser
 
 from toolkit.defaults import CHUNK_ROWS
 from toolkit.io import load_dataset
@@ -280,14 +279,9 @@ def summary_rows(report: dict[str, Any]) -> list[Row]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--cols", type=int, default=100)
-    parser.add_argument("--repeats", type=int, default=5, help="best of N, interleaved")
+    parser = size_parser(__doc__)
     parser.add_argument("--skip-csv", action="store_true", help="skip the CSV read benchmark")
     parser.add_argument("--csv-path", type=Path, help="write (and keep) the CSV here")
-    parser.add_argument("--quick", action="store_true", help="smoke run: 100,000 rows")
-    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args()
     rows = 100_000 if args.quick else args.rows
 

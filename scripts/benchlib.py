@@ -7,6 +7,7 @@ otherwise. A report exits 0 even on MISS; only a crash is a failure.
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,18 @@ def print_table(title: str, rows: list[tuple[str, ...]]) -> None:
 
 def print_seconds(title: str, seconds: dict[str, float]) -> None:
     print_table(title, [("side", "best s"), *((k, f"{v:.3f}") for k, v in seconds.items())])
+
+
+def size_parser(doc: str) -> argparse.ArgumentParser:
+    """The options of the in-memory size benchmarks (bench_train, bench_api): --rows,
+    --cols, --repeats, --quick (100,000 rows) and --json; callers add their own."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--cols", type=int, default=100)
+    parser.add_argument("--repeats", type=int, default=5, help="best of N, interleaved")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 100,000 rows")
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    return parser
 
 
 def run_config(rows: int, cols: int, repeats: int, seed: int) -> dict[str, Any]:
