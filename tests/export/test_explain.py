@@ -234,9 +234,7 @@ def test_the_graph_and_the_card_of_an_explain_export(float64_model):
         "Sub",
         "Unsqueeze",
         "Mul",
-        "MatMul",
-        "Add",
-        "Sqrt",
+        "ReduceL2",
     }
     written = [p.key for p in model.metadata_props]
     assert written == [*card.KEYS, card.EXPLAIN]

@@ -78,7 +78,8 @@ def test_a_loop_with_a_huge_trip_count_is_refused_before_onnxruntime(tmp_path, n
     assert message.startswith(
         "it uses operator Loop, which a linear model does not need (allowed: Add, And, Cast, "
         "Concat, Constant, ConstantOfShape, Div, Flatten, Gather, Gemm, Identity, IsNaN, "
-        "MatMul, Mul, ReduceSum, Reshape, Shape, Sqrt, Squeeze, Sub, Unsqueeze, Where, "
+        "MatMul, Mul, ReduceL2, ReduceSum, Reshape, Shape, Sqrt, Squeeze, Sub, Unsqueeze, "
+        "Where, "
         f"LabelEncoder (ai.onnx.ml), LinearRegressor (ai.onnx.ml)); {REMEDY}"
     )
 

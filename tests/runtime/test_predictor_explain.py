@@ -129,9 +129,18 @@ def test_concurrent_explain_calls_agree_with_sequential_ones(predictor, data):
 
 
 def test_explain_outputs_of_the_wrong_shape_are_refused(model, tmp_path):
+    # onnxruntime reports the shape it infers where the file declares another, so the
+    # graph itself must compute a wrong one: `stderr` becomes the (batch, 4) input of its
+    # norm (the interval's nodes read the norm under another name).
     broken = onnx.load(model)
+    for node in broken.graph.node:
+        node.input[:] = ["norm" if name == "stderr" else name for name in node.input]
+        if list(node.output) == ["stderr"]:
+            node.output[:] = ["norm"]
+            norm_input = node.input[0]
+    broken.graph.node.append(helper.make_node("Identity", [norm_input], ["stderr"]))
     stderr = next(o for o in broken.graph.output if o.name == "stderr")
-    stderr.type.tensor_type.shape.dim[1].dim_value = 3
+    stderr.type.tensor_type.shape.dim[1].dim_value = 4
     path = tmp_path / "broken.onnx"
     onnx.save(broken, path)
     with pytest.raises(ModelLoadError, match=r"explain output 'stderr' of type tensor\(double\)"):

@@ -10,15 +10,16 @@ dtype, from the checkpoint's "inference" statistics (toolkit.training.inference)
 For each row, contributions summed over the features plus the prediction at the mean
 (`baseline`, in the model card) is the prediction. The leverage is
 h(x) = c + (x - center)' M (x - center), with M the inverse of the centred scatter matrix
-(with an intercept) or of X'X (without). The graph computes it as ||(x - center) L||^2
-with M = L L' (Cholesky): a sum of squares cannot cancel to a negative variance, as the
-quadratic form can in float32 when features are correlated. stderr, lower and upper exist
-only for least-squares fits (l2 == 0) whose residual variance is defined (df_resid > 0);
-a ridge model gets contributions alone. The interval's level is fixed at export
-(`--interval-level`, default 1 - alpha of the inference), t = scipy.stats.t.ppf(1 - (1 -
-level) / 2, df_resid), and the card records level, df and t.
+(with an intercept) or of X'X (without). The graph computes sqrt(1 + h(x)) as the norm of
+[(x - center) L, sqrt(1 + c)] with M = L L' (Cholesky): a sum of squares cannot cancel to
+a negative variance, as the quadratic form can in float32 when features are correlated.
+stderr, lower and upper exist only for least-squares fits (l2 == 0) whose residual
+variance is defined (df_resid > 0); a ridge model gets contributions alone. The
+interval's level is fixed at export (`--interval-level`, default 1 - alpha of the
+inference), t = scipy.stats.t.ppf(1 - (1 - level) / 2, df_resid), and the card records
+level, df and t.
 
-Operators: Sub, Unsqueeze, Mul, MatMul, Gemm, Add, Sqrt (all on the runtime's allow-list).
+Operators: Sub, Unsqueeze, Mul, Gemm, ReduceL2 (all on the runtime's allow-list).
 `reference` computes the same formulas in float64 with numpy for the parity gate, with
 each output's allowance `atol + rtol * scale`, scale the magnitude of the terms behind it.
 """
@@ -284,7 +285,7 @@ def _add_interval(
     node: Any,
     constant: Any,
 ) -> None:
-    """stderr = sqrt(sigma2 ||(x - center) L||^2 + sigma2 (1 + c)); lower, upper = output -/+
+    """stderr = ||[(x - center) L, sqrt(1 + c)]|| sqrt(sigma2); lower, upper = output -/+
     t stderr."""
     if np.array_equal(interval.center, mean):  # with an intercept: reuse x - m
         shifted = centered
@@ -294,22 +295,35 @@ def _add_interval(
         shifted = node(
             "Sub", [input_name, constant("explain_center", interval.center)], "explain_shifted"
         )
-    z = node("MatMul", [shifted, constant("explain_factor", interval.factor)], "explain_z")
-    squares = node("Mul", [z, z], "explain_z_squared")
-    # One Gemm sums the squares over the features, scales them by each target's sigma2
-    # (every row of B is sigma2) and adds sigma2 (1 + c): the variance, (batch, targets),
-    # in one node where a sum, a product and a sum took three (about a microsecond each on
-    # one row; onnxruntime's Add broadcasts a bias row by row, its Gemm does not).
-    sigma2 = np.tile(interval.sigma2, (len(mean), 1))
-    floor = constant("explain_sigma2_1c", interval.sigma2 * (1.0 + interval.constant))
-    variance = node("Gemm", [squares, constant("explain_sigma2", sigma2), floor], "explain_var")
-    stderr = node("Sqrt", [variance], STDERR)
-    # t as a (1, 1) tensor: onnxruntime multiplies a (batch, 1) tensor by a scalar of rank
-    # 0 about 10x slower than by one of rank 2.
-    t = constant("explain_t", [[interval.t_quantile]])
-    margin = node("Mul", [stderr, t], "explain_margin")
-    node("Sub", [output, margin], LOWER)
-    node("Add", [output, margin], UPPER)
+    # One Gemm gives each row z = [(x - center) L, sqrt(1 + c)] (the last entry from the
+    # bias) and one ReduceL2 its norm, sqrt(1 + h(x)): every node costs onnxruntime about
+    # half a microsecond on one row, and a product, a sum and a square root took three.
+    # With one target, sqrt(sigma2) is folded into the Gemm's weights.
+    features = len(mean)
+    single = len(interval.sigma2) == 1
+    scale = math.sqrt(float(interval.sigma2[0])) if single else 1.0
+    factor = np.zeros((features, features + 1))
+    factor[:, :features] = interval.factor * scale
+    root = np.zeros(features + 1)
+    root[features] = math.sqrt(1.0 + interval.constant) * scale
+    z = node(
+        "Gemm",
+        [shifted, constant("explain_factor", factor), constant("explain_root", root)],
+        "explain_z",
+    )
+    axes = constant("explain_axes", [1], np.int64)
+    if single:
+        stderr = node("ReduceL2", [z, axes], STDERR)
+    else:
+        norm = node("ReduceL2", [z, axes], "explain_norm")
+        sigma = constant("explain_sigma", np.sqrt(interval.sigma2)[None, :])
+        stderr = node("Mul", [norm, sigma], STDERR)
+    # lower, upper = output -/+ t stderr: each one Gemm, stderr (-/+ t I) + output, where
+    # a product and a sum took two nodes and a buffer between them.
+    eye = np.eye(len(interval.sigma2))
+    t = interval.t_quantile
+    node("Gemm", [stderr, constant("explain_minus_t", -t * eye), output], LOWER)
+    node("Gemm", [stderr, constant("explain_plus_t", t * eye), output], UPPER)
 
 
 def reference(plan: ExplainPlan, rows: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:

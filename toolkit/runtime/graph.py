@@ -3,11 +3,12 @@
 A linear regressor is y = x W^T + b. toolkit's exports are one Gemm (with a bias, or
 without one for `--no-intercept`); other exporters write MatMul + Add, put a Cast, a
 Reshape or a scaler (Sub, Div) in front, or use ai.onnx.ml's LinearRegressor;
-`toolkit export --explain` adds elementwise Sub, Mul, Add and Sqrt, an Unsqueeze, a
-MatMul and a Gemm (toolkit/export/explain.py); a table model (raw columns in,
-toolkit/export/tables.py) adds LabelEncoder, Gather, ReduceSum, Concat, IsNaN, And, Where
-and, without text columns, Shape and ConstantOfShape. Only the operators in
-LINEAR_OPERATORS are run; anything else is refused before onnxruntime opens the file.
+`toolkit export --explain` adds elementwise Sub and Mul, an Unsqueeze, Gemms and a
+ReduceL2 (toolkit/export/explain.py; its earlier files used MatMul, Add and Sqrt); a
+table model (raw columns in, toolkit/export/tables.py) adds LabelEncoder, Gather,
+ReduceSum, Concat, IsNaN, And, Where and, without text columns, Shape and
+ConstantOfShape. Only the operators in LINEAR_OPERATORS are run; anything else is refused
+before onnxruntime opens the file.
 That rules out, by construction:
 
 - unbounded work: Loop, Scan and If carry subgraphs (a Loop's trip count can be 2**62),
@@ -36,7 +37,8 @@ LINEAR_OPERATORS = {
             "Sub",
             "Mul",
             "Div",
-            "Sqrt",  # the standard error of `toolkit export --explain` models
+            "Sqrt",  # the standard error of `toolkit export --explain` models (earlier files)
+            "ReduceL2",  # ... and of those written now: the norm of a row's leverage terms
             "Identity",
             "Cast",
             "Reshape",
