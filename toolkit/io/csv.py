@@ -1,4 +1,5 @@
-"""CSV: pyarrow's streaming reader over a byte range of the file, parsed block by block.
+"""CSV: a byte range of the file in slices cut at line ends, each parsed by pyarrow's
+threads (toolkit/io/csvslices.py).
 
 Rows are numbered as the user sees them in the file: 1-based, the header is row 1, blank
 lines and newlines inside quoted cells counted. pyarrow's errors carry no row numbers, so
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from toolkit.errors import DataError
-from toolkit.io import csvrows
+from toolkit.io import csvrows, csvslices
 from toolkit.io.shards import Piece, Shard
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ NAME = "csv"
 SUFFIXES = (".csv",)
 MAGIC = b""  # text: no magic bytes
 STREAMED = True
-# pyarrow parses CSV in blocks of this many bytes, with dozens of blocks in flight.
+# pyarrow parses CSV in blocks of this many bytes, a slice's blocks in parallel.
 # Measured on a 776 MB file of 33 columns: 1 MiB blocks peak at 123 MiB RSS and read in
 # 1.8 s; 17 MiB blocks peak at 950 MiB and take 4.3 s. Bigger is not faster.
 CSV_BLOCK_BYTES = 1 << 20
@@ -120,35 +121,23 @@ def _stream(
     explain: Callable[[str], DataError],
 ) -> Iterator[pa.RecordBatch]:
     import pyarrow as pa
-    import pyarrow.csv as pa_csv
 
     shard = piece.shard
     # The header's names may carry spaces: batches get the stripped `names`.
     digest = hashlib.sha256() if piece.whole and hashed is not None else None
-    stream = _ByteRange(shard.path, piece.start, piece.stop, bar, digest)
     try:
-        try:
-            # open_csv already parses the first block.
-            reader = pa_csv.open_csv(
-                stream, read_options=read_options, convert_options=convert_options
-            )
-            while True:
-                try:
-                    batch = reader.read_next_batch()
-                except StopIteration:
-                    if digest is not None and hashed is not None and stream.at_end():
-                        hashed[shard.path] = digest.hexdigest()
-                    return
-                batch = batch.rename_columns(names)
-                for start in range(0, batch.num_rows, rows):
-                    yield batch.slice(start, rows)
-        except pa.ArrowInvalid as error:
-            raise explain(str(error)) from error
-        except pa.ArrowException as error:  # not a row's fault (a header pyarrow reads apart)
-            message = str(error).strip()
-            raise DataError(f"{shard.name}: cannot be read as CSV ({message}).") from error
-    finally:
-        stream.close()
+        slices = csvslices.read_slices(shard.path, piece.start, piece.stop, bar, digest)
+        for number, data in enumerate(slices):
+            if number == 1:  # the lines after the first slice lack the header
+                read_options = csvslices.later_options(read_options, shard)
+            yield from csvslices.parsed_batches(data, read_options, convert_options, names, rows)
+    except pa.ArrowInvalid as error:
+        raise explain(str(error)) from error
+    except pa.ArrowException as error:  # not a row's fault (a header pyarrow reads apart)
+        message = str(error).strip()
+        raise DataError(f"{shard.name}: cannot be read as CSV ({message}).") from error
+    if digest is not None and hashed is not None:
+        hashed[shard.path] = digest.hexdigest()
 
 
 def row_of(piece: Piece, index: int) -> int | None:
@@ -230,22 +219,13 @@ def _line_start(path: Path, position: int) -> int:
 
 
 class _ByteRange(io.RawIOBase):
-    """Bytes [start, stop) of a file (stop -1: to its end), with an optional tqdm bar to
-    advance and hashlib digest to update (hashlib drops the GIL on large blocks)."""
+    """Bytes [start, stop) of a file (stop -1: to its end): one piece for the streaming
+    reader of the error path."""
 
-    def __init__(
-        self, path: Path, start: int = 0, stop: int = -1, bar: Any = None, digest: Any = None
-    ) -> None:
+    def __init__(self, path: Path, start: int = 0, stop: int = -1) -> None:
         self._file = path.open("rb", buffering=0)
         self._file.seek(start)
         self._left = math.inf if stop == -1 else stop - start
-        self._bar = bar
-        self._digest = digest
-        self._ended = False
-
-    def at_end(self) -> bool:
-        """Whether every byte of the range was read."""
-        return self._ended or self._left == 0
 
     def readable(self) -> bool:
         return True
@@ -256,11 +236,6 @@ class _ByteRange(io.RawIOBase):
             view = view[: int(self._left)]
         count = self._file.readinto(view) or 0
         self._left -= count
-        self._ended = self._ended or (count == 0 and len(view) > 0)
-        if self._digest is not None:
-            self._digest.update(view[:count])
-        if self._bar is not None:
-            self._bar.update(count)
         return count
 
     def close(self) -> None:
