@@ -28,17 +28,23 @@ SLICE_BYTES = 16 << 20
 
 
 def read_slices(
-    path: Path, start: int, stop: int, bar: Any = None, digest: Any = None
+    path: Path,
+    start: int,
+    stop: int,
+    bar: Any = None,
+    digest: Any = None,
+    size: int | None = None,
 ) -> Iterator[memoryview]:
-    """Bytes [start, stop) of the file (stop -1: to its end) in slices that end at a line
-    end (the last one where the range ends); `digest` (hashlib) and `bar` (tqdm) see every
-    byte in file order."""
+    """Bytes [start, stop) of the file (stop -1: to its end) in slices of about `size`
+    bytes (default SLICE_BYTES) that end at a line end (the last one where the range
+    ends); `digest` (hashlib) and `bar` (tqdm) see every byte in file order."""
+    size = size or SLICE_BYTES
     left = math.inf if stop == -1 else stop - start
     carry = b""  # the start of a line that the last slice cut off
     with path.open("rb", buffering=0) as handle:
         handle.seek(start)
         while True:
-            buffer = bytearray(len(carry) + int(min(SLICE_BYTES, left)))
+            buffer = bytearray(len(carry) + int(min(size, left)))
             buffer[: len(carry)] = carry
             view = memoryview(buffer)
             count = _read_into(handle, view[len(carry) :])

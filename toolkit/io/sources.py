@@ -63,6 +63,9 @@ class DataSource:
     dropped: Dropped = field(default=None, repr=False)  # type: ignore[assignment]
     # Rows already in memory (toolkit.io.tables): later passes keep them there, not on disk.
     in_memory: ClassVar[bool] = False
+    # `kinds` by options: opening a source checks them and training asks again, and for
+    # CSV each answer parses the first block of the file.
+    _kinds: dict[Any, list[ColumnKind]] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         from toolkit.io.planned import Dropped
@@ -76,7 +79,9 @@ class DataSource:
         """The kinds of the raw feature columns (see `toolkit.io.kinds.feature_kinds`)."""
         from toolkit.io.kinds import feature_kinds
 
-        return feature_kinds(self, options)
+        if options not in self._kinds:
+            self._kinds[options] = feature_kinds(self, options)
+        return list(self._kinds[options])
 
     def with_plan(self, plan: TablePlan) -> DataSource:
         """This source reading through `plan`: its blocks hold the encoded features
