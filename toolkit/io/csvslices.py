@@ -37,44 +37,48 @@ def read_slices(
 ) -> Iterator[memoryview]:
     """Bytes [start, stop) of the file (stop -1: to its end) in slices of about `size`
     bytes (default SLICE_BYTES) that end at a line end (the last one where the range
-    ends); `digest` (hashlib) and `bar` (tqdm) see every byte in file order."""
-    size = size or SLICE_BYTES
-    left = math.inf if stop == -1 else stop - start
-    carry = b""  # the start of a line that the last slice cut off
+    ends); `digest` (hashlib) and `bar` (tqdm) see every byte once, in file order.
+
+    The part of a line that a slice cuts off is read again with the next slice (a few
+    hundred bytes), so no slice is copied or zero-filled on the way."""
+    end = math.inf if stop == -1 else stop
+    position = start
     with path.open("rb", buffering=0) as handle:
-        handle.seek(start)
-        while True:
-            buffer = bytearray(len(carry) + int(min(size, left)))
-            buffer[: len(carry)] = carry
-            view = memoryview(buffer)
-            count = _read_into(handle, view[len(carry) :])
-            left -= count
-            if digest is not None:
-                digest.update(view[len(carry) : len(carry) + count])
-            if bar is not None:
-                bar.update(count)
-            end = len(carry) + count
-            if count == 0 or left <= 0:
-                if end:
-                    yield view[:end]
+        while position < end:
+            data, cut = _next_slice(handle, position, end, size or SLICE_BYTES)
+            if not data:
                 return
-            cut = buffer.rfind(b"\n", 0, end) + 1
-            if cut == 0:  # no line end yet: a line longer than a slice
-                carry = bytes(view[:end])
-                continue
-            yield view[:cut]
-            carry = bytes(view[cut:end])
+            view = memoryview(data)[:cut]
+            if digest is not None:
+                digest.update(view)
+            if bar is not None:
+                bar.update(cut)
+            yield view
+            position += cut
 
 
-def _read_into(handle: Any, view: memoryview) -> int:
-    """Fill `view` from `handle` unless the file ends first; the count read."""
-    total = 0
-    while total < len(view):
-        count = handle.readinto(view[total:]) or 0
-        if count == 0:
-            break
-        total += count
-    return total
+def _next_slice(handle: Any, position: int, end: float, size: int) -> tuple[bytes, int]:
+    """(the bytes from `position`, where its slice ends: past its last line end, or at
+    the end of the range); a line longer than `size` is read whole."""
+    while True:
+        count = int(min(size, end - position))
+        data = _read_at(handle, position, count)
+        if len(data) < count or position + len(data) >= end:
+            return data, len(data)
+        cut = data.rfind(b"\n") + 1
+        if cut:
+            return data, cut
+        size *= 2
+
+
+def _read_at(handle: Any, position: int, count: int) -> bytes:
+    """`count` bytes from `position`, fewer only at the end of the file."""
+    handle.seek(position)
+    parts = []
+    while count > 0 and (part := handle.read(count)):
+        parts.append(part)
+        count -= len(part)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def parsed_batches(
