@@ -16,7 +16,7 @@ import pytest
 from test_csv import BAD_CSV
 
 from toolkit.errors import DataError
-from toolkit.io import csvslices, load_dataset, open_source
+from toolkit.io import csvrows, csvslices, load_dataset, open_source
 
 TINY = [1, 5, 13, 64]  # bytes per slice: cut everywhere, a line end at a time and more
 
@@ -87,3 +87,24 @@ def test_slices_end_at_line_ends_and_carry_every_byte(tmp_path, tiny_slices):
     start = text.index(b"1,2")  # a piece that starts after the header and stops before "5,6"
     stop = text.index(b"5,6")
     assert b"".join(bytes(s) for s in csvslices.read_slices(path, start, stop)) == text[start:stop]
+
+
+def test_only_the_slice_pyarrow_refused_is_searched_for_the_bad_row(write_csv, monkeypatch):
+    lines = ["x1,x2,y"] + [f"{k},{k + 1},{k + 2}" for k in range(500)]
+    lines[400] = "1,2"  # row 401: one value short
+    path = write_csv("data.csv", "\n".join(lines) + "\n")
+    monkeypatch.setattr(csvslices, "SLICE_BYTES", 256)
+    searched = []
+    first_problem = csvrows.first_problem
+
+    def recorded(piece, *args):
+        searched.append(piece)
+        return first_problem(piece, *args)
+
+    monkeypatch.setattr(csvrows, "first_problem", recorded)
+    with pytest.raises(DataError, match=r"row 401: found 2 values, expected 3"):
+        load_dataset(path)
+    (piece,) = searched
+    text = path.read_bytes()
+    assert 0 < piece.start <= text.index(b"\n1,2\n") + 1 < piece.stop  # that slice alone
+    assert piece.stop - piece.start < 2 * 256

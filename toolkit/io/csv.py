@@ -71,7 +71,7 @@ def batches(
         rows,
         bar,
         hashed,
-        lambda message: _explain(piece, message, floats, text),
+        lambda part, message: _explain(part, message, floats, text),
     )
 
 
@@ -100,8 +100,8 @@ def raw_batches(
     convert.include_columns = [written[n] for n in names]
     convert.null_values = ["", *na_values]
     convert.strings_can_be_null = True
-    explain = lambda message: _explain(  # noqa: E731
-        piece,
+    explain = lambda part, message: _explain(  # noqa: E731
+        part,
         message,
         [*floats, *[n for n in others if pa.types.is_integer(types[n])]],
         (),
@@ -118,21 +118,31 @@ def _stream(
     rows: int,
     bar: Any,
     hashed: dict[Path, str] | None,
-    explain: Callable[[str], DataError],
+    explain: Callable[[Piece, str], DataError],
 ) -> Iterator[pa.RecordBatch]:
+    """The piece's batches, slice by slice. A slice that pyarrow refuses is searched by
+    `explain(slice, message)` for the row to name: the slices before it were read, so the
+    first bad row is in it (a search of the whole piece would take minutes on GBs)."""
     import pyarrow as pa
 
     shard = piece.shard
     # The header's names may carry spaces: batches get the stripped `names`.
     digest = hashlib.sha256() if piece.whole and hashed is not None else None
+    start = piece.start
     try:
         slices = csvslices.read_slices(shard.path, piece.start, piece.stop, bar, digest)
         for number, data in enumerate(slices):
             if number == 1:  # the lines after the first slice lack the header
                 read_options = csvslices.later_options(read_options, shard)
-            yield from csvslices.parsed_batches(data, read_options, convert_options, names, rows)
-    except pa.ArrowInvalid as error:
-        raise explain(str(error)) from error
+            stop = start + len(data)
+            try:
+                yield from csvslices.parsed_batches(
+                    data, read_options, convert_options, names, rows
+                )
+            except pa.ArrowInvalid as error:
+                part = Piece(shard, start=start, stop=-1 if stop >= shard.size else stop)
+                raise explain(part, str(error)) from error
+            start = stop
     except pa.ArrowException as error:  # not a row's fault (a header pyarrow reads apart)
         message = str(error).strip()
         raise DataError(f"{shard.name}: cannot be read as CSV ({message}).") from error
