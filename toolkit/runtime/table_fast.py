@@ -84,7 +84,7 @@ def rewrite(data: bytes, columns: list[tuple[str, bool]], dtype: np.dtype) -> La
         feed, position, rows = placed.get(value, (value, 0, 0))
         feeds[feed.decode()] = (element, rows)
         slots.append((feed.decode(), position, lookup))
-    counts = _counts(users, body, initializers, feeds)
+    counts = _counts(users, initializers, feeds)
     if counts is not None:  # a known text's row counts no unknown level: drop the count
         safe = counts[1]
         slots = [
@@ -107,7 +107,7 @@ def rewrite(data: bytes, columns: list[tuple[str, bool]], dtype: np.dtype) -> La
 
 
 def _counts(
-    users: dict[bytes, list[Any]], body: Any, initializers: dict[bytes, Any], feeds: dict
+    users: dict[bytes, list[Any]], initializers: dict[bytes, Any], feeds: dict
 ) -> tuple[list[Any], np.ndarray, str] | None:
     """(nodes, flags, input) when `unknown_levels` is Gather(flags, input) of an int64
     table, summed over axis 0 (ReduceSum, keepdims 0) when the input is (k, batch) rows:
@@ -115,6 +115,8 @@ def _counts(
     producers = {out: node for nodes in users.values() for node in nodes for out in node.output}
     node = producers.get(UNKNOWN)
     chain = []
+    if users.get(UNKNOWN):  # read by another node too: keep it
+        return None
     if node is not None and node.op_type == b"ReduceSum":
         axes = _int64s(initializers.get(node.input[1])) if len(node.input) == 2 else None
         keep = [a.i for a in node.attribute if a.name == b"keepdims"]

@@ -8,6 +8,8 @@ categorical one, the model's float type for a numeric one), and return the predi
 app passes are in table.py; this module runs the graph and acts on `unknown_levels`.
 A table model exported with --explain has its explain outputs after `unknown_levels`
 (`TableModel.explain`; `predict` runs the graph pruned to the first two outputs).
+One row of known levels takes table_fast.py's path (the same answers, no text tensors);
+`_general` is every other call's.
 """
 
 from __future__ import annotations
