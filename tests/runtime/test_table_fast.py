@@ -168,3 +168,43 @@ def test_each_thread_binds_its_own_buffers(tmp_path):
     for thread in threads:
         thread.join()
     assert failures == []
+
+
+GM = {"firm": "GM", "value": 1.5, "capital": 2.0, "union": True}
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        GM,
+        [GM],
+        list(GM.values()),
+        {**GM, "firm": "Ford"},  # unknown level
+        {**GM, "firm": np.str_("IBM")},
+        {**GM, "firm": ""},  # missing: the fill
+        {**GM, "value": None},  # missing: the fill
+        {**GM, "capital": None},  # missing without a fill
+        {**GM, "capital": 2**24 + 1},  # rounds in float32 as numpy rounds it
+        {**GM, "capital": 2**60 + 1},
+        {**GM, "capital": float("inf")},
+        {**GM, "capital": 1e300},
+        {**GM, "capital": "2.0"},
+        {**GM, "union": "yes"},
+        {**GM, "union": ["x"]},
+        {k: v for k, v in GM.items() if k != "union"},  # a missing column
+        {**GM, "extra": 1.0},
+        {"firm": "GM", "value": 1.5, "capital": 2.0, "unoin": True},  # a typo
+        {k: [v] for k, v in GM.items()},  # one row as columns
+    ],
+)
+@pytest.mark.parametrize("policy", ["error", "reference"])
+def test_edge_cells_answer_as_the_general_path(tmp_path, data, policy):
+    path = write_exported(tmp_path / "m.onnx", PLAN.with_unknown_level(policy), 2, "float32")
+    fast, general = Predictor(path), _general(path)
+    assert fast._table.one_row is not None
+    got, expected = _outcome(fast, data), _outcome(general, data)
+    assert got[1:] == expected[1:]
+    if isinstance(expected[0], tuple):
+        assert got[0] == expected[0]
+    else:
+        assert np.array_equal(got[0], expected[0], equal_nan=True)

@@ -281,15 +281,13 @@ class OneRow:
         `cell`, columns in the same order)."""
         if type(data) is list and len(data) == 1 and type(data[0]) is dict:
             data = data[0]  # one record
+        names = self.names
         if type(data) is dict:
-            if len(data) != len(self.names):
+            if len(data) != len(names):
                 return None
-            try:
-                row = [data[name] for name in self.names]
-            except KeyError:
-                return None
-        elif type(data) is list and len(data) == len(self.names) and type(data[0]) in CELLS:
-            row = data
+            values: Any = map(data.__getitem__, names)  # a missing name: KeyError below
+        elif type(data) is list and len(data) == len(names) and type(data[0]) in CELLS:
+            values = data  # one row
         else:
             return None
         try:
@@ -298,7 +296,7 @@ class OneRow:
             run, quick, careful, prediction, unknown = self._local.state = self._state()
         limit = self._exact
         try:  # plain texts of known levels and plain numbers: no check can fail
-            for (lookup, view, at), value in zip(quick, row, strict=False):
+            for (lookup, view, at), value in zip(quick, values, strict=False):
                 if lookup is not None:
                     view[at] = lookup[value]
                 elif (type(value) is float or type(value) is int) and -limit <= value <= limit:
@@ -307,6 +305,7 @@ class OneRow:
                     raise LookupError
         except (LookupError, TypeError):  # anything else: the general path's checks
             try:
+                row = data if type(data) is list else [data[name] for name in names]
                 self._careful(careful, row, first_row, finite)
             except (KeyError, NotOneRow):
                 return None
