@@ -10,7 +10,10 @@ Python from the file's own attributes:
 - a LabelEncoder (text -> int64, ai.onnx.ml) that alone reads a text input becomes an
   int64 input, filled by a dict of its own keys and values;
 - a Reshape to (k, -1) of a Concat (axis 0) of k such 1-D values, read by nothing else,
-  becomes one (k, batch) input, filled row by row.
+  becomes one (k, batch) input, filled row by row;
+- `unknown_levels` as a Gather from an int64 table of flags (summed over the stacked
+  rows) is dropped, and the lookups keep only the keys whose row has no flag: the count
+  of every row this path takes is 0 by construction.
 
 Every other node (the Gathers, ReduceSums, the imputation, the Gemm) runs as in the file,
 on the same values, so the answers are the file's. A text that is not one of the
@@ -32,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from toolkit import card
 from toolkit.runtime import explain, graph, onnxfile
 from toolkit.runtime.session import session_of
 from toolkit.runtime.table_values import CELLS, NotOneRow
@@ -39,7 +43,7 @@ from toolkit.runtime.table_values import CELLS, NotOneRow
 INT64 = 7  # TensorProto.INT64
 ELEMENT = {np.dtype(np.float32): 1, np.dtype(np.float64): 11}  # TensorProto.FLOAT, DOUBLE
 ENCODER = {b"keys_strings", b"values_int64s", b"default_int64"}
-UNKNOWN = b"unknown_levels"  # card.UNKNOWN_LEVELS_OUTPUT, as the file spells it
+UNKNOWN = card.UNKNOWN_LEVELS_OUTPUT.encode()  # as the file spells it
 
 
 @dataclass(frozen=True)
