@@ -68,6 +68,8 @@ _SCHEMA: list[tuple[str, list[tuple[str, int, int, int, str]]]] = [
             ("f", 2, 2, 1, ""),
             ("i", 3, 3, 1, ""),
             ("t", 5, 11, 1, "TensorProto"),
+            ("ints", 8, 3, 3, ""),  # LabelEncoder's values (table_fast.py)
+            ("strings", 9, 12, 3, ""),  # ... and its keys
             ("g", 6, 11, 1, "GraphProto"),
             ("tensors", 10, 11, 3, "TensorProto"),
             ("graphs", 11, 11, 3, "GraphProto"),

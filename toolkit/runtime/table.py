@@ -39,14 +39,10 @@ from toolkit.columns import CATEGORICAL, TablePlan
 from toolkit.errors import InputError
 from toolkit.runtime import table_values as values_
 from toolkit.runtime.inputs import all_finite, check_column_names
-from toolkit.runtime.table_values import BadCell
+from toolkit.runtime.table_values import BadCell, NotOneRow
 
 # Known levels shown in an unknown-level error.
 SHOWN_LEVELS = 8
-
-
-class _NotOneRow(Exception):
-    """A value the one-row path met is a column: the input is columns after all."""
 
 
 class UnknownLevelWarning(UserWarning):
@@ -64,7 +60,7 @@ class TableInputs:
         lowered = {token.strip().lower() for token in plan.na_values}
         self.inf_missing = bool(lowered & set(values_.INF_TOKENS))
         # (name, categorical, takes a missing value) per column, in the model's order.
-        self._specs = [(c.name, c.kind == CATEGORICAL, c.fill is not None) for c in plan.columns]
+        self.specs = [(c.name, c.kind == CATEGORICAL, c.fill is not None) for c in plan.columns]
         self._local = threading.local()  # per thread: the 1-row path's arrays
         self.known = {c.name: frozenset(c.levels) | frozenset(c.other) for c in plan.categorical}
 
@@ -83,18 +79,18 @@ class TableInputs:
                 except KeyError:
                     row = None
                 if row is not None:
-                    with contextlib.suppress(_NotOneRow):
+                    with contextlib.suppress(NotOneRow):
                         return self._one_row(_singletons(row), first_row, finite), 1
             self._check_names(data.keys(), "the mapping")
             return self._columns([data[name] for name in self.names], first_row, finite)
         if type(data) is list and data:  # the fast paths of a 1-row request
             first = type(data[0])
             if first is dict and len(data) == 1:  # one record
-                with contextlib.suppress(_NotOneRow):
+                with contextlib.suppress(NotOneRow):
                     row = self._record(data[0], 0, first_row)
                     return self._one_row(row, first_row, finite), 1
             elif first in values_.CELLS and len(data) == len(self.names):  # one row
-                with contextlib.suppress(_NotOneRow):
+                with contextlib.suppress(NotOneRow):
                     return self._one_row(data, first_row, finite), 1
         if values_.is_series(data):  # one row of a DataFrame (frame.iloc[i]): a record
             return self.feeds(data.to_dict(), first_row, finite)
@@ -118,7 +114,7 @@ class TableInputs:
             if len(rows) == 1:
                 try:
                     return self._one_row(rows[0], first_row, finite), 1
-                except _NotOneRow:
+                except NotOneRow:
                     pass
             columns = [list(column) for column in zip(*rows, strict=True)] or [
                 [] for _ in self.names
@@ -190,7 +186,7 @@ class TableInputs:
 
     def _one_row(self, row: Sequence[Any], first_row: int, finite: bool) -> dict[str, Any]:
         """One row's feeds, in this thread's 1-element arrays (a 1-row request's fast path:
-        a new array per column cost ~0.3 us, an assignment ~0.03 us). _NotOneRow when a
+        a new array per column cost ~0.3 us, an assignment ~0.03 us). NotOneRow when a
         value is a column, not a cell."""
         try:
             feeds, fast = self._local.buffers
@@ -213,26 +209,26 @@ class TableInputs:
             elif value is None and fills:
                 buffer[0] = math.nan
                 continue
-            buffer[0] = self._cell(value, index, first_row, finite)
+            buffer[0] = self.cell(value, index, first_row, finite)
         return feeds
 
     def _buffers(self) -> tuple[dict[str, np.ndarray], list[tuple[Any, ...]]]:
         feeds = {
             name: np.empty(1, dtype=object if categorical else self.dtype)
-            for name, categorical, _ in self._specs
+            for name, categorical, _ in self.specs
         }
         limit = float(np.finfo(self.dtype).max)
         fast = [
             (categorical, fills, limit, feeds[name], index)
-            for index, (name, categorical, fills) in enumerate(self._specs)
+            for index, (name, categorical, fills) in enumerate(self.specs)
         ]
         return feeds, fast
 
-    def _cell(self, value: Any, index: int, first_row: int, finite: bool) -> Any:
+    def cell(self, value: Any, index: int, first_row: int, finite: bool) -> Any:
         """A cell the fast path did not take: converted and checked, or an InputError."""
         if not values_.is_cell(value):
-            raise _NotOneRow
-        name, categorical, fills = self._specs[index]
+            raise NotOneRow
+        name, categorical, fills = self.specs[index]
         if categorical:
             level = values_.text(value, self.na)
             if not level and not fills:
@@ -258,7 +254,7 @@ class TableInputs:
         self, columns: list[Any], first_row: int, finite: bool
     ) -> tuple[dict[str, Any], int]:
         feeds: dict[str, Any] = {}
-        for (name, categorical, fills), column in zip(self._specs, columns, strict=True):
+        for (name, categorical, fills), column in zip(self.specs, columns, strict=True):
             if values_.is_cell(column):
                 column = [column]
             try:

@@ -8,6 +8,8 @@ categorical one, the model's float type for a numeric one), and return the predi
 app passes are in table.py; this module runs the graph and acts on `unknown_levels`.
 A table model exported with --explain has its explain outputs after `unknown_levels`
 (`TableModel.explain`; `predict` runs the graph pruned to the first two outputs).
+One row of known levels takes table_fast.py's path (the same answers, no text tensors);
+`_general` is every other call's.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import numpy as np
 from toolkit import card
 from toolkit.columns import CATEGORICAL, TablePlan
 from toolkit.errors import InputError, ModelLoadError, ModelRunError, PredictorError
+from toolkit.runtime import table_fast
 from toolkit.runtime.explain import NO_EXPLAIN, Explainer, Explanation, explanation_of
 from toolkit.runtime.session import FLOAT_TYPES, brief
 from toolkit.runtime.table import TableInputs, UnknownLevelWarning
@@ -89,10 +92,39 @@ class TableModel:
         self._outputs = [predictor.output_name, card.UNKNOWN_LEVELS_OUTPUT]
         self.error_policy = plan.unknown_level != "reference"
         self._lock = threading.Lock()
+        self.one_row = self._one_row_runner()  # None: every call takes the general path
+
+    def _one_row_runner(self) -> table_fast.OneRow | None:
+        """table_fast's runner for one row, when the graph has its form, the session runs
+        on the CPU and probe rows get the same answers, bit for bit, both ways."""
+        predictor = self.predictor
+        if predictor.provider != "CPUExecutionProvider":
+            return None
+        try:
+            runner = table_fast.load(
+                predictor.path, predictor.session, self.inputs, self._outputs, predictor.n_targets
+            )
+            if runner is None:
+                return None
+            finite = not predictor.allow_non_finite
+            for row in _probes(self.plan):
+                fast = runner.predict(row, 1, finite)
+                if fast is None or not np.array_equal(fast, self._general(row, 1)[0]):
+                    return None
+        except Exception:  # a file that changed since, any surprise: the general path
+            return None
+        return runner
 
     def counted(self, data: Any, first_row: int) -> tuple[np.ndarray, np.ndarray, Any]:
-        """(predictions, unknown levels per row, the feeds); an unknown level is an
-        InputError under the "error" policy."""
+        """(predictions, unknown levels per row, the feeds: None from the one-row path); an
+        unknown level is an InputError under the "error" policy."""
+        if self.one_row is not None:
+            result = self.one_row.predict(data, first_row, not self.predictor.allow_non_finite)
+            if result is not None:
+                return result, np.zeros(1, np.int64), None
+        return self._general(data, first_row)
+
+    def _general(self, data: Any, first_row: int) -> tuple[np.ndarray, np.ndarray, Any]:
         predictor = self.predictor
         feeds, rows = self.inputs.feeds(data, first_row, not predictor.allow_non_finite)
         if rows == 0:
@@ -158,9 +190,12 @@ class TableModel:
     ) -> np.ndarray | dict[str, np.ndarray]:
         """Predictions (by target name with `by_name`); unknown levels under "reference"
         warn (UnknownLevelWarning)."""
-        result, unknown, _ = self.counted(data, first_row)
-        if not self.error_policy and np.count_nonzero(unknown):
-            self.warn(unknown)
+        one_row, finite = self.one_row, not self.predictor.allow_non_finite
+        result = None if one_row is None else one_row.predict(data, first_row, finite)
+        if result is None:
+            result, unknown, _ = self._general(data, first_row)
+            if not self.error_policy and np.count_nonzero(unknown):
+                self.warn(unknown)
         if by_name:
             return {name: result[:, t] for t, name in enumerate(self.predictor.target_names)}
         return result
@@ -177,6 +212,15 @@ class TableModel:
             UnknownLevelWarning,
             stacklevel=stacklevel,
         )
+
+
+def _probes(plan: TablePlan) -> list[list[Any]]:
+    """Rows of known levels and plain numbers that the one-row path must answer as the
+    general path does: each categorical column's first and last level."""
+    return [
+        [(c.levels[end] if c.kind == CATEGORICAL else number) for c in plan.columns]
+        for end, number in ((0, 0.5), (-1, -2.25))
+    ]
 
 
 def describe_columns(plan: TablePlan) -> list[dict[str, Any]]:

@@ -41,6 +41,10 @@ class BadCell(Exception):
         self.index, self.value, self.expected = index, value, expected
 
 
+class NotOneRow(Exception):
+    """A value the one-row path met is a column: the input is columns after all."""
+
+
 def is_missing(value: Any, na_values: Collection[str]) -> bool:
     """None, NaN, pandas' NA, "" or an `na_values` token."""
     if value is None:
