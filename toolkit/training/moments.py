@@ -154,7 +154,8 @@ class Accumulator:
             values = block[:, :width]
             if sums["scaled"]:
                 values *= 1.0 / sums["unit"].numpy()
-            product = block.T @ block
+            with np.errstate(over="ignore", invalid="ignore"):  # overflow: rescaled below
+                product = block.T @ block
             diagonal = product.diagonal()[:width]
             odd = ~((diagonal > TINY_SQUARE) & (diagonal < HUGE_SQUARE))
             if odd.any():  # rare: the torch path sets units and redoes the block
