@@ -48,6 +48,13 @@ if TYPE_CHECKING:
 
 __all__ = ["LinearRegressor"]
 
+# BLAS threads during `fit`: one. The in-memory reader converts rows on a thread of its
+# own while the moments are summed, and a multi-threaded BLAS call waits for every one of
+# its threads; with one, the two cores split reading and summing (2 cores, 1,000,000 x
+# 100: the same best time, a third less CPU, and 1.6 s instead of 8.7 s while other
+# processes load the machine; scripts/bench_api.py). None: the BLAS's own default.
+FIT_BLAS_THREADS: int | None = 1
+
 
 class LinearRegressor(RegressorMixin, BaseEstimator):
     """Least-squares linear regression, fitted by toolkit and exported to ONNX.
@@ -199,12 +206,17 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
         -------
         self : LinearRegressor
         """
+        from threadpoolctl import threadpool_limits  # scikit-learn's own dependency
+
         from toolkit.api import train
 
         self._validate_params()
         data = inputs.training_data(self, X, y, reset=True, sample_weight=sample_weight)
         dtype = self.dtype or data.dtype
-        with tempfile.TemporaryDirectory(prefix="toolkit-fit-") as folder:
+        with (
+            threadpool_limits(FIT_BLAS_THREADS, user_api="blas"),
+            tempfile.TemporaryDirectory(prefix="toolkit-fit-") as folder,
+        ):
             out = Path(folder) / "model.pt"
             result = train(
                 data.source,
