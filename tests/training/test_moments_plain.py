@@ -37,11 +37,15 @@ def assert_means_close(got: np.ndarray, want: np.ndarray, spread: np.ndarray) ->
 
 
 def assert_close_to_reference(moments, x: np.ndarray, y: np.ndarray) -> None:
+    """Means, and the scatter in the moments' units (entry (i, j) / (unit_i unit_j), where
+    squares of 1e-300 and 1e300 are finite), against the extended-precision ones."""
     mean, scatter = reference(x, y)
     assert_means_close(moments.mean.numpy(), mean, np.sqrt(np.diagonal(scatter) / len(x)))
-    got = moments.raw_scatter().numpy().astype(np.longdouble)
-    size = np.sqrt(np.outer(np.diagonal(scatter), np.diagonal(scatter)))
-    assert (np.abs(got - scatter) <= SCALE_RTOL * size).all()
+    unit = moments.unit.numpy().astype(np.longdouble)
+    got, want = moments.scatter.numpy().astype(np.longdouble), scatter / np.outer(unit, unit)
+    size = np.sqrt(np.outer(np.diagonal(want), np.diagonal(want)))
+    assert (np.abs(got - want) <= SCALE_RTOL * size).all()
+    assert np.isfinite(moments.scatter.numpy()).all()
 
 
 def assert_moments_equal(got, want) -> None:
@@ -102,14 +106,7 @@ def test_plain_path_rescales_extreme_columns_exactly(magnitude):
     unit = moments.unit.numpy()
     assert unit[0] != 1.0 and unit[1:].tolist() == [1.0, 1.0, 1.0]
     assert np.log2(unit[0]) == np.round(np.log2(unit[0]))  # a power of two
-    mean, scatter = reference(x, y)
-    assert_means_close(moments.mean.numpy(), mean, np.sqrt(np.diagonal(scatter) / len(x)))
-    # In units, where the squares are finite: entry (i, j) / (unit_i unit_j).
-    outer = np.outer(unit.astype(np.longdouble), unit.astype(np.longdouble))
-    got, want = moments.scatter.numpy().astype(np.longdouble), scatter / outer
-    size = np.sqrt(np.outer(np.diagonal(want), np.diagonal(want)))
-    assert (np.abs(got - want) <= SCALE_RTOL * size).all()
-    assert np.isfinite(moments.scatter.numpy()).all()
+    assert_close_to_reference(moments, x, y)
 
 
 def test_a_column_constant_in_the_first_blocks_is_varied_in_the_end():
@@ -142,3 +139,21 @@ def test_block_size_does_not_change_the_moments(monkeypatch):
     default = accumulate([(x, y)])
     monkeypatch.setattr(moments_module, "CPU_BLOCK_ROWS", 333)
     assert_moments_equal(accumulate([(x, y)]), default)
+
+
+def test_a_column_of_zero_deviations_stays_on_the_plain_path(monkeypatch):
+    """A dummy column that is 0 in every block (as the pilot) squares to exactly 0: no unit
+    to find, so the block is not redone; a column of tiny values that square to 0 is."""
+    rng = np.random.default_rng(5)
+    x = np.column_stack([rng.standard_normal(9000), np.zeros(9000), np.full(9000, 1e-170)])
+    x[8000:, 2] *= 1 + rng.random(1000)
+    redone = []
+    original = Accumulator._rescale
+    monkeypatch.setattr(
+        Accumulator, "_rescale", lambda self, *a: redone.append(1) or original(self, *a)
+    )
+    moments = accumulate([(x, x[:, 0] + 1.0)])
+    assert len(redone) == 1  # only the block where the tiny column varies
+    assert moments.constant.numpy().tolist() == [False, True, False, False]
+    assert moments.unit.numpy()[2] < 1e-160 and moments.unit.numpy()[1] == 1.0
+    assert_close_to_reference(moments, x, x[:, 0] + 1.0)

@@ -158,6 +158,8 @@ class Accumulator:
                 product = block.T @ block
             diagonal = product.diagonal()[:width]
             odd = ~((diagonal > TINY_SQUARE) & (diagonal < HUGE_SQUARE))
+            if odd.any():  # a deviation of exactly zero throughout needs no unit
+                odd[odd] = values[:, odd].any(axis=0) | ~(diagonal[odd] == 0)
             if odd.any():  # rare: the torch path sets units and redoes the block
                 rows = torch.from_numpy(values)
                 gram, diagonal = self._rescale(rows, torch.from_numpy(odd), None)
