@@ -15,6 +15,7 @@ method needs them, so `import toolkit` and this module stay light.
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from numbers import Integral, Real
 from pathlib import Path
@@ -54,6 +55,18 @@ __all__ = ["LinearRegressor"]
 # 100: the same best time, a third less CPU, and 1.6 s instead of 8.7 s while other
 # processes load the machine; scripts/bench_api.py). None: the BLAS's own default.
 FIT_BLAS_THREADS: int | None = 1
+# Below this many values a fit takes milliseconds: not worth the limit's library scan
+# (about 3 ms a fit).
+BLAS_LIMIT_VALUES = 1_000_000
+
+
+def _blas_limit(values: int) -> contextlib.AbstractContextManager[Any]:
+    """FIT_BLAS_THREADS for a fit of `values` values (rows x columns) worth limiting."""
+    if FIT_BLAS_THREADS is None or values < BLAS_LIMIT_VALUES:
+        return contextlib.nullcontext()
+    from threadpoolctl import threadpool_limits  # scikit-learn's own dependency
+
+    return threadpool_limits(FIT_BLAS_THREADS, user_api="blas")
 
 
 class LinearRegressor(RegressorMixin, BaseEstimator):
@@ -206,15 +219,13 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
         -------
         self : LinearRegressor
         """
-        from threadpoolctl import threadpool_limits  # scikit-learn's own dependency
-
         from toolkit.api import train
 
         self._validate_params()
         data = inputs.training_data(self, X, y, reset=True, sample_weight=sample_weight)
         dtype = self.dtype or data.dtype
         with (
-            threadpool_limits(FIT_BLAS_THREADS, user_api="blas"),
+            _blas_limit(getattr(data.source, "n_rows", 0) * len(data.source.columns)),
             tempfile.TemporaryDirectory(prefix="toolkit-fit-") as folder,
         ):
             out = Path(folder) / "model.pt"
