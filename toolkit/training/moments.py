@@ -141,8 +141,9 @@ class Accumulator:
 
         Each block carries a column of ones, so `block' block` (numpy calls BLAS syrk
         for it: half a general product's work) holds the block's Gram matrix and, in its
-        last row, the column sums: no other pass over the block. Measured 2.2x faster than
-        torch's general product plus a column sum (1 thread; see scripts/bench_train.py).
+        last row, the column sums: no other pass over the block. Measured 2x faster than
+        torch's general product plus a column sum (1,000,000 x 100 float32 on 2 cores:
+        0.32-0.36 s against 0.64-0.79 s; scripts/bench_train.py).
         """
         import torch
 
