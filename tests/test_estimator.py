@@ -482,7 +482,7 @@ def test_a_large_fit_runs_on_one_blas_thread_and_restores_the_count(monkeypatch)
     from threadpoolctl import threadpool_info
 
     import toolkit.api
-    from toolkit import estimator
+    from toolkit import estimator_inputs
 
     def blas_threads() -> list[int]:
         return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
@@ -497,7 +497,7 @@ def test_a_large_fit_runs_on_one_blas_thread_and_restores_the_count(monkeypatch)
     monkeypatch.setattr(toolkit.api, "train", spy)
     X, y = data(n=10_000, d=100)  # a million values and more: limited
     limited = LinearRegressor(dtype="float64").fit(X, y)
-    monkeypatch.setattr(estimator, "FIT_BLAS_THREADS", None)
+    monkeypatch.setattr(estimator_inputs, "FIT_BLAS_THREADS", None)
     free = LinearRegressor(dtype="float64").fit(X, y)
     assert during[0] == [1] * len(before) and during[1] == before
     assert blas_threads() == before

@@ -15,7 +15,6 @@ method needs them, so `import toolkit` and this module stay light.
 
 from __future__ import annotations
 
-import contextlib
 import tempfile
 from numbers import Integral, Real
 from pathlib import Path
@@ -48,25 +47,6 @@ if TYPE_CHECKING:
     from toolkit.export import ExportResult
 
 __all__ = ["LinearRegressor"]
-
-# BLAS threads during `fit`: one. The in-memory reader converts rows on a thread of its
-# own while the moments are summed, and a multi-threaded BLAS call waits for every one of
-# its threads; with one, the two cores split reading and summing (2 cores, 1,000,000 x
-# 100: the same best time, a third less CPU, and 1.6 s instead of 8.7 s while other
-# processes load the machine; scripts/bench_api.py). None: the BLAS's own default.
-FIT_BLAS_THREADS: int | None = 1
-# Below this many values a fit takes milliseconds: not worth the limit's library scan
-# (about 3 ms a fit).
-BLAS_LIMIT_VALUES = 1_000_000
-
-
-def _blas_limit(values: int) -> contextlib.AbstractContextManager[Any]:
-    """FIT_BLAS_THREADS for a fit of `values` values (rows x columns) worth limiting."""
-    if FIT_BLAS_THREADS is None or values < BLAS_LIMIT_VALUES:
-        return contextlib.nullcontext()
-    from threadpoolctl import threadpool_limits  # scikit-learn's own dependency
-
-    return threadpool_limits(FIT_BLAS_THREADS, user_api="blas")
 
 
 class LinearRegressor(RegressorMixin, BaseEstimator):
@@ -225,7 +205,7 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
         data = inputs.training_data(self, X, y, reset=True, sample_weight=sample_weight)
         dtype = self.dtype or data.dtype
         with (
-            _blas_limit(getattr(data.source, "n_rows", 0) * len(data.source.columns)),
+            inputs.blas_limit(data.source),
             tempfile.TemporaryDirectory(prefix="toolkit-fit-") as folder,
         ):
             out = Path(folder) / "model.pt"
