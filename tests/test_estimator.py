@@ -474,3 +474,33 @@ def test_negative_sample_weight_is_refused():
     X, y = np.arange(8.0).reshape(4, 2) ** 2, np.arange(4.0)
     with pytest.raises(ValueError, match="Negative values in data passed to"):
         LinearRegressor(device="cpu").fit(X, y, sample_weight=[1.0, -1.0, 1.0, 1.0])
+
+
+def test_a_large_fit_runs_on_one_blas_thread_and_restores_the_count(monkeypatch):
+    """The fit limits the BLAS to FIT_BLAS_THREADS while it runs (a speed setting: the
+    coefficients equal an unlimited fit's and scikit-learn's), then puts the count back."""
+    from threadpoolctl import threadpool_info
+
+    import toolkit.api
+    from toolkit import estimator_inputs
+
+    def blas_threads() -> list[int]:
+        return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+
+    before, during = blas_threads(), []
+    train = toolkit.api.train
+
+    def spy(*args, **kwargs):
+        during.append(blas_threads())
+        return train(*args, **kwargs)
+
+    monkeypatch.setattr(toolkit.api, "train", spy)
+    X, y = data(n=10_000, d=100)  # a million values and more: limited
+    limited = LinearRegressor(dtype="float64").fit(X, y)
+    monkeypatch.setattr(estimator_inputs, "FIT_BLAS_THREADS", None)
+    free = LinearRegressor(dtype="float64").fit(X, y)
+    assert during[0] == [1] * len(before) and during[1] == before
+    assert blas_threads() == before
+    np.testing.assert_allclose(limited.coef_, free.coef_, rtol=RTOL_F64)
+    reference = LinearRegression().fit(X, y)
+    np.testing.assert_allclose(limited.coef_, reference.coef_, rtol=RTOL_F64)

@@ -204,7 +204,10 @@ class LinearRegressor(RegressorMixin, BaseEstimator):
         self._validate_params()
         data = inputs.training_data(self, X, y, reset=True, sample_weight=sample_weight)
         dtype = self.dtype or data.dtype
-        with tempfile.TemporaryDirectory(prefix="toolkit-fit-") as folder:
+        with (
+            inputs.blas_limit(data.source),
+            tempfile.TemporaryDirectory(prefix="toolkit-fit-") as folder,
+        ):
             out = Path(folder) / "model.pt"
             result = train(
                 data.source,

@@ -23,6 +23,7 @@ nulls). `predict` encodes its input with the encoder training used (`toolkit.io.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,19 @@ from sklearn.utils.validation import check_array, check_consistent_length, valid
 from toolkit.defaults import MAX_LEVELS, MISSING
 
 ARROW_MODULES = ("pyarrow", "polars")  # inputs read as Arrow tables
+# BLAS threads while `fit` reads >= BLAS_LIMIT_VALUES values (None: no limit): one lets the
+# reader's thread and the summing share 2 cores unhindered (1,000,000 x 100: scripts/bench_api).
+FIT_BLAS_THREADS: int | None = 1
+BLAS_LIMIT_VALUES = 1_000_000
+
+
+def blas_limit(source: Any) -> contextlib.AbstractContextManager[Any]:
+    """FIT_BLAS_THREADS BLAS threads while `toolkit.train` reads `source`, if it is large."""
+    if FIT_BLAS_THREADS is None or source.n_rows * len(source.columns) < BLAS_LIMIT_VALUES:
+        return contextlib.nullcontext()
+    from threadpoolctl import threadpool_limits  # scikit-learn's own dependency
+
+    return threadpool_limits(FIT_BLAS_THREADS, user_api="blas")
 
 
 @dataclass

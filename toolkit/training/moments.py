@@ -26,6 +26,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 if TYPE_CHECKING:
     import torch
 
@@ -108,6 +110,9 @@ class Accumulator:
         and optionally the rows' weights (k,), each >= 0 (checked by the reader)."""
         import torch
 
+        if weights is None and self._shifter.plain(features, targets):
+            self._add_plain(features, targets)
+            return
         for block, w in self._shifter.blocks(features, targets, weights):
             if not self._sums:
                 self._start(block.shape[1])
@@ -129,6 +134,43 @@ class Accumulator:
                 sums["log_weights"] += torch.log(w).sum()
                 sums["largest"] = torch.maximum(sums["largest"], (block * block).sum(dim=0))
             sums["varied"] |= diagonal > 0
+            self.n += block.shape[0]
+
+    def _add_plain(self, features: np.ndarray, targets: np.ndarray) -> None:
+        """`add` for unweighted numpy rows on the CPU: one symmetric product per block.
+
+        Each block carries a column of ones, so `block' block` (numpy calls BLAS syrk
+        for it: half a general product's work) holds the block's Gram matrix and, in its
+        last row, the column sums: no other pass over the block. Measured 2x faster than
+        torch's general product plus a column sum (1,000,000 x 100 float32 on 2 cores:
+        0.32-0.36 s against 0.64-0.79 s; scripts/bench_train.py).
+        """
+        import torch
+
+        for block in self._shifter.plain_blocks(features, targets):
+            width = block.shape[1] - 1
+            if not self._sums:
+                self._start(width)
+            sums = self._sums
+            values = block[:, :width]
+            if sums["scaled"]:
+                values *= 1.0 / sums["unit"].numpy()
+            with np.errstate(over="ignore", invalid="ignore"):  # overflow: rescaled below
+                product = block.T @ block
+            diagonal = product.diagonal()[:width]
+            odd = ~((diagonal > TINY_SQUARE) & (diagonal < HUGE_SQUARE))
+            if odd.any():  # a deviation of exactly zero throughout needs no unit
+                odd[odd] = values[:, odd].any(axis=0) | ~(diagonal[odd] == 0)
+            if odd.any():  # rare: the torch path sets units and redoes the block
+                rows = torch.from_numpy(values)
+                gram, diagonal = self._rescale(rows, torch.from_numpy(odd), None)
+                gram, diagonal, total = gram.numpy(), diagonal.numpy(), rows.sum(dim=0).numpy()
+            else:
+                gram, total = product[:width, :width], product[width, :width]
+            sums["scatter"].numpy()[:] += gram
+            sums["total"].numpy()[:] += total
+            np.maximum(sums["largest"].numpy(), diagonal, out=sums["largest"].numpy())
+            sums["varied"].numpy()[:] |= diagonal > 0
             self.n += block.shape[0]
 
     def _start(self, width: int) -> None:
@@ -276,7 +318,37 @@ class Shifter:
         self.weighted = False  # whether any rows came with weights
         self.shift = shift
         self.rows = GPU_BLOCK_ROWS if torch.device(device).type == "cuda" else CPU_BLOCK_ROWS
+        self._cpu = torch.device(device).type == "cpu"
         self._buffer: torch.Tensor | None = None
+        self._plain: np.ndarray | None = None  # plain_blocks' buffer
+
+    def plain(self, features: Any, targets: Any) -> bool:
+        """Whether `plain_blocks` takes these rows: float numpy arrays, for the CPU."""
+        return self._cpu and all(
+            isinstance(a, np.ndarray) and a.dtype.kind == "f" and a.dtype.itemsize <= 8
+            for a in (features, targets)
+        )
+
+    def plain_blocks(self, features: np.ndarray, targets: np.ndarray) -> Iterator[np.ndarray]:
+        """Float64 numpy blocks [features - shift | targets - shift | 1], converted and
+        shifted in one pass into one reused buffer (see `Accumulator._add_plain`)."""
+        import torch
+
+        y = targets[:, None] if targets.ndim == 1 else targets
+        d, width = features.shape[1], features.shape[1] + y.shape[1]
+        if self._plain is None or self._plain.shape[1] != width + 1:
+            self._plain = np.empty((self.rows, width + 1))
+            self._plain[:, width] = 1.0
+        for start in range(0, len(features), self.rows):
+            xb, yb = features[start : start + self.rows], y[start : start + self.rows]
+            block = self._plain[: len(xb)]
+            if self.shift is None:
+                block[:, :d], block[:, d:width] = xb, yb
+                self.shift = torch.from_numpy(block[:, :width].mean(axis=0))
+            shift = self.shift.numpy()
+            np.subtract(xb, shift[:d], out=block[:, :d])
+            np.subtract(yb, shift[d:], out=block[:, d:width])
+            yield block
 
     def blocks(
         self, features: Any, targets: Any, weights: Any = None

@@ -90,6 +90,12 @@ def _cholesky(
     try:
         factor = np.linalg.cholesky(gram / np.outer(scale, scale))
     except np.linalg.LinAlgError:
+        factor = None
+    # Exactly collinear columns leave a last pivot of rounding noise, of either sign
+    # depending on the order the sums were added in: a pivot within that noise
+    # (d sqrt(n) eps of the unit diagonal) is collinearity too.
+    noise = len(names) * np.sqrt(max(moments.n, 1)) * np.finfo(np.float64).eps
+    if factor is None or np.diagonal(factor).min() ** 2 <= noise:
         exact.raise_collinear(moments, len(names), names, intercept, l2)
-        raise  # raise_collinear always raises; this keeps type checkers content
+        raise AssertionError("raise_collinear always raises")
     return factor * scale[:, None]
