@@ -6,7 +6,7 @@ chunking and the wording of errors (file, row, column, value) are the same every
 Modules, by concern:
     shards    Shard (one file) and Piece (the part of it one process reads)
     formats   the registry: format name -> reader module; detection by suffix or magic
-    csv       CSV through pyarrow's streaming reader
+    csv       CSV in line-aligned slices, each parsed by pyarrow's threads (csvslices)
     csvrows   CSV as Python's csv module reads it: the header, rows as numbered in the
               file, and the explanation of a bad row (row, column, value)
     parquet   Parquet row batches
