@@ -21,9 +21,10 @@ from toolkit.io.shards import Shard
 if TYPE_CHECKING:
     import pyarrow as pa
 
-# Bytes parsed at once. Measured on 2 cores, 785 MiB of 21 float columns: the streaming
-# reader's wall time (see scripts/bench_e2e.py). A slice's table is combined into one
-# block of rows, so the consumer gets a few big blocks instead of one per 1 MiB.
+# Bytes parsed at once: 16 blocks of 1 MiB for pyarrow's threads, while memory stays
+# bounded by the slice (not tuned further; see scripts/bench_e2e.py for the end-to-end
+# figure). A slice's table is combined into one block of rows, so the consumer gets a
+# few big blocks instead of one per 1 MiB.
 SLICE_BYTES = 16 << 20
 
 
