@@ -32,6 +32,8 @@ from benchlib import ROOT, Row, finish, print_seconds, row, run_config, size_par
 from toolkit.defaults import CHUNK_ROWS
 from toolkit.io import load_dataset
 from toolkit.training import exact
+from toolkit.training.halves import THREADS
+from toolkit.training.plain_gram import one_blas_thread
 
 SEED = 0
 # Fresh interpreter: run the CLI's help in-process, then say whether torch got imported.
@@ -114,8 +116,9 @@ def bench_exact(x: np.ndarray, y: np.ndarray, repeats: int) -> dict[str, Any]:
         for s in range(0, n, CHUNK_ROWS):
             yield x[s : s + CHUNK_ROWS], y[s : s + CHUNK_ROWS]
 
-    def toolkit_fit() -> np.ndarray:
-        moments = exact.accumulate(chunks(), "cpu")
+    def toolkit_fit() -> np.ndarray:  # as toolkit.train sums rows in memory (readpass)
+        with one_blas_thread():
+            moments = exact.accumulate(chunks(), "cpu", threads=THREADS)
         fit = exact.solve(moments, d, names, intercept=True, rechunk=chunks)
         return np.concatenate([fit.weight[0], fit.bias])
 

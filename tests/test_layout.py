@@ -6,7 +6,8 @@ Tiers (a folder may import the tiers listed before it, and nothing heavier):
               stdlib only
     runtime   toolkit/runtime/: + numpy, onnxruntime (protobuf comes with onnxruntime)
     io        toolkit/io/: + numpy, pyarrow (tqdm for progress bars); never torch
-    training  toolkit/training/: + torch, io, scipy (the inference's distributions)
+    training  toolkit/training/: + torch, io, scipy (the inference's distributions),
+              threadpoolctl (numpy's BLAS on one thread while rows are summed)
     export    toolkit/export/: + torch, onnx, onnxscript, runtime, training, io
     report    toolkit/report/: + io, training (checkpoints), runtime, scipy, matplotlib
     top       predict.py, serve/, cli.py: anything above, imported lazily by the CLI
@@ -47,7 +48,7 @@ THIRD_PARTY = {
     "core": set(),
     "runtime": {"numpy", "onnxruntime", "google"},
     "io": {"numpy", "pyarrow", "tqdm"},
-    "training": {"numpy", "pyarrow", "tqdm", "torch", "scipy"},
+    "training": {"numpy", "pyarrow", "tqdm", "torch", "scipy", "threadpoolctl"},
     "export": {"numpy", "torch", "onnx", "onnxscript", "onnxruntime"},
     "report": {"numpy", "scipy", "matplotlib", "threadpoolctl"},
 }

@@ -82,11 +82,9 @@ def _one_blas_thread() -> contextlib.AbstractContextManager[object]:
     BLAS threads spin, which starved the parser (40 s instead of 9 s on 2 busy cores)."""
     import scipy.linalg.blas  # noqa: F401 (loaded first: the limit covers loaded libraries)
 
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # the report extra installs it; without it, only slower
-        return contextlib.nullcontext()
-    return threadpool_limits(1, user_api="blas")
+    from toolkit.training.plain_gram import one_blas_thread
+
+    return one_blas_thread()
 
 
 def _check_columns(fitted: Fitted, data: str | Path) -> None:

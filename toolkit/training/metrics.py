@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from toolkit.training.halves import in_halves
+
 
 @dataclass
 class MetricSums:
@@ -85,10 +87,12 @@ def metric_sums_of(
     models: Sequence[Model],
     shift: np.ndarray | None = None,
     unit: np.ndarray | None = None,
+    threads: int = 1,
 ) -> list[MetricSums]:
     """`metric_sums` for several models in one pass over `chunks` (the rows are read once).
 
-    Chunks of (features, targets, weights) give weighted sums."""
+    Chunks of (features, targets, weights) give weighted sums. `threads` (1 or 2): how
+    many threads predict (toolkit.training.halves); the caller keeps BLAS to one thread."""
     t = models[0][0].shape[0]
     unit = np.ones(t) if unit is None else np.asarray(unit, dtype=np.float64).reshape(t)
     every = [
@@ -108,7 +112,8 @@ def metric_sums_of(
                 sums.shift = targets[0].copy()
             first = False
         w = np.asarray(weights[0], dtype=np.float64).reshape(-1, 1) if weights else None
-        for sums, predicted in zip(every, _predictions(features, prepared), strict=True):
+        predictions = _predictions(features, prepared, threads)
+        for sums, predicted in zip(every, predictions, strict=True):
             _add(sums, targets, predicted, w)
     return every
 
@@ -118,17 +123,26 @@ def metric_sums_of(
 PREDICT_ROWS = 4096
 
 
-def _predictions(features: Any, prepared: Sequence[tuple[Any, Any, Any]]) -> list[np.ndarray]:
+def _predictions(
+    features: Any, prepared: Sequence[tuple[Any, Any, Any]], threads: int = 1
+) -> list[np.ndarray]:
     """Each model's `predict` of every row, a cache-sized block at a time, as float64."""
     k, t = len(features), prepared[0][0].shape[1]
     outputs = [np.empty((k, t)) for _ in prepared]
-    for start in range(0, k, PREDICT_ROWS):
-        block = features[start : start + PREDICT_ROWS]
-        converted: dict[Any, np.ndarray] = {}  # the block in each dtype, made once
-        for out, (weight_t, bias, kind) in zip(outputs, prepared, strict=True):
-            if kind not in converted:
-                converted[kind] = np.asarray(block, dtype=kind)
-            out[start : start + PREDICT_ROWS] = predict(converted[kind], weight_t, bias, kind)
+
+    def rows(slot: int, start: int, stop: int) -> None:  # slot: the halves' own outputs
+        for first in range(start, stop, PREDICT_ROWS):
+            block = features[first : min(first + PREDICT_ROWS, stop)]
+            converted: dict[Any, np.ndarray] = {}  # the block in each dtype, made once
+            for out, (weight_t, bias, kind) in zip(outputs, prepared, strict=True):
+                if kind not in converted:
+                    converted[kind] = np.asarray(block, dtype=kind)
+                out[first : first + len(block)] = predict(converted[kind], weight_t, bias, kind)
+
+    if threads > 1 and k >= 2 * PREDICT_ROWS:
+        in_halves(rows, 0, k, PREDICT_ROWS)
+    else:
+        rows(0, 0, k)
     return outputs
 
 

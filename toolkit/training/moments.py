@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from toolkit.training.plain_gram import HUGE_SQUARE, TINY_SQUARE, PlainGram, Run, odd_columns
+
 if TYPE_CHECKING:
     import torch
 
@@ -39,11 +41,6 @@ Chunks = Iterable[tuple[Any, ...]]
 # A GPU wants big blocks to amortise kernel launches.
 CPU_BLOCK_ROWS = 4096
 GPU_BLOCK_ROWS = 262_144
-# A block's sum of squares (in units) outside (TINY_SQUARE, HUGE_SQUARE) is zero, on the
-# way to underflow or overflow: its column gets a unit near its values and the block is
-# summed again. Inside, squares keep full precision and sums cannot overflow.
-TINY_SQUARE = 2.0**-600
-HUGE_SQUARE = 2.0**600
 
 
 @dataclass
@@ -99,8 +96,11 @@ class Accumulator:
     their unit and redoes the block.
     """
 
-    def __init__(self, device: torch.device | str = "cpu") -> None:
+    def __init__(self, device: torch.device | str = "cpu", threads: int = 1) -> None:
+        """`threads` (1 or 2): numpy rows in memory are summed on this many threads; the
+        caller keeps BLAS to one thread meanwhile (plain_gram.one_blas_thread)."""
         self._shifter = Shifter(device)
+        self._gram = PlainGram(CPU_BLOCK_ROWS, threads)
         self._device = device
         self.n = 0
         self._sums: dict[str, torch.Tensor] = {}  # total, scatter, unit, varied, largest
@@ -137,41 +137,63 @@ class Accumulator:
             self.n += block.shape[0]
 
     def _add_plain(self, features: np.ndarray, targets: np.ndarray) -> None:
-        """`add` for unweighted numpy rows on the CPU: one symmetric product per block.
+        """`add` for unweighted numpy rows on the CPU: runs of one BLAS syrk per block
+        (toolkit.training.plain_gram), on two threads when the accumulator has them."""
+        y = targets[:, None] if targets.ndim == 1 else targets
+        width = features.shape[1] + y.shape[1]
+        if self._shifter.shift is None:
+            self._shifter.shift = self._pilot_mean(features, y)
+        if not self._sums:
+            self._start(width)
+        start = 0
+        while start < len(features):
+            for run in self._gram.runs(features, y, start, *self._plain_shift_and_scale()):
+                self._take(run, start)
+                start = run.end
+                if run.odd:  # rare: the tensor path sets units and redoes the block
+                    start = self._redo_plain_block(features, y, start)
+                    break
 
-        Each block carries a column of ones, so `block' block` (numpy calls BLAS syrk
-        for it: half a general product's work) holds the block's Gram matrix and, in its
-        last row, the column sums: no other pass over the block. Measured 2x faster than
-        torch's general product plus a column sum (1,000,000 x 100 float32 on 2 cores:
-        0.32-0.36 s against 0.64-0.79 s; scripts/bench_train.py).
-        """
+    def _pilot_mean(self, x: np.ndarray, y: np.ndarray) -> torch.Tensor:
+        """The shift: the mean of the first block's rows, converted to float64."""
         import torch
 
-        for block in self._shifter.plain_blocks(features, targets):
-            width = block.shape[1] - 1
-            if not self._sums:
-                self._start(width)
-            sums = self._sums
-            values = block[:, :width]
-            if sums["scaled"]:
-                values *= 1.0 / sums["unit"].numpy()
-            with np.errstate(over="ignore", invalid="ignore"):  # overflow: rescaled below
-                product = block.T @ block
-            diagonal = product.diagonal()[:width]
-            odd = ~((diagonal > TINY_SQUARE) & (diagonal < HUGE_SQUARE))
-            if odd.any():  # a deviation of exactly zero throughout needs no unit
-                odd[odd] = values[:, odd].any(axis=0) | ~(diagonal[odd] == 0)
-            if odd.any():  # rare: the torch path sets units and redoes the block
-                rows = torch.from_numpy(values)
-                gram, diagonal = self._rescale(rows, torch.from_numpy(odd), None)
-                gram, diagonal, total = gram.numpy(), diagonal.numpy(), rows.sum(dim=0).numpy()
-            else:
-                gram, total = product[:width, :width], product[width, :width]
-            sums["scatter"].numpy()[:] += gram
-            sums["total"].numpy()[:] += total
-            np.maximum(sums["largest"].numpy(), diagonal, out=sums["largest"].numpy())
-            sums["varied"].numpy()[:] |= diagonal > 0
-            self.n += block.shape[0]
+        rows = self._gram.block_rows
+        return torch.from_numpy(
+            np.column_stack([x[:rows], y[:rows]]).astype(np.float64).mean(axis=0)
+        )
+
+    def _plain_shift_and_scale(self) -> tuple[np.ndarray, np.ndarray | None]:
+        sums = self._sums
+        scale = 1.0 / sums["unit"].numpy() if sums["scaled"] else None
+        assert self._shifter.shift is not None
+        return self._shifter.shift.numpy(), scale
+
+    def _take(self, run: Run, start: int) -> None:
+        """Add a run's sums (its rows [start, run.end)) to the accumulator's."""
+        sums, width = self._sums, len(run.largest)
+        sums["scatter"].numpy()[:] += run.gram[:width, :width]
+        sums["total"].numpy()[:] += run.gram[width, :width]
+        np.maximum(sums["largest"].numpy(), run.largest, out=sums["largest"].numpy())
+        sums["varied"].numpy()[:] |= run.varied
+        self.n += run.end - start
+
+    def _redo_plain_block(self, x: np.ndarray, y: np.ndarray, start: int) -> int:
+        """Sum the block at `start` with new units for its odd columns; the next row."""
+        import torch
+
+        sums, width = self._sums, x.shape[1] + y.shape[1]
+        block = self._gram.fill(0, x, y, start, *self._plain_shift_and_scale())
+        values = torch.from_numpy(np.array(block[:, :width]))
+        diagonal = (values * values).sum(dim=0).numpy()
+        odd = torch.from_numpy(odd_columns(values.numpy(), diagonal))
+        gram, diagonal = self._rescale(values, odd, None)
+        sums["scatter"] += gram
+        sums["total"] += values.sum(dim=0)
+        sums["largest"] = torch.maximum(sums["largest"], diagonal)
+        sums["varied"] |= diagonal > 0
+        self.n += len(values)
+        return start + len(values)
 
     def _start(self, width: int) -> None:
         import torch
@@ -240,9 +262,9 @@ def _gram(block: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
     return rooted.T @ rooted
 
 
-def accumulate(chunks: Chunks, device: torch.device | str = "cpu") -> Moments:
+def accumulate(chunks: Chunks, device: torch.device | str = "cpu", threads: int = 1) -> Moments:
     """The moments of every row of (features, targets) chunks, in one pass."""
-    accumulator = Accumulator(device)
+    accumulator = Accumulator(device, threads)
     for chunk in chunks:
         accumulator.add(*chunk)
     moments = accumulator.moments()
@@ -320,35 +342,13 @@ class Shifter:
         self.rows = GPU_BLOCK_ROWS if torch.device(device).type == "cuda" else CPU_BLOCK_ROWS
         self._cpu = torch.device(device).type == "cpu"
         self._buffer: torch.Tensor | None = None
-        self._plain: np.ndarray | None = None  # plain_blocks' buffer
 
     def plain(self, features: Any, targets: Any) -> bool:
-        """Whether `plain_blocks` takes these rows: float numpy arrays, for the CPU."""
+        """Whether `Accumulator._add_plain` takes these rows: float numpy arrays, for the CPU."""
         return self._cpu and all(
             isinstance(a, np.ndarray) and a.dtype.kind == "f" and a.dtype.itemsize <= 8
             for a in (features, targets)
         )
-
-    def plain_blocks(self, features: np.ndarray, targets: np.ndarray) -> Iterator[np.ndarray]:
-        """Float64 numpy blocks [features - shift | targets - shift | 1], converted and
-        shifted in one pass into one reused buffer (see `Accumulator._add_plain`)."""
-        import torch
-
-        y = targets[:, None] if targets.ndim == 1 else targets
-        d, width = features.shape[1], features.shape[1] + y.shape[1]
-        if self._plain is None or self._plain.shape[1] != width + 1:
-            self._plain = np.empty((self.rows, width + 1))
-            self._plain[:, width] = 1.0
-        for start in range(0, len(features), self.rows):
-            xb, yb = features[start : start + self.rows], y[start : start + self.rows]
-            block = self._plain[: len(xb)]
-            if self.shift is None:
-                block[:, :d], block[:, d:width] = xb, yb
-                self.shift = torch.from_numpy(block[:, :width].mean(axis=0))
-            shift = self.shift.numpy()
-            np.subtract(xb, shift[:d], out=block[:, :d])
-            np.subtract(yb, shift[d:], out=block[:, d:width])
-            yield block
 
     def blocks(
         self, features: Any, targets: Any, weights: Any = None

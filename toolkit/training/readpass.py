@@ -18,7 +18,9 @@ import numpy as np
 from toolkit.errors import DataError
 from toolkit.io import DataSource, Piece, holdout_mask
 from toolkit.training import exact
+from toolkit.training.halves import THREADS
 from toolkit.training.model import ModelSpec
+from toolkit.training.plain_gram import one_blas_thread
 from toolkit.training.spill import RowSpill
 
 if TYPE_CHECKING:
@@ -62,7 +64,9 @@ def read_pass(
 
     pyarrow parses on its own threads meanwhile: torch gets half the cores, so that its
     spinning workers do not slow the parsing down (on 2 cores, 2.4 s instead of 3.8 s).
-    Data already in memory has nothing to parse: torch keeps every core.
+    Data already in memory has nothing to parse: torch keeps every core, and the rows are
+    summed on two threads. Either way numpy's BLAS runs on one thread: its idle threads
+    spin, which starves the parser or the other summing thread.
     """
     import torch
 
@@ -71,16 +75,18 @@ def read_pass(
     threads = torch.get_num_threads()
     torch.set_num_threads(threads if source.in_memory else max(1, threads // 2))
     try:
-        summary = consume(
-            blocks,
-            len(source.feature_names),
-            fraction,
-            config.seed,
-            device,
-            train_spill,
-            val_spill,
-            weighted=source.weight_name is not None,
-        )
+        with one_blas_thread():
+            summary = consume(
+                blocks,
+                len(source.feature_names),
+                fraction,
+                config.seed,
+                device,
+                train_spill,
+                val_spill,
+                weighted=source.weight_name is not None,
+                threads=THREADS if source.in_memory else 1,
+            )
         summary.dropped = source.dropped if source.planned else None
         return summary
     finally:
@@ -99,12 +105,15 @@ def consume(
     train_spill: RowSpill,
     val_spill: RowSpill,
     weighted: bool = False,
+    threads: int = 1,
 ) -> PassSummary:
     """Split each block of [features | targets] rows by the seeded hash, sum and spill it.
 
     `weighted`: the blocks' last column holds the rows' weights (spilled with the rows).
+    `threads`: how many threads sum the rows (toolkit.training.plain_gram).
     """
-    train_stats, val_stats = exact.Accumulator(device), exact.Accumulator(device)
+    train_stats = exact.Accumulator(device, threads)
+    val_stats = exact.Accumulator(device, threads)
     low = high = first = first_val = None
     for block in blocks:
         # The split hashes the values, not the weights: a row stays on its side whatever it weighs.

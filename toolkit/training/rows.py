@@ -8,14 +8,17 @@ processes of a torchrun job, always in rank order, so every process gets the sam
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from toolkit.training.halves import THREADS
 from toolkit.training.metrics import MetricSums, Model, metric_sums_of
-from toolkit.training.spill import RowSpill
+from toolkit.training.plain_gram import one_blas_thread
+from toolkit.training.spill import MemorySpill, RowSpill
 
 if TYPE_CHECKING:
     from toolkit.training.distributed import Group
@@ -37,6 +40,11 @@ class Rows:
     @property
     def n_rows(self) -> int:
         return sum(spill.n_rows for spill in self.spills)
+
+    @property
+    def in_memory(self) -> bool:
+        """Whether every spill keeps its rows in memory (reading them costs no I/O)."""
+        return all(isinstance(spill, MemorySpill) for spill in self.spills)
 
     def chunk_ids(self) -> list[tuple[int, int]]:
         return [
@@ -103,8 +111,12 @@ def group_metric_sums_of(
     shift: np.ndarray,
     unit: np.ndarray | None = None,
 ) -> list[MetricSums]:
-    """`group_metric_sums` of several models, reading this process's rows once."""
-    parts = group.gather(metric_sums_of(rows.pairs(), models, shift, unit))
+    """`group_metric_sums` of several models, reading this process's rows once (rows in
+    memory are predicted on two threads, with BLAS on one)."""
+    threads = THREADS if rows.in_memory else 1
+    with one_blas_thread() if threads > 1 else contextlib.nullcontext():
+        local = metric_sums_of(rows.pairs(), models, shift, unit, threads)
+    parts = group.gather(local)
     totals = list(parts[0])
     for part in parts[1:]:
         totals = [total + more for total, more in zip(totals, part, strict=True)]
