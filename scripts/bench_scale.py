@@ -12,9 +12,10 @@ holds the file in memory):
 3. streaming: the 1-process training `seconds` against only reading the file with the
    same reader: `toolkit.io.csvslices`' slices, each parsed by `pyarrow.csv.read_csv`
    with `toolkit.io.csv.csv_options` (every column), nothing else (target <= 1.2x, issue
-   16). `seconds` starts after torch is imported; what is left that does not grow with
-   the data is measured by the same run on the embedded 4-row seed data, and the ratio
-   less that fixed cost is shown.
+   16). `seconds` is the whole `train()` call, torch's import included (a single CPU
+   process runs its pass while torch is imported: toolkit/training/early.py); what is
+   left that does not grow with the data (the import above all) is measured by the same
+   run on the embedded 4-row seed data, and the ratio less that fixed cost is shown.
 
 Every command runs through a small wrapper that calls the CLI in-process and then prints
 its own peak RSS (`ru_maxrss`, exact) and thread settings to stderr; a thread polls the

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from toolkit.training import moments as moments_module
+from toolkit.training import shifter
 from toolkit.training.moments import Accumulator, accumulate, merge
 
 SCALE_RTOL = 1e-13  # scatter entries, relative to the largest of their row and column
@@ -137,7 +137,7 @@ def test_block_size_does_not_change_the_moments(monkeypatch):
     rng = np.random.default_rng(4)
     x, y = rng.standard_normal((5000, 3)) + 1e3, rng.standard_normal(5000)
     default = accumulate([(x, y)])
-    monkeypatch.setattr(moments_module, "CPU_BLOCK_ROWS", 333)
+    monkeypatch.setattr(shifter, "CPU_BLOCK_ROWS", 333)
     assert_moments_equal(accumulate([(x, y)]), default)
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from toolkit.errors import DeviceError, UsageError
@@ -12,6 +14,26 @@ if TYPE_CHECKING:
 
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 DEVICE_CHOICES = "auto, cpu, cuda or cuda:N"
+# `cuda: Optional[str] = None` or `hip = '6.2'` in torch/version.py
+GPU_BUILD_LINE = re.compile(r"^(cuda|hip)\b[^=\n]*=\s*(\S+)\s*$", re.MULTILINE)
+
+
+def surely_cpu(name: str) -> bool:
+    """Whether `--device name` resolves to the CPU, known without importing torch: "cpu",
+    or "auto" where the installed PyTorch build has no GPU support (its version.py says
+    cuda and hip are None). Anything else is for `resolve_device` to settle."""
+    name = name.strip().lower()
+    if name != "auto":
+        return name == "cpu"
+    spec = importlib.util.find_spec("torch")
+    if spec is None or spec.origin is None:
+        return False
+    try:
+        text = (Path(spec.origin).parent / "version.py").read_text()
+    except OSError:
+        return False
+    found = dict(GPU_BUILD_LINE.findall(text))
+    return found.get("cuda") == "None" and found.get("hip") == "None"
 
 
 def check_device_name(name: str) -> str:

@@ -1,28 +1,39 @@
-"""The data pass starts before torch is imported, so parsing overlaps the import.
+"""The data pass starts before torch is imported, so the pass overlaps the import.
 
 Importing torch takes 1-2 s, as long as parsing a few hundred MB of CSV. For a single
 process, training opens the data and starts the reading thread first (a bad path or
 column is reported without importing torch at all), then imports torch while the first
-blocks are parsed. Under torchrun the piece a process reads depends on its rank, which
-the process group confirms after torch is up: those processes start reading then.
-A raw table whose columns need a plan (categorical columns, filled gaps) is scanned
-first (toolkit/training/tables.py): its reading starts after the scan, with the plan.
+blocks are parsed. When the rows are surely summed on the CPU (`--device cpu`, or `auto`
+with a PyTorch build without GPU support) and unweighted, the whole pass runs then, in
+a thread: split, summed and spilled with numpy alone (toolkit.training.readpass.consume),
+while the main thread imports torch; training takes its summary when it gets there.
+Under torchrun the piece a process reads depends on its rank, which the process group
+confirms after torch is up: those processes start reading then. A raw table whose
+columns need a plan (categorical columns, filled gaps) is scanned first
+(toolkit/training/tables.py): its reading starts after the scan, with the plan.
 """
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from toolkit.errors import DataError
 from toolkit.io import open_source
+from toolkit.training import readpass
+from toolkit.training.device import surely_cpu
 from toolkit.training.distributed import launched
+from toolkit.training.halves import THREADS
+from toolkit.training.plain_gram import one_blas_thread
 
 if TYPE_CHECKING:
     from toolkit.io import DataSource
     from toolkit.io.blocks import Prefetch
     from toolkit.training.config import TrainConfig
     from toolkit.training.distributed import Group
+    from toolkit.training.spill import RowSpill
 
 # Blocks parsed ahead while torch imports: 8 blocks of 65,536 rows are ~0.9 s of CSV
 # parsing here, at 11 MiB a block for 21 columns. 16 covered the whole import but cost
@@ -31,12 +42,36 @@ HEAD_START_BLOCKS = 8
 
 
 @dataclass
+class EarlyPass:
+    """The whole read pass under way in a thread, the spills it fills, and the file's
+    SHA-256 in another where the reader does not hash on the way (Parquet)."""
+
+    summary: Future[readpass.PassSummary]
+    digest: Future[str] | None
+    train_spill: RowSpill
+    val_spill: RowSpill
+    reader: Prefetch
+    pool: ThreadPoolExecutor
+    stop_hashing: threading.Event
+
+    def stop(self) -> None:
+        """Stop the reader and the hash, wait for both threads, delete the spills."""
+        self.stop_hashing.set()
+        self.reader.close()  # the pass ends at its next block
+        self.pool.shutdown()
+        self.train_spill.close()
+        self.val_spill.close()
+
+
+@dataclass
 class EarlyRead:
-    """The opened data and, for a single process, its reading thread already under way."""
+    """The opened data and, for a single process, its reading thread (or its whole pass)
+    already under way."""
 
     source: DataSource | None = None
     blocks: Prefetch | None = None
     plain: bool | None = None  # a numeric table read as before tables (None: not known yet)
+    passing: EarlyPass | None = None
 
     def opened(self, config: TrainConfig, group: Group) -> DataSource:
         """The data: opened already, or now by every process together (torchrun)."""
@@ -49,11 +84,22 @@ class EarlyRead:
         blocks, self.blocks = self.blocks, None
         return blocks
 
+    def take_pass(self, source: DataSource) -> EarlyPass | None:
+        """The pass under way (once), if it reads `source`: the spills are the taker's."""
+        passing, self.passing = self.passing, None
+        if passing is not None and source is not self.source:
+            passing.stop()  # not the data training reads after all
+            return None
+        return passing
+
     def close(self) -> None:
-        """Stop a reader nobody took (an error came first)."""
+        """Stop a reader or a pass nobody took (an error came first)."""
         if self.blocks is not None:
             self.blocks.close()
             self.blocks = None
+        if self.passing is not None:
+            self.passing.stop()
+            self.passing = None
 
 
 def columns(config: TrainConfig) -> tuple[Any, ...]:
@@ -82,4 +128,39 @@ def start(config: TrainConfig) -> EarlyRead:
     blocks = source.start_blocks(
         source.pieces(), config.chunk_rows, progress=config.progress, depth=HEAD_START_BLOCKS
     )
-    return EarlyRead(source, blocks, plain=True)
+    early = EarlyRead(source, blocks, plain=True)
+    if surely_cpu(config.device) and source.weight_name is None:
+        early.passing, early.blocks = _start_pass(config, source, blocks), None
+    return early
+
+
+def _start_pass(config: TrainConfig, source: DataSource, blocks: Prefetch) -> EarlyPass:
+    """The read pass of `read_pass`, for numpy rows on the CPU, in a thread (no torch)."""
+    from toolkit.training.spill import spill_for
+
+    width = len(source.columns)
+    train_spill, val_spill = spill_for(source, width), spill_for(source, width)
+    pool = ThreadPoolExecutor(2, thread_name_prefix="toolkit-pass")
+    stop_hashing = threading.Event()
+    digest = None
+    if not source.hashed_while_read(source.pieces()):
+        digest = pool.submit(source.sha256, stop_hashing)
+
+    def run() -> readpass.PassSummary:
+        try:
+            with one_blas_thread():
+                return readpass.consume(
+                    blocks,
+                    len(source.feature_names),
+                    readpass.val_fraction(config),
+                    config.seed,
+                    "cpu",
+                    train_spill,
+                    val_spill,
+                    threads=THREADS if source.in_memory else 1,  # as read_pass
+                )
+        finally:
+            blocks.close()  # a failed pass stops the reading thread now
+
+    summary = pool.submit(run)
+    return EarlyPass(summary, digest, train_spill, val_spill, blocks, pool, stop_hashing)

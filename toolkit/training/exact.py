@@ -26,7 +26,8 @@ import numpy as np
 
 from toolkit.errors import CollinearityError, DataError
 from toolkit.training import refine
-from toolkit.training.moments import Accumulator, Chunks, Moments, Shifter, accumulate, merge
+from toolkit.training.moments import Accumulator, Chunks, Moments, accumulate, merge
+from toolkit.training.shifter import Shifter
 
 if TYPE_CHECKING:
     import torch

@@ -22,12 +22,13 @@ weights instead of its row count; without them nothing changes (not even the cos
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from toolkit.training import shifter
 from toolkit.training.plain_gram import HUGE_SQUARE, TINY_SQUARE, PlainGram, Run, odd_columns
 
 if TYPE_CHECKING:
@@ -35,12 +36,6 @@ if TYPE_CHECKING:
 
 # (features, targets) or (features, targets, row weights) chunks.
 Chunks = Iterable[tuple[Any, ...]]
-
-# Rows per block on the CPU: a 4096 x ~100 float64 block stays in cache while it is
-# converted, shifted and multiplied, which measured 2x faster than 65536-row blocks.
-# A GPU wants big blocks to amortise kernel launches.
-CPU_BLOCK_ROWS = 4096
-GPU_BLOCK_ROWS = 262_144
 
 
 @dataclass
@@ -99,24 +94,29 @@ class Accumulator:
     def __init__(self, device: torch.device | str = "cpu", threads: int = 1) -> None:
         """`threads` (1 or 2): numpy rows in memory are summed on this many threads; the
         caller keeps BLAS to one thread meanwhile (plain_gram.one_blas_thread)."""
-        self._shifter = Shifter(device)
-        self._gram = PlainGram(CPU_BLOCK_ROWS, threads)
+        self._shifter = shifter.Shifter(device)
+        self._gram = PlainGram(shifter.CPU_BLOCK_ROWS, threads)
         self._device = device
         self.n = 0
-        self._sums: dict[str, torch.Tensor] = {}  # total, scatter, unit, varied, largest
+        # total, scatter, unit, varied, largest, ...: numpy arrays on the CPU until the
+        # tensor path needs them (then tensors sharing their memory), tensors on a GPU.
+        self._sums: dict[str, Any] = {}
 
     def add(self, features: Any, targets: Any, weights: Any = None) -> None:
         """Add rows: numpy arrays or tensors of any float dtype, (k, d) and (k, t) or (k,),
-        and optionally the rows' weights (k,), each >= 0 (checked by the reader)."""
-        import torch
+        and optionally the rows' weights (k,), each >= 0 (checked by the reader).
 
+        Unweighted numpy rows on the CPU never import torch (the pass can run while
+        torch is imported: toolkit.training.early)."""
         if weights is None and self._shifter.plain(features, targets):
             self._add_plain(features, targets)
             return
+        import torch
+
         for block, w in self._shifter.blocks(features, targets, weights):
             if not self._sums:
                 self._start(block.shape[1])
-            sums = self._sums
+            sums = self._tensor_sums()
             if sums["scaled"]:
                 block.mul_(1.0 / sums["unit"])
             gram = _gram(block, w)
@@ -154,36 +154,35 @@ class Accumulator:
                     start = self._redo_plain_block(features, y, start)
                     break
 
-    def _pilot_mean(self, x: np.ndarray, y: np.ndarray) -> torch.Tensor:
+    def _pilot_mean(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """The shift: the mean of the first block's rows, converted to float64."""
-        import torch
-
         rows = self._gram.block_rows
-        return torch.from_numpy(
-            np.column_stack([x[:rows], y[:rows]]).astype(np.float64).mean(axis=0)
-        )
+        return np.column_stack([x[:rows], y[:rows]]).astype(np.float64).mean(axis=0)
 
     def _plain_shift_and_scale(self) -> tuple[np.ndarray, np.ndarray | None]:
         sums = self._sums
-        scale = 1.0 / sums["unit"].numpy() if sums["scaled"] else None
+        scale = 1.0 / np.asarray(sums["unit"]) if sums["scaled"] else None
         assert self._shifter.shift is not None
-        return self._shifter.shift.numpy(), scale
+        return np.asarray(self._shifter.shift), scale
 
     def _take(self, run: Run, start: int) -> None:
-        """Add a run's sums (its rows [start, run.end)) to the accumulator's."""
+        """Add a run's sums (its rows [start, run.end)) to the accumulator's (numpy views
+        of CPU tensors share their memory)."""
         sums, width = self._sums, len(run.largest)
-        sums["scatter"].numpy()[:] += run.gram[:width, :width]
-        sums["total"].numpy()[:] += run.gram[width, :width]
-        np.maximum(sums["largest"].numpy(), run.largest, out=sums["largest"].numpy())
-        sums["varied"].numpy()[:] |= run.varied
+        np.asarray(sums["scatter"])[:] += run.gram[:width, :width]
+        np.asarray(sums["total"])[:] += run.gram[width, :width]
+        largest = np.asarray(sums["largest"])
+        np.maximum(largest, run.largest, out=largest)
+        np.asarray(sums["varied"])[:] |= run.varied
         self.n += run.end - start
 
     def _redo_plain_block(self, x: np.ndarray, y: np.ndarray, start: int) -> int:
         """Sum the block at `start` with new units for its odd columns; the next row."""
         import torch
 
-        sums, width = self._sums, x.shape[1] + y.shape[1]
+        width = x.shape[1] + y.shape[1]
         block = self._gram.fill(0, x, y, start, *self._plain_shift_and_scale())
+        sums = self._tensor_sums()
         values = torch.from_numpy(np.array(block[:, :width]))
         diagonal = (values * values).sum(dim=0).numpy()
         odd = torch.from_numpy(odd_columns(values.numpy(), diagonal))
@@ -196,6 +195,18 @@ class Accumulator:
         return start + len(values)
 
     def _start(self, width: int) -> None:
+        if self._shifter.cpu:
+            self._sums = {
+                "total": np.zeros(width),
+                "scatter": np.zeros((width, width)),
+                "unit": np.ones(width),
+                "varied": np.zeros(width, dtype=bool),
+                "largest": np.zeros(width),
+                "scaled": False,
+                "weights": np.zeros(()),
+                "log_weights": np.zeros(()),
+            }
+            return
         import torch
 
         like = {"dtype": torch.float64, "device": self._device}
@@ -209,6 +220,15 @@ class Accumulator:
             "weights": torch.zeros((), **like),  # stays 0 for unweighted rows
             "log_weights": torch.zeros((), **like),
         }
+
+    def _tensor_sums(self) -> dict[str, Any]:
+        """The sums as tensors (numpy ones become tensors sharing their memory)."""
+        import torch
+
+        for key, value in self._sums.items():
+            if isinstance(value, np.ndarray):
+                self._sums[key] = torch.from_numpy(value)
+        return self._sums
 
     def _rescale(self, block: torch.Tensor, odd: torch.Tensor, w: Any) -> tuple[Any, Any]:
         """Give the odd columns a unit near their largest value; rescale what is summed."""
@@ -235,23 +255,36 @@ class Accumulator:
         return gram, torch.diagonal(gram)
 
     def moments(self) -> Moments | None:
-        """The moments of every row added so far; None before any row."""
-        import torch
+        """The moments of every row added so far (tensors on the device); None before any row."""
+        plain = self.plain_moments()
+        return None if plain is None else Moments.from_plain(plain, self._device)
 
+    def plain_moments(self) -> dict[str, Any] | None:
+        """`moments().to_plain()`, computed in numpy: no torch for numpy rows on the CPU."""
         if not self._sums or self._shifter.shift is None:
             return None
-        sums = self._sums
-        unit, shift = sums["unit"], self._shifter.shift
+        sums = {key: _numpy(value) for key, value in self._sums.items()}
+        unit, shift = sums["unit"], _numpy(self._shifter.shift)
         weighted = self._shifter.weighted
         mass = float(sums["weights"]) if weighted else self.n
         offset = sums["total"] / mass if mass > 0 else sums["total"] * 0
-        scatter = sums["scatter"] - mass * torch.outer(offset, offset)
-        peak = shift.abs() + torch.sqrt(sums["largest"]) * unit
-        mean = shift + offset * unit
-        moments = Moments(self.n, mean, scatter, unit.clone(), ~sums["varied"], peak)
-        if weighted:
-            moments.weights, moments.log_weights = mass, float(sums["log_weights"])
-        return moments
+        return {
+            "n": self.n,
+            "weights": mass if weighted else None,
+            "log_weights": float(sums["log_weights"]) if weighted else 0.0,
+            "mean": shift + offset * unit,
+            "scatter": sums["scatter"] - mass * np.outer(offset, offset),
+            "unit": unit.copy(),
+            "constant": ~sums["varied"],
+            "peak": np.abs(shift) + np.sqrt(sums["largest"]) * unit,
+        }
+
+
+def _numpy(value: Any) -> Any:
+    """A tensor's values as numpy (a CPU tensor's share its memory); others unchanged."""
+    if isinstance(value, np.ndarray) or not hasattr(value, "detach"):
+        return value
+    return value.detach().cpu().numpy()
 
 
 def _gram(block: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
@@ -323,58 +356,3 @@ def power_of_two_above(values: torch.Tensor) -> torch.Tensor:
     power = torch.where(mantissa == 0.5, power / 2, power)  # already a power of two
     power = torch.where(torch.isinf(power), torch.full_like(power, 2.0**1023), power)
     return torch.where(values > 0, power, torch.zeros_like(values))
-
-
-class Shifter:
-    """Re-cuts incoming chunks into cache-sized float64 blocks, shifted, in one reused buffer.
-
-    Conversion and shift happen in one pass (measured 15% faster than converting then
-    shifting). Without a `shift`, the first block's mean becomes the shift. Each block is
-    only valid until the next one is made.
-    """
-
-    def __init__(self, device: torch.device | str, shift: torch.Tensor | None = None) -> None:
-        import torch
-
-        self.device = device
-        self.weighted = False  # whether any rows came with weights
-        self.shift = shift
-        self.rows = GPU_BLOCK_ROWS if torch.device(device).type == "cuda" else CPU_BLOCK_ROWS
-        self._cpu = torch.device(device).type == "cpu"
-        self._buffer: torch.Tensor | None = None
-
-    def plain(self, features: Any, targets: Any) -> bool:
-        """Whether `Accumulator._add_plain` takes these rows: float numpy arrays, for the CPU."""
-        return self._cpu and all(
-            isinstance(a, np.ndarray) and a.dtype.kind == "f" and a.dtype.itemsize <= 8
-            for a in (features, targets)
-        )
-
-    def blocks(
-        self, features: Any, targets: Any, weights: Any = None
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
-        """(block, its rows' float64 weights or None)."""
-        import torch
-
-        x, y = torch.as_tensor(features), torch.as_tensor(targets)
-        w = None
-        if weights is not None:
-            w = torch.as_tensor(weights).to(self.device, torch.float64).reshape(-1)
-            self.weighted = True
-        if y.ndim == 1:
-            y = y[:, None]
-        d = x.shape[1]
-        for start in range(0, x.shape[0], self.rows):
-            xb = x[start : start + self.rows].to(self.device)
-            yb = y[start : start + self.rows].to(self.device)
-            if self._buffer is None:
-                self._buffer = torch.empty(
-                    self.rows, d + y.shape[1], dtype=torch.float64, device=self.device
-                )
-            block = self._buffer[: xb.shape[0]]
-            if self.shift is None:
-                block[:, :d], block[:, d:] = xb, yb
-                self.shift = block.mean(dim=0)
-            torch.sub(xb, self.shift[:d], out=block[:, :d])
-            torch.sub(yb, self.shift[d:], out=block[:, d:])
-            yield block, None if w is None else w[start : start + self.rows]

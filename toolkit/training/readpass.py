@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from toolkit.defaults import VAL_FRACTION
 from toolkit.errors import DataError
 from toolkit.io import DataSource, Piece, holdout_mask
 from toolkit.training import exact
@@ -45,6 +46,11 @@ class PassSummary:
     first_target: np.ndarray | None  # the targets of the first training row: metrics' shift
     first_val_target: np.ndarray | None
     dropped: Dropped | None = None  # --missing drop: the rows dropped, and their gaps
+
+
+def val_fraction(config: TrainConfig) -> float:
+    """The share of rows the pass holds out: --val-fraction, or the default split."""
+    return VAL_FRACTION if config.val_fraction is None else config.val_fraction
 
 
 def read_pass(
@@ -140,17 +146,13 @@ def consume(
     return PassSummary(
         train_stats.n,
         val_stats.n,
-        _plain_moments(train_stats.moments()),
-        _plain_moments(val_stats.moments()),
+        train_stats.plain_moments(),
+        val_stats.plain_moments(),
         low,
         high,
         first,
         first_val,
     )
-
-
-def _plain_moments(moments: exact.Moments | None) -> PlainMoments | None:
-    return None if moments is None else moments.to_plain()
 
 
 def to_moments(plain: PlainMoments | None, device: Any) -> exact.Moments | None:

@@ -29,7 +29,7 @@ from toolkit.errors import DataError, TrainingError, TrainingInterrupted
 from toolkit.io import DataSource
 from toolkit.training import checkpoint, exact, inference, resume, tables
 from toolkit.training.config import TrainConfig
-from toolkit.training.early import EarlyRead
+from toolkit.training.early import EarlyPass, EarlyRead
 from toolkit.training.early import start as start_reading
 from toolkit.training.iterative import EpochCallback, IterativeRun
 from toolkit.training.metrics import MetricSums, summarize
@@ -42,6 +42,7 @@ from toolkit.training.readpass import (
     constant_target_warnings,
     read_pass,
     to_moments,
+    val_fraction,
 )
 from toolkit.training.report import (
     TrainResult,
@@ -82,7 +83,9 @@ def train(config: TrainConfig, on_epoch_end: EpochCallback | None = None) -> Tra
     from it interrupts the run there.
     """
     hyper = config.hyperparameters()
-    early = start_reading(config)  # before torch: parsing overlaps its import
+    # The seconds are the whole job's, torch's import included: the pass may run meanwhile.
+    started = time.perf_counter()
+    early = start_reading(config)  # before torch: the pass overlaps its import
     group = None
     try:
         import torch  # noqa: F401
@@ -90,7 +93,6 @@ def train(config: TrainConfig, on_epoch_end: EpochCallback | None = None) -> Tra
         from toolkit.training import distributed
         from toolkit.training.device import resolve_device
 
-        started = time.perf_counter()  # torch is in: the seconds are the work's
         # A missing device fails here, before any row is used.
         group, device = distributed.join(resolve_device(config.device))
         result = _train(config, hyper, group, device, on_epoch_end, early)
@@ -154,12 +156,17 @@ def _fit(
     """Steps 2 to 6 on the opened (and planned) data."""
     config, group, spec, prepared = job.config, job.group, job.spec, job.table
     assert prepared is not None
+    passing = early.take_pass(source)  # the pass under way since before torch, if any
+    width = len(source.columns)
     with (
-        spill_for(source, len(source.columns)) as train_spill,
-        spill_for(source, len(source.columns)) as val_spill,
+        passing.train_spill if passing else spill_for(source, width) as train_spill,
+        passing.val_spill if passing else spill_for(source, width) as val_spill,
         ThreadPoolExecutor(max_workers=1) as pool,
     ):
-        local, digest = _read(job, source, train_spill, val_spill, pool, early.take_blocks())
+        if passing is not None:
+            local, digest = _take_pass(job, passing)
+        else:
+            local, digest = _read(job, source, train_spill, val_spill, pool, early.take_blocks())
         dropped = tables.dropped_rows([part.dropped for part in local])
         if dropped is not None:
             job.notes.append(dropped.note())
@@ -197,6 +204,15 @@ def _fit(
     return result
 
 
+def _take_pass(job: _Job, passing: EarlyPass) -> tuple[list[PassSummary], Future[str] | None]:
+    """Step 2 when the pass began before torch was imported (toolkit.training.early)."""
+    try:
+        return [job.group.agree(passing.summary.result)], passing.digest
+    except BaseException:
+        passing.stop()
+        raise
+
+
 def _read(
     job: _Job,
     source: DataSource,
@@ -211,7 +227,7 @@ def _read(
     thread while every rank parses its piece (hashlib drops the GIL): the returned future.
     """
     config, group = job.config, job.group
-    fraction = _val_fraction(config)
+    fraction = val_fraction(config)
     pieces = source.pieces(group.rank, group.world)
     hashed_on_the_way = source.hashed_while_read(pieces)
     stop_hashing = threading.Event()  # a failed pass need not wait for the hash
@@ -238,10 +254,6 @@ def _read(
         raise
 
 
-def _val_fraction(config: TrainConfig) -> float:
-    return VAL_FRACTION if config.val_fraction is None else config.val_fraction
-
-
 def _choose_split(
     job: _Job, name: str, local: list[PassSummary], train_spill: RowSpill, val_spill: RowSpill
 ) -> Split:
@@ -250,7 +262,7 @@ def _choose_split(
     The default split is dropped when the data cannot spare it: then every row trains.
     """
     spec, chunk_rows, device = job.spec, job.config.chunk_rows, job.device
-    fraction = _val_fraction(job.config)
+    fraction = val_fraction(job.config)
     weighted = job.config.weight is not None
     train_rows = Rows([train_spill], chunk_rows, spec.n_features, weighted)
     val_rows = Rows([val_spill], chunk_rows, spec.n_features, weighted)
