@@ -141,3 +141,16 @@ def test_surely_cpu_reads_the_torch_builds_gpu_support(tmp_path, monkeypatch):
     assert surely_cpu("auto") is False
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     assert surely_cpu("auto") is False
+
+
+def test_torchs_import_leaves_the_cycle_collector_as_it_found_it():
+    import gc
+
+    for enabled in (True, False):
+        (gc.enable if enabled else gc.disable)()
+        try:
+            early.import_torch()
+            assert gc.isenabled() is enabled
+        finally:
+            gc.enable()
+    assert "torch" in sys.modules

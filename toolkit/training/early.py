@@ -15,6 +15,7 @@ columns need a plan (categorical columns, filled gaps) is scanned first
 
 from __future__ import annotations
 
+import gc
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -164,3 +165,16 @@ def _start_pass(config: TrainConfig, source: DataSource, blocks: Prefetch) -> Ea
 
     summary = pool.submit(run)
     return EarlyPass(summary, digest, train_spill, val_spill, blocks, pool, stop_hashing)
+
+
+def import_torch() -> None:
+    """Import torch with cycle collections paused: its import makes objects by the hundred
+    thousand, which set off collections worth 8% of the import (1.90 s against 2.07 s,
+    medians of 6 fresh processes), and leaves no cyclic garbage worth collecting."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        import torch  # noqa: F401
+    finally:
+        if was_enabled:
+            gc.enable()

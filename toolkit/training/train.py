@@ -29,7 +29,7 @@ from toolkit.errors import DataError, TrainingError, TrainingInterrupted
 from toolkit.io import DataSource
 from toolkit.training import checkpoint, exact, inference, resume, tables
 from toolkit.training.config import TrainConfig
-from toolkit.training.early import EarlyPass, EarlyRead
+from toolkit.training.early import EarlyPass, EarlyRead, import_torch
 from toolkit.training.early import start as start_reading
 from toolkit.training.iterative import EpochCallback, IterativeRun
 from toolkit.training.metrics import MetricSums, summarize
@@ -88,7 +88,7 @@ def train(config: TrainConfig, on_epoch_end: EpochCallback | None = None) -> Tra
     early = start_reading(config)  # before torch: the pass overlaps its import
     group = None
     try:
-        import torch  # noqa: F401
+        import_torch()
 
         from toolkit.training import distributed
         from toolkit.training.device import resolve_device
