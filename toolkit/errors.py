@@ -1,4 +1,5 @@
-"""Every error toolkit raises on purpose, in one tree under `ToolkitError`.
+"""Every error toolkit raises on purpose, in one tree under `ToolkitError` (and the one
+warning class it issues, `UnknownLevelWarning`).
 
 The CLI turns them into `Error: ...` lines and exit codes, never tracebacks. Exit codes:
 1 for a failure (bad data, a diverged run, an unreadable checkpoint), 2 for a usage error
@@ -118,6 +119,14 @@ class InputError(PredictorError, ValueError):
     """The input cannot be fed to the model; the message says what was expected and got."""
 
     exit_code = 2
+
+
+class UnknownLevelWarning(UserWarning):
+    """Rows held levels the model does not know; they were encoded as the reference level.
+
+    A warning, not an error (the model's unknown-level policy is "reference"); it lives
+    here with the errors so that `toolkit.runtime` exports it without loading the table
+    models' code."""
 
 
 # Serving (toolkit.serve)

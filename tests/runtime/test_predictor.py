@@ -398,7 +398,7 @@ def test_the_public_onnxruntime_calls_give_the_same_answers_and_errors(seed_mode
     # cheaper); a build without it gets the public calls. Both must be bit-identical to a
     # plain session.run, the independent reference, on single rows and batches.
     fast = Predictor(seed_model)
-    monkeypatch.setattr("toolkit.runtime.predictor._compiled", lambda session: None)
+    monkeypatch.setattr("toolkit.runtime.predictor.compiled_session", lambda session: None)
     public = Predictor(seed_model)
     assert fast._compiled is not None and public._compiled is None
     for rows in (1, 2, 300):
@@ -420,7 +420,7 @@ def test_run_time_failures_are_the_same_model_run_error_on_the_public_calls(
     tmp_path, monkeypatch, rows
 ):
     path = gemm_with_bias(tmp_path / "bias.onnx", np.ones(4, np.float32))
-    monkeypatch.setattr("toolkit.runtime.predictor._compiled", lambda session: None)
+    monkeypatch.setattr("toolkit.runtime.predictor.compiled_session", lambda session: None)
     predictor = Predictor(path)
     with pytest.raises(ModelRunError, match=r"Gemm: Invalid bias shape for broadcast"):
         predictor.predict(np.ones((rows, 3), np.float32))

@@ -25,8 +25,7 @@ from hypothesis import strategies as st
 from table_models import PLAN, YEAR_PLAN, exported_proto, weights, write_exported, write_table
 
 from toolkit.columns import CATEGORICAL, NUMERIC, ColumnPlan, TablePlan
-from toolkit.runtime import Predictor, table_fast
-from toolkit.runtime.table import UnknownLevelWarning
+from toolkit.runtime import Predictor, UnknownLevelWarning, table_fast
 
 TEXTS = st.text(alphabet="abcXYZ é1", min_size=1, max_size=4)
 

@@ -32,8 +32,7 @@ from table_models import (
 from toolkit import card
 from toolkit.columns import TablePlan
 from toolkit.errors import InputError, ModelLoadError
-from toolkit.runtime import Predictor
-from toolkit.runtime.table import UnknownLevelWarning
+from toolkit.runtime import Predictor, UnknownLevelWarning
 
 # float32: weights of 3 decimals times values below 10 over at most 9 terms: each product
 # and the sum round within about 1e-6 relative of terms below 100, so 1e-4 absolute bounds

@@ -18,10 +18,10 @@ from toolkit.errors import (
     ModelRunError,
     PredictorError,
     ProviderError,
+    UnknownLevelWarning,
 )
 from toolkit.runtime.predictor import Predictor
 from toolkit.runtime.providers import PROVIDER_ALIASES, PROVIDER_ORDER, available_providers
-from toolkit.runtime.table import UnknownLevelWarning
 
 __all__ = [
     "PROVIDER_ALIASES",

@@ -193,7 +193,7 @@ class Explainer:
     def _new_binding(self) -> tuple[Any, Any, Any]:
         """(bind input, run, copy outputs) for this thread's single-row IOBinding: on the
         compiled session and binding inside onnxruntime's wrappers where the build has
-        them (the wrappers re-check what the guard settled; see Predictor's `_compiled`)."""
+        them (the wrappers re-check what the guard settled; see session.compiled_session)."""
         binding = self.session.io_binding()
         for name in self.outputs:
             binding.bind_output(name, "cpu")

@@ -38,22 +38,25 @@ import warnings
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnxruntime as ort
 
 from toolkit import card
-from toolkit.columns import TablePlan
 from toolkit.errors import (
     InputError,
     ModelRunError,
     ProviderError,
 )
-from toolkit.runtime import explain, table_model
+from toolkit.runtime import explain
 from toolkit.runtime.inputs import all_finite, as_array, check_finite, non_numeric, refuse_bools
 from toolkit.runtime.providers import fallback_message, provider_chain
-from toolkit.runtime.session import brief, open_session, signature
+from toolkit.runtime.session import brief, compiled_session, open_session, signature
+
+if TYPE_CHECKING:
+    from toolkit.columns import TablePlan
 
 # Operators through which a non-finite input always yields a non-finite output row.
 NON_FINITE_PROPAGATING = frozenset({"Gemm", "MatMul", "Add", "Sub", "Mul", "Identity"})
@@ -132,7 +135,7 @@ class Predictor:
         # UnicodeDecodeError on a card that is not UTF-8.
         self.metadata: dict[str, str] = dict(info.metadata)
         # A table model (a `table` plan in its card) takes raw columns: table_model.py.
-        self.table: TablePlan | None = table_model.plan_of(self.path, self.metadata)
+        self.table: TablePlan | None = _table_plan(self.path, self.metadata)
         self.unknown_levels_seen = 0
         if self.table is None:
             facts = signature(self.path, self._session)
@@ -141,7 +144,7 @@ class Predictor:
             # A model traced with a frozen batch size runs only batches of exactly that size.
             self._fixed_rows: int | None = facts[5]
         else:
-            self.output_name, self.dtype, self.n_targets = table_model.signature(
+            self.output_name, self.dtype, self.n_targets = _table_model().signature(
                 self.path, self._session, self.table
             )
             self.input_name, self.n_features = None, len(self.table.encoded_names)
@@ -155,11 +158,11 @@ class Predictor:
         if explained is not None:
             full_session, self.explain_outputs = explained
             self._explainer = explain.Explainer(full_session, self.explain_outputs, self)
-        self._compiled = _compiled(self._session)
+        self._compiled = compiled_session(self._session)
         self._run = (self._compiled or self._session).run
         self._output_names = [self.output_name]
         self._table = (
-            None if self.table is None else table_model.TableModel(self, self.table, self._run)
+            None if self.table is None else _table_model().TableModel(self, self.table, self._run)
         )
 
     @property
@@ -382,15 +385,14 @@ def _converted(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
             return np.ascontiguousarray(array, dtype=dtype)
 
 
-def _compiled(session: Any) -> Any:
-    """The compiled session inside onnxruntime's Python wrapper, or None.
+def _table_model() -> ModuleType:
+    """toolkit.runtime.table_model, imported on the first table model: numeric models
+    load without it (28 ms less to `import toolkit.runtime`)."""
+    from toolkit.runtime import table_model
 
-    The wrapper's run() spends about 1 us a call (a fifth of a 1-row run) validating input
-    names and provider fallbacks the Predictor has already settled; the compiled session it
-    wraps takes the same arguments. A run-time provider failure then raises, which the
-    Predictor reports, instead of the wrapper's silent retry on the CPU. Builds without it
-    get the public calls.
-    """
-    compiled = getattr(session, "_sess", None)
-    usable = all(hasattr(compiled, name) for name in ("run", "run_with_iobinding"))
-    return compiled if usable else None
+    return table_model
+
+
+def _table_plan(path: Path, metadata: dict[str, str]) -> TablePlan | None:
+    """The card's table plan; None for a numeric model (table_model.py stays unimported)."""
+    return _table_model().plan_of(path, metadata) if card.TABLE in metadata else None

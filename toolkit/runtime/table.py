@@ -45,10 +45,6 @@ from toolkit.runtime.table_values import BadCell, NotOneRow
 SHOWN_LEVELS = 8
 
 
-class UnknownLevelWarning(UserWarning):
-    """Rows held levels the model does not know; they were encoded as the reference level."""
-
-
 class TableInputs:
     """Turns what an app passes into the feeds of a table model's graph, or an InputError."""
 

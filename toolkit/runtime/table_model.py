@@ -24,11 +24,17 @@ import numpy as np
 
 from toolkit import card
 from toolkit.columns import CATEGORICAL, TablePlan
-from toolkit.errors import InputError, ModelLoadError, ModelRunError, PredictorError
+from toolkit.errors import (
+    InputError,
+    ModelLoadError,
+    ModelRunError,
+    PredictorError,
+    UnknownLevelWarning,
+)
 from toolkit.runtime import table_fast
 from toolkit.runtime.explain import NO_EXPLAIN, Explainer, Explanation, explanation_of
 from toolkit.runtime.session import FLOAT_TYPES, brief
-from toolkit.runtime.table import TableInputs, UnknownLevelWarning
+from toolkit.runtime.table import TableInputs
 
 STRING = "tensor(string)"
 INT64 = "tensor(int64)"
