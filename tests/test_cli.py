@@ -55,6 +55,50 @@ def test_python_dash_m_toolkit_runs(tmp_path):
     assert result.stderr == ""  # --quiet: no notes, and no progress bar off a terminal
 
 
+def test_the_console_script_exits_without_teardown_but_runs_exit_handlers(tmp_path):
+    # toolkit.__main__ ends the process with os._exit once the command is done: exit
+    # handlers (temporary folders' finalizers, torch.distributed's leave) still run, and
+    # the output is flushed, in that order, whatever the status.
+    script = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('handler ran'))\n"
+        "sys.argv = ['toolkit', *sys.argv[1:]]\n"
+        "from toolkit.__main__ import main\n"
+        "main()\n"
+        "print('not reached')\n"
+    )
+    done = python("-c", script, "--version")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"toolkit, version {toolkit.__version__}\nhandler ran\n"
+    usage = python("-c", script, "train", "--solver", "nope")
+    assert usage.returncode == 2
+    assert usage.stdout == "handler ran\n"
+    assert "Invalid value for '--solver'" in usage.stderr
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "stderr"),
+    [("None", 0, ""), ("3", 3, ""), ("'stopped'", 1, "stopped\n")],
+)
+def test_exit_now_maps_codes_as_sys_exit_does(code, status, stderr):
+    done = python("-c", f"from toolkit.__main__ import exit_now\nexit_now({code})")
+    assert (done.returncode, done.stderr) == (status, stderr)
+
+
+def test_exit_now_reports_output_it_could_not_flush():
+    # As CPython does at exit: output lost at the last flush is status 120, not 0.
+    code = (
+        "import io, sys\n"
+        "class Full(io.StringIO):\n"
+        "    def flush(self):\n"
+        "        raise OSError(28, 'No space left on device')\n"
+        "sys.stdout = Full()\n"
+        "from toolkit.__main__ import exit_now\n"
+        "exit_now(0)\n"
+    )
+    assert python("-c", code).returncode == 120
+
+
 def test_version(run):
     result = run("--version")
     assert result.exit_code == 0
