@@ -31,7 +31,7 @@ def problem(scale_x: np.ndarray, scale_y: float, intercept: bool = True) -> dict
     names = ("a", "b", "c")
     moments = exact.accumulate([(x, y)])
     fit = exact.solve(moments, 3, names, intercept, 0.0, lambda: iter([(x, y)]))
-    unit = moments.unit[3:].numpy()
+    unit = moments.unit[3:]
     sums = metric_sums([(x, y)], fit.weight, fit.bias, unit=unit)
     spec = ModelSpec(names, ("y",), intercept, "float64")
     return infer(moments, spec, fit.weight, fit.bias, sums, alpha=0.05, fit=fit)
@@ -86,7 +86,7 @@ def test_a_constant_feature_under_ridge_leaves_the_design_figures_undefined():
     y = (2.0 * x[:, 0] + 1.0)[:, None]
     moments = exact.accumulate([(x, y)])
     fit = exact.solve(moments, 2, ("a", "b"), True, 1.0)
-    sums = metric_sums([(x, y)], fit.weight, fit.bias, unit=moments.unit[2:].numpy())
+    sums = metric_sums([(x, y)], fit.weight, fit.bias, unit=moments.unit[2:])
     spec = ModelSpec(("a", "b"), ("y",), True, "float64")
     result = infer(moments, spec, fit.weight, fit.bias, sums, alpha=0.05, l2=1.0, fit=fit)
     assert result["condition_number"] == math.inf and result["leverage"] is None

@@ -121,6 +121,44 @@ def test_the_pass_itself_never_imports_torch(table):
     assert probe.stdout.split() == ["30000", "torch", "imported:", "False"]
 
 
+TRAIN = """
+import atexit, sys
+atexit.register(lambda: print("torch imported:", "torch" in sys.modules))
+from toolkit.__main__ import main
+sys.argv = ["toolkit", "train", "--data", sys.argv[1], "--out", sys.argv[2], "--device",
+            "cpu", "--chunk-rows", "4000", "--dtype", "float64", "--quiet"]
+main()
+"""
+
+
+def test_an_exact_fit_on_the_cpu_never_imports_torch_and_saves_the_same_checkpoint(
+    table, tmp_path, monkeypatch
+):
+    import torch
+
+    from toolkit.training import checkpoint
+
+    out = tmp_path / "free.pt"
+    done = subprocess.run(
+        [sys.executable, "-c", TRAIN, str(table["parquet"]), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "torch imported: False"
+    # The same job through torch (the pass after torch's import): the same file's content.
+    fit(table["parquet"], tmp_path / "torch.pt", False, monkeypatch)
+    free, with_torch = checkpoint.load(out), checkpoint.load(tmp_path / "torch.pt")
+    for key in ("weight", "bias"):
+        assert free["state_dict"][key].dtype == torch.float64
+        assert torch.equal(free["state_dict"][key], with_torch["state_dict"][key])
+    assert torch.equal(free["parity_sample"], with_torch["parity_sample"])
+    assert free["versions"]["torch"] == torch.__version__
+    for key in ("spec", "metrics", "data", "inference", "training"):
+        assert free[key] == with_torch[key], key
+
+
 def test_surely_cpu_reads_the_torch_builds_gpu_support(tmp_path, monkeypatch):
     assert surely_cpu("cpu") and surely_cpu(" CPU ")
     assert not surely_cpu("cuda") and not surely_cpu("cuda:1")

@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from toolkit.training.model import ModelSpec, build_model, equations, round_to_dtype
+from toolkit.training.model import (
+    ModelSpec,
+    build_model,
+    equations,
+    round_to_dtype,
+    state_dict,
+)
 
 
 def test_spec_round_trip_and_parameter_count():
@@ -44,3 +50,17 @@ def test_long_equations_are_shortened():
 def test_round_to_dtype():
     assert round_to_dtype(np.array([0.1]), "float32")[0] == np.float64(np.float32(0.1))
     assert round_to_dtype(np.array([0.1]), "float64")[0] == 0.1
+
+
+def test_state_dict_is_the_modules_own_without_torch():
+    rng = np.random.default_rng(4)
+    weight, bias = rng.standard_normal((2, 3)), rng.standard_normal(2)
+    for intercept in (True, False):
+        for dtype in ("float32", "float64"):
+            spec = ModelSpec(("a", "b", "c"), ("y", "z"), intercept, dtype)
+            module = build_model(spec, weight, bias).state_dict()
+            arrays = state_dict(spec, weight, bias)
+            assert list(arrays) == list(module)
+            for key, tensor in module.items():
+                assert arrays[key].dtype == tensor.numpy().dtype
+                np.testing.assert_array_equal(arrays[key], tensor.numpy())  # same rounding

@@ -34,12 +34,12 @@ def test_the_statistics_of_batches_are_those_of_one_pass():
     plain = state.moments
     assert plain["n"] == 2000 and state.batches == 4
     # Chan's merge against one pass: the same sums in another order, float64 rounding only.
-    np.testing.assert_allclose(plain["mean"], whole.mean.numpy(), rtol=1e-14)
+    np.testing.assert_allclose(plain["mean"], whole.mean, rtol=1e-14)
     # An entry's rounding scales with its row's and column's spread, not with itself, and
     # with the shift each side subtracts: column c (mean 1e3, spread 0.01) carries
     # (mean / spread) * eps ~ 2e-11 of its spread in rounding whatever is done; 1e-10.
     spread = np.sqrt(np.outer(np.diag(plain["scatter"]), np.diag(plain["scatter"])))
-    assert np.all(np.abs(plain["scatter"] - whole.scatter.numpy()) <= 1e-10 * spread)
+    assert np.all(np.abs(plain["scatter"] - whole.scatter) <= 1e-10 * spread)
 
 
 def test_the_streamed_solution_is_the_least_squares_solution():

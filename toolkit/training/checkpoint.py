@@ -1,6 +1,7 @@
 """Checkpoints: the weights plus everything that rebuilds and describes the model.
 
-A checkpoint is a `torch.save` file holding only tensors and plain data (str, int,
+A checkpoint is a `torch.save` file (written by toolkit.training.torchfile, without
+torch) holding only tensors and plain data (str, int,
 float, bool, None, lists, dicts), so it loads with `torch.load(weights_only=True)`,
 which refuses any pickled object that would run code. Files are written atomically.
 
@@ -26,17 +27,18 @@ written, read and checked by `toolkit.training.resume`.
 
 from __future__ import annotations
 
-import io
 import pickle
 import re
 import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from toolkit.defaults import RESUME_SUFFIX
 from toolkit.errors import CheckpointError
 from toolkit.files import atomic_write
-from toolkit.training import schema
+from toolkit.training import schema, torchfile
 from toolkit.training.model import ModelSpec, build_model
 
 if TYPE_CHECKING:
@@ -56,15 +58,13 @@ def resume_path(checkpoint: str | Path) -> Path:
 
 
 def save(path: str | Path, payload: dict[str, Any]) -> Path:
-    """Write `payload` atomically (temp file in the same folder, fsync, rename)."""
-    import torch
-
+    """Write `payload` atomically (temp file in the same folder, fsync, rename), in
+    torch.save's format (toolkit.training.torchfile: no torch needed)."""
     path = Path(path)
-    buffer = io.BytesIO()
-    torch.save(_plain(payload), buffer)
+    data = torchfile.dumps(_plain(payload))
     try:
         with atomic_write(path) as handle:
-            handle.write(buffer.getbuffer())
+            handle.write(data)
     except OSError as error:
         raise CheckpointError(
             f"cannot write {str(path)!r}: {error.strerror or error}. Choose another --out."
@@ -118,14 +118,13 @@ def load(path: str | Path, expected_format: str = FORMAT) -> dict[str, Any]:
 
 
 def _plain(value: Any) -> Any:
-    """Tensors and plain Python data only, so that weights_only=True can read it back.
-
-    (torch.__version__, for one, is a str subclass that weights_only refuses.)
-    """
-    import torch
-
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu()
+    """Arrays and plain Python data only, so that weights_only=True can read it back
+    (tensors become numpy arrays; torch.__version__, for one, is a str subclass that
+    weights_only refuses)."""
+    if isinstance(value, np.ndarray):
+        return value
+    if hasattr(value, "detach"):  # a tensor
+        return value.detach().cpu().numpy()
     if isinstance(value, dict):
         # int keys stay int: an optimizer's state is keyed by parameter index.
         return {(k if type(k) in (int, str) else str(k)): _plain(v) for k, v in value.items()}

@@ -13,17 +13,15 @@ sum cancels and data from 1e-300 to 1e300 neither overflows nor underflows: the 
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:
-    import torch
+from toolkit.training.plain_gram import one_blas_thread
 
+if TYPE_CHECKING:
     from toolkit.training.moments import Moments
 
 
@@ -58,8 +56,8 @@ class Design:
         """G's condition number (R's squared): how many digits the factor keeps."""
         if self.r_inverse is None:
             return math.inf
-        with one_thread() as torch:
-            singular = torch.linalg.svdvals(torch.from_numpy(self.r_inverse))
+        with one_blas_thread():
+            singular = np.linalg.svd(self.r_inverse, compute_uv=False)
         return float((singular[0] / singular[-1]) ** 2)
 
     def inverse_diagonal(self) -> np.ndarray:
@@ -71,54 +69,41 @@ class Design:
         """1/n + m' S^-1 m: the intercept's variance over sigma^2 (m the means, S scatter)."""
         assert self.r_inverse is not None
         z = (self.mean / self.unit) / self.scale
-        with one_thread() as torch:
-            projected = torch.from_numpy(z) @ torch.from_numpy(self.r_inverse)
+        with one_blas_thread():
+            projected = z @ self.r_inverse
         return 1.0 / self.mass + float((projected**2).sum())
 
     def raw_inverse(self) -> np.ndarray:
         """S^-1 (centred scatter) or (X'X)^-1 without an intercept, in the data's units."""
         assert self.r_inverse is not None
         column = self.scale * self.unit
-        with one_thread() as torch:
-            r_inverse = torch.from_numpy(self.r_inverse)
-            inverse = (r_inverse @ r_inverse.T).numpy()
+        with one_blas_thread():
+            inverse = self.r_inverse @ self.r_inverse.T
         with np.errstate(over="ignore", under="ignore"):
             return inverse / column[:, None] / column[None, :]
-
-
-@contextlib.contextmanager
-def one_thread() -> Iterator[Any]:
-    """torch, on one thread for d x d linear algebra: each call takes a millisecond, and on a
-    busy machine a thread pool's hand-offs made them take up to 0.3 s (measured; numpy's
-    OpenBLAS alike, which is why none of this goes through numpy.linalg)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield torch
-    finally:
-        torch.set_num_threads(threads)
 
 
 def design(
     moments: Moments,
     d: int,
     intercept: bool,
-    factor: torch.Tensor | None = None,
-    scale: torch.Tensor | None = None,
+    factor: np.ndarray | None = None,
+    scale: np.ndarray | None = None,
 ) -> Design:
-    """The design's statistics from the moments, with the solver's factor when it has one."""
-    mean = moments.mean[:d].cpu().numpy()
-    unit = moments.unit[:d].cpu().numpy()
-    centred = moments.scatter[:d, :d].cpu().numpy()
+    """The design's statistics from the moments, with the solver's factor when it has one.
+
+    d x d linear algebra with BLAS on one thread: each call takes a millisecond, and on a
+    busy machine a thread pool's hand-offs made them take up to 0.3 s (measured)."""
+    mean = moments.mean[:d]
+    unit = moments.unit[:d]
+    centred = moments.scatter[:d, :d]
     second = centred
     if not intercept:  # moments about zero: the model passes through the origin
         mean_u = mean / unit
         second = centred + moments.weight_sum * np.outer(mean_u, mean_u)
-    with one_thread():
+    with one_blas_thread():
         if factor is not None and scale is not None:
-            r, norms = factor.cpu().numpy(), scale.cpu().numpy()
+            r, norms = factor, scale
         else:
             r, norms = _factor(second)
         result = Design(moments.n, intercept, mean, norms, unit, _inverse(r))
@@ -135,26 +120,29 @@ def design(
 
 def _factor(second: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
     """R with R'R = the scaled `second` (None if not numerically positive definite); norms."""
-    import torch
-
     norms = np.sqrt(np.diagonal(second))
     with np.errstate(divide="ignore", invalid="ignore"):
         gram = second / np.outer(norms, norms)
     if not np.isfinite(gram).all():
         return None, norms
-    lower, info = torch.linalg.cholesky_ex(torch.from_numpy(gram))
-    return (lower.T.contiguous().numpy() if int(info) == 0 else None), norms
+    try:
+        lower = np.linalg.cholesky(gram)
+    except np.linalg.LinAlgError:
+        return None, norms
+    return np.ascontiguousarray(lower.T), norms
 
 
 def _inverse(r: np.ndarray | None) -> np.ndarray | None:
     """R^-1 of an upper-triangular factor; None when there is none or it is singular."""
     if r is None:
         return None
-    import torch
+    from scipy.linalg import solve_triangular
 
-    upper = torch.from_numpy(np.ascontiguousarray(r))
-    identity = torch.eye(len(r), dtype=upper.dtype)
-    inverse = torch.linalg.solve_triangular(upper, identity, upper=True).numpy()
+    try:
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            inverse = solve_triangular(r, np.eye(len(r)), lower=False, check_finite=False)
+    except np.linalg.LinAlgError:  # a zero on the diagonal: singular
+        return None
     return inverse if np.isfinite(inverse).all() else None
 
 
@@ -165,8 +153,6 @@ def _condition_number(r: np.ndarray, design: Design) -> float:
     without an intercept), so A has X's singular values. One power of two scales A so
     that nothing overflows; the ratio does not change.
     """
-    import torch
-
     mean, unit, n = design.mean, design.unit, design.mass
     largest = max(1.0, float(np.max(np.abs(mean), initial=0.0)), float(np.max(unit)))
     c = math.ldexp(1.0, math.frexp(largest)[1])
@@ -176,5 +162,5 @@ def _condition_number(r: np.ndarray, design: Design) -> float:
             d, root = design.d, math.sqrt(n)
             top = np.concatenate([[root / c], root * (mean / c)])
             a = np.vstack([top, np.hstack([np.zeros((d, 1)), a])])
-    singular = torch.linalg.svdvals(torch.from_numpy(a)).numpy()
+    singular = np.linalg.svd(a, compute_uv=False)
     return float(singular[0] / singular[-1]) if singular[-1] > 0 else math.inf

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import re
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,6 +36,14 @@ def surely_cpu(name: str) -> bool:
         return False
     found = dict(GPU_BUILD_LINE.findall(text))
     return found.get("cuda") == "None" and found.get("hip") == "None"
+
+
+def torch_version() -> str:
+    """The installed torch's version, as `torch.__version__` says it, without importing torch."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        return str(torch.__version__)
+    return importlib.metadata.version("torch")
 
 
 def check_device_name(name: str) -> str:

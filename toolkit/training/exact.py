@@ -24,13 +24,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from toolkit.errors import CollinearityError, DataError
+from toolkit.errors import DataError
 from toolkit.training import refine
+from toolkit.training.collinear import collinear_error, flat_column_error
 from toolkit.training.moments import Accumulator, Chunks, Moments, accumulate, merge
-from toolkit.training.shifter import Shifter
+from toolkit.training.plain_gram import one_blas_thread
 
 if TYPE_CHECKING:
-    import torch
+    from collections.abc import Iterator
 
 __all__ = ["Accumulator", "ExactFit", "Moments", "accumulate", "merge", "solve"]
 
@@ -49,8 +50,8 @@ REFINE_SMALL_VALUES = 1_000_000
 # Singular values of the scaled data below this fraction of the largest are noise:
 # the columns are collinear and the least-squares solution is not unique.
 RANK_RTOL = 1e-12
-# Columns a collinearity message names (a categorical column's dummies can be hundreds).
-SHOWN_COLUMNS = 8
+# Rows per block of the streaming QR: each update factors (width + QR_BLOCK_ROWS) rows.
+QR_BLOCK_ROWS = 65_536
 _EPS = float(np.finfo(np.float64).eps)
 
 SumsCombiner = Callable[[list[refine.Sums]], list[refine.Sums]]
@@ -65,8 +66,8 @@ class ExactFit:
     refinement_passes: int = 0
     # Upper-triangular R with R'R = the scaled Gram matrix (ridge included), from Cholesky
     # or the QR of the data, and the scaling: toolkit.training.inference reuses them.
-    factor: torch.Tensor | None = None
-    scale: torch.Tensor | None = None
+    factor: np.ndarray | None = None
+    scale: np.ndarray | None = None
 
 
 @dataclass
@@ -77,22 +78,23 @@ class _Scaled:
     d: int
     intercept: bool
     l2: float
-    centre: torch.Tensor  # (d + t,) raw: the mean, or zeros without an intercept
-    scale: torch.Tensor  # (d,) unit-space column norms
-    gram: torch.Tensor  # (d, d) scaled Gram matrix, ridge included
-    rhs: torch.Tensor  # (d, t)
+    centre: np.ndarray  # (d + t,) raw: the mean, or zeros without an intercept
+    scale: np.ndarray  # (d,) unit-space column norms
+    gram: np.ndarray  # (d, d) scaled Gram matrix, ridge included
+    rhs: np.ndarray  # (d, t)
 
     @property
-    def unit(self) -> torch.Tensor:
+    def unit(self) -> np.ndarray:
         return self.moments.unit
 
-    def to_raw(self, coefficients: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    def to_raw(self, coefficients: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Scaled coefficients (d, t) as raw-unit weights (t, d) and biases (t,)."""
         d, unit = self.d, self.unit
-        weight = (coefficients / self.scale[:, None]).T * unit[d:, None] / unit[None, :d]
-        centre = self.centre
-        bias = centre[d:] - weight @ centre[:d] if self.intercept else centre[d:] * 0
-        return weight.cpu().numpy(), bias.cpu().numpy()
+        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+            weight = (coefficients / self.scale[:, None]).T * unit[d:, None] / unit[None, :d]
+            centre = self.centre
+            bias = centre[d:] - weight @ centre[:d] if self.intercept else centre[d:] * 0
+        return np.ascontiguousarray(weight), bias
 
 
 def solve(
@@ -102,7 +104,7 @@ def solve(
     intercept: bool = True,
     l2: float = 0.0,
     rechunk: Callable[[], Chunks] | None = None,
-    combine_r: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    combine_r: Callable[[np.ndarray], np.ndarray] | None = None,
     combine_sums: SumsCombiner | None = None,
 ) -> ExactFit:
     """Least squares (ridge when l2 > 0) from `moments`; `rechunk` re-reads the data.
@@ -115,12 +117,31 @@ def solve(
 
     The ridge penalty follows scikit-learn's `Ridge`: minimise ||y - Xw - b||^2 + l2 ||w||^2,
     with the intercept never penalised.
+
+    Everything here is d x d linear algebra in numpy (and scipy's triangular solves), with
+    BLAS on one thread: a thread pool's hand-offs cost more than such small products.
     """
+    with one_blas_thread():
+        return _solve(
+            moments, n_features, feature_names, intercept, l2, rechunk, combine_r, combine_sums
+        )
+
+
+def _solve(
+    moments: Moments,
+    n_features: int,
+    feature_names: Sequence[str],
+    intercept: bool,
+    l2: float,
+    rechunk: Callable[[], Chunks] | None,
+    combine_r: Callable[[np.ndarray], np.ndarray] | None,
+    combine_sums: SumsCombiner | None,
+) -> ExactFit:
     problem = _scaled(moments, n_features, feature_names, intercept, l2)
     condition = _condition_number(problem.gram)
     factor = _cholesky(problem.gram) if condition <= COND_SWITCH else None
     method = "cholesky"
-    upper = None if factor is None else factor.mT
+    upper = None if factor is None else np.ascontiguousarray(factor.T)
     if factor is None:
         if rechunk is None:
             raise DataError(
@@ -161,26 +182,25 @@ def _scaled(
     column (every value the same; without an intercept, every value zero) is an error,
     unless the ridge penalty makes its weight unique; then its scale is 1.
     """
-    import torch
-
     unit = moments.unit
     if intercept:
         centre, second = moments.mean, moments.scatter
     else:
-        centre = torch.zeros_like(moments.mean)
+        centre = np.zeros_like(moments.mean)
         mean_u = moments.mean / unit
-        second = moments.scatter + moments.weight_sum * torch.outer(mean_u, mean_u)
-    scale = torch.sqrt(torch.diagonal(second)[:d])
+        second = moments.scatter + moments.weight_sum * np.outer(mean_u, mean_u)
+    scale = np.sqrt(np.diagonal(second)[:d])
     flat = moments.constant[:d] & (intercept or (moments.mean[:d] == 0))
     flat = flat | ~(scale > 0)
-    if bool(flat.any()):
+    if flat.any():
         if l2 == 0.0:
-            raise flat_column_error(feature_names[int(flat.nonzero()[0])], intercept)
-        scale = torch.where(flat, torch.ones_like(scale), scale)
-    gram = second[:d, :d] / torch.outer(scale, scale)
+            raise flat_column_error(feature_names[int(np.flatnonzero(flat)[0])], intercept)
+        scale = np.where(flat, 1.0, scale)
+    gram = second[:d, :d] / np.outer(scale, scale)
     rhs = second[:d, d:] / scale[:, None]
     if l2:
-        gram = gram + torch.diag(l2 / (scale * unit[:d]) ** 2)
+        with np.errstate(over="ignore", divide="ignore"):
+            gram = gram + np.diag(l2 / (scale * unit[:d]) ** 2)
     return _Scaled(moments, d, intercept, l2, centre, scale, gram, rhs)
 
 
@@ -195,108 +215,128 @@ def raise_collinear(
     moments: Moments, d: int, feature_names: Sequence[str], intercept: bool, l2: float
 ) -> None:
     """Raise the collinearity error naming the features along the Gram matrix's null direction."""
-    import torch
-
     problem = _scaled(moments, d, feature_names, intercept, l2)
-    _, vectors = torch.linalg.eigh(problem.gram)
+    _, vectors = np.linalg.eigh(problem.gram)
     raise collinear_error(
         vectors[:, 0], problem.scale, problem.unit[:d], feature_names, _intercept_centre(problem)
     )
 
 
-def _condition_number(gram: torch.Tensor) -> float:
-    import torch
-
-    eigenvalues = torch.linalg.eigvalsh(gram)
+def _condition_number(gram: np.ndarray) -> float:
+    if not np.isfinite(gram).all():
+        return math.inf
+    eigenvalues = np.linalg.eigvalsh(gram)
     lowest, highest = float(eigenvalues[0]), float(eigenvalues[-1])
     return highest / lowest if lowest > 0 else math.inf
 
 
-def _cholesky(gram: torch.Tensor) -> torch.Tensor | None:
+def _cholesky(gram: np.ndarray) -> np.ndarray | None:
     """The lower Cholesky factor; None if the factorisation fails (not positive definite)."""
-    import torch
-
-    factor, info = torch.linalg.cholesky_ex(gram)
-    return factor if int(info) == 0 else None
-
-
-def _cholesky_solve(factor: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
-    import torch
-
-    return torch.cholesky_solve(rhs, factor)
+    try:
+        return np.linalg.cholesky(gram)
+    except np.linalg.LinAlgError:
+        return None
 
 
-def _triangular_solve(r: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
-    import torch
+def _cholesky_solve(factor: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    from scipy.linalg import cho_solve
 
-    return torch.linalg.solve_triangular(r, rhs, upper=True)
+    return cho_solve((factor, True), rhs, check_finite=False)
+
+
+def _triangular_solve(r: np.ndarray, rhs: np.ndarray, lower: bool = False) -> np.ndarray:
+    from scipy.linalg import solve_triangular
+
+    return solve_triangular(r, rhs, lower=lower, check_finite=False)
+
+
+def _r_of(stacked: np.ndarray) -> np.ndarray:
+    """R of the QR decomposition of `stacked` (rows x width), its leading rows only."""
+    return np.linalg.qr(stacked, mode="r")
 
 
 def _qr_factor(
     chunks: Chunks,
     problem: _Scaled,
     feature_names: Sequence[str],
-    combine_r: Callable[[torch.Tensor], torch.Tensor] | None = None,
-) -> tuple[torch.Tensor, torch.Tensor, float]:
-    """Streaming QR of the centred, scaled data: R is updated chunk by chunk, never Q.
+    combine_r: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Streaming QR of the centred, scaled data: R is updated block by block, never Q.
 
     Returns R's feature block (upper triangular), its target columns, and the condition
     number of the scaled problem that R gives.
     """
-    import torch
-
     d, centre, scale, unit = problem.d, problem.centre, problem.scale, problem.unit
     width = centre.shape[0]
-    r = torch.zeros(0, width, dtype=torch.float64, device=centre.device)
-    shifter = Shifter(centre.device, shift=centre)
-    for chunk in chunks:
-        for block, w in shifter.blocks(*chunk):
-            block /= unit
-            block[:, :d] /= scale
-            if w is not None:  # weighted least squares: rows times sqrt(w)
-                block *= w.sqrt()[:, None]
-            r = torch.linalg.qr(torch.cat([r, block]), mode="r").R
+    r = np.zeros((0, width))
+    for block, w in _centred_blocks(chunks, centre):
+        block /= unit
+        block[:, :d] /= scale
+        if w is not None:  # weighted least squares: rows times sqrt(w)
+            block *= np.sqrt(w)[:, None]
+        r = _r_of(np.vstack([r, block]))
     if combine_r is not None:
         r = combine_r(r)
     if problem.l2:
         # Ridge as extra rows: sqrt(l2) * w_i, in the scaled coefficients' units.
-        penalty = torch.zeros(d, width, dtype=torch.float64, device=centre.device)
-        penalty[:, :d] = torch.diag(math.sqrt(problem.l2) / (scale * unit[:d]))
-        r = torch.linalg.qr(torch.cat([penalty, r]), mode="r").R
+        penalty = np.zeros((d, width))
+        penalty[:, :d] = np.diag(math.sqrt(problem.l2) / (scale * unit[:d]))
+        r = _r_of(np.vstack([penalty, r]))
     r_xx, r_xy = r[:d, :d], r[:d, d:]
-    _, singular, vh = torch.linalg.svd(r_xx)
+    _, singular, vh = np.linalg.svd(r_xx)
     if float(singular[-1]) <= RANK_RTOL * float(singular[0]):
         raise collinear_error(vh[-1], scale, unit[:d], feature_names, _intercept_centre(problem))
     condition = float(singular[0] / singular[-1]) ** 2
     return r_xx, r_xy, condition
 
 
+def _centred_blocks(
+    chunks: Chunks, centre: np.ndarray
+) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+    """Each chunk's rows, [features | targets] in float64 minus `centre`, in blocks of
+    QR_BLOCK_ROWS, with the rows' weights (None without)."""
+    for chunk in chunks:
+        x, y, *rest = (_host(part) for part in chunk)
+        w = rest[0].reshape(-1) if rest and rest[0] is not None else None
+        y = y[:, None] if y.ndim == 1 else y
+        for start in range(0, len(x), QR_BLOCK_ROWS):
+            stop = start + QR_BLOCK_ROWS
+            block = np.hstack([x[start:stop], y[start:stop]]).astype(np.float64) - centre
+            yield block, None if w is None else w[start:stop].astype(np.float64)
+
+
+def _host(values: object) -> np.ndarray:
+    """Rows as a numpy array (tensors, on any device, are copied to the CPU)."""
+    if hasattr(values, "detach"):
+        return values.detach().cpu().numpy()  # type: ignore[attr-defined]
+    return np.asarray(values)
+
+
 def _refine_problem(problem: _Scaled) -> refine.Problem:
-    unit = problem.unit.cpu().numpy()
+    unit = problem.unit
     d = problem.d
     moments = problem.moments
     return refine.Problem(unit[:d], unit[d:], problem.intercept, problem.l2, moments.weight_sum)
 
 
 def _corrector(
-    problem: _Scaled, factor: torch.Tensor, method: str
+    problem: _Scaled, factor: np.ndarray, method: str
 ) -> Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """The correction (dw, db) in unit space for a unit-space gradient, from the factor."""
-    import torch
-
     d, n = problem.d, problem.moments.weight_sum
-    centre_u = (problem.centre[:d] / problem.unit[:d]).cpu().numpy()
-    scale = problem.scale.cpu().numpy()
+    centre_u = problem.centre[:d] / problem.unit[:d]
+    scale = problem.scale
     if method == "cholesky":
         inverse = lambda g: _cholesky_solve(factor, g)  # noqa: E731
     else:
         inverse = lambda g: _triangular_solve(  # noqa: E731
-            factor, torch.linalg.solve_triangular(factor.T, g, upper=False)
+            factor, _triangular_solve(factor.T, g, lower=True)
         )
 
     def correct(gx: np.ndarray, g1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         scaled = (gx - centre_u[:, None] * g1[None, :]) / scale[:, None]
-        dc = inverse(torch.as_tensor(scaled, device=factor.device)).cpu().numpy()
+        with one_blas_thread():
+            dc = inverse(scaled)
         dw = (dc / scale[:, None]).T
         return dw, g1 / n - dw @ centre_u
 
@@ -319,71 +359,6 @@ def _check_representable(weight: np.ndarray, bias: np.ndarray, names: Sequence[s
         )
 
 
-def flat_column_error(name: str, intercept: bool) -> CollinearityError:
-    if intercept:
-        return CollinearityError(
-            f"feature {name!r} is constant, so it is collinear with the intercept and its "
-            "weight is not unique. Leave it out with --features, fit without an intercept "
-            "(--no-intercept), or add a ridge penalty (--l2)."
-        )
-    return CollinearityError(
-        f"feature {name!r} is zero in every row, so its weight is not unique. "
-        "Leave it out with --features or add a ridge penalty (--l2)."
-    )
-
-
 def _intercept_centre(problem: _Scaled) -> np.ndarray | None:
     """The features' raw means when the intercept is fitted (it may take part in a relation)."""
-    return problem.centre[: problem.d].cpu().numpy() if problem.intercept else None
-
-
-def collinear_error(
-    direction: torch.Tensor,
-    scale: torch.Tensor,
-    unit: torch.Tensor,
-    feature_names: Sequence[str],
-    centre: np.ndarray | None = None,
-) -> CollinearityError:
-    """Name the columns in the null direction and the linear relation between them.
-
-    `direction` is in scaled units: column i's raw scale is scale[i] * unit[i]. `centre`:
-    the features' raw means when the model has an intercept; the relation's constant
-    then names the intercept, which takes part (two categorical columns' dummies that
-    add up to 1, say). Past SHOWN_COLUMNS columns, the largest parts are named.
-    """
-    v = direction.cpu().numpy()
-    ratio = scale.cpu().numpy() * unit.cpu().numpy()  # column i's raw scale
-    involved = [i for i in np.argsort(-np.abs(v)) if abs(v[i]) >= 0.01 * np.abs(v).max()]
-    k, others = involved[0], involved[1:]
-    coefficients = {i: -(v[i] / v[k]) * (ratio[k] / ratio[i]) for i in others}
-    constant = size = 0.0
-    if centre is not None:  # x_k = constant + sum(c_i x_i): the constant at the means
-        constant = float(centre[k]) - sum(c * float(centre[i]) for i, c in coefficients.items())
-        size = abs(float(centre[k])) + sum(
-            abs(c * float(centre[i])) for i, c in coefficients.items()
-        )
-    # A constant past rounding's reach: the intercept is part of the relation.
-    with_intercept = abs(constant) > 1e-9 * max(size, 1e-300)
-    shown = sorted(others[: SHOWN_COLUMNS - 1])
-    terms = [
-        f"{'-' if coefficients[i] < 0 else '+'} {abs(coefficients[i]):.4g}*{feature_names[i]}"
-        for i in shown
-    ]
-    if len(others) > len(shown):
-        terms.append(f"+ ... ({len(others) - len(shown)} more terms)")
-    names = ", ".join(repr(feature_names[i]) for i in sorted([k, *shown]))
-    if len(involved) > SHOWN_COLUMNS:  # a many-level column's dummies: the largest parts
-        names += f" and {len(involved) - SHOWN_COLUMNS} more"
-    remedy = "Leave one of them out with --features, or add a ridge penalty (--l2)."
-    if with_intercept:
-        terms.insert(0, f"{'-' if constant < 0 else '+'} {abs(constant):.4g}")
-        names += " and the intercept"
-        remedy = (
-            "Leave one of the features out with --features, fit without an intercept "
-            "(--no-intercept), or add a ridge penalty (--l2)."
-        )
-    relation = f"{feature_names[k]} ≈ " + " ".join(terms).removeprefix("+ ")
-    return CollinearityError(
-        f"features {names} are collinear ({relation}), so the least-squares weights are not "
-        f"unique. {remedy}"
-    )
+    return problem.centre[: problem.d] if problem.intercept else None

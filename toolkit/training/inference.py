@@ -85,10 +85,10 @@ def infer(
     reuse = fit if fit is not None and not ridge else None
     factor, scale = (reuse.factor, reuse.scale) if reuse is not None else (None, None)
     shared = design(moments, d, spec.intercept, factor, scale)
-    unit = moments.unit[d:].cpu().numpy()
-    totals = np.diagonal(moments.scatter[d:, d:].cpu().numpy()).copy()
+    unit = moments.unit[d:]
+    totals = np.diagonal(moments.scatter[d:, d:]).copy()
     if not spec.intercept:  # uncentred total sum of squares, in units
-        totals += moments.weight_sum * (moments.mean[d:].cpu().numpy() / unit) ** 2
+        totals += moments.weight_sum * (moments.mean[d:] / unit) ** 2
     terms = ([INTERCEPT_TERM] if spec.intercept else []) + list(spec.feature_names)
     targets = []
     for j, name in enumerate(spec.target_names):

@@ -73,6 +73,16 @@ def build_model(
     return model
 
 
+def state_dict(spec: ModelSpec, weight: np.ndarray, bias: np.ndarray) -> dict[str, np.ndarray]:
+    """What `build_model(spec, weight, bias).state_dict()` holds, as numpy arrays in the
+    spec's dtype (the checkpoint stores these; no torch needed to make them)."""
+    shape = (spec.n_targets, spec.n_features)
+    arrays = {"weight": np.asarray(weight, dtype=np.float64).reshape(shape).astype(spec.dtype)}
+    if spec.intercept:
+        arrays["bias"] = np.asarray(bias, dtype=np.float64).reshape(-1).astype(spec.dtype)
+    return arrays
+
+
 def round_to_dtype(values: np.ndarray, dtype: str) -> np.ndarray:
     """The float64 values the saved model really holds once stored in `dtype`."""
     with np.errstate(over="ignore"):  # values beyond the dtype become inf; callers check

@@ -40,17 +40,19 @@ Chunks = Iterable[tuple[Any, ...]]
 
 @dataclass
 class Moments:
-    """Sufficient statistics of the augmented matrix A = [X | Y] (float64, on `device`).
+    """Sufficient statistics of the augmented matrix A = [X | Y] (float64 numpy arrays).
 
     `scatter` is in units: entry (i, j) is sum((a_i - mean_i)(a_j - mean_j)) / (unit_i unit_j).
+    They are small ((d + t)^2 values) and stay on the CPU whatever device summed the rows:
+    the exact solve and the inference are d x d linear algebra, which needs no torch.
     """
 
     n: int
-    mean: torch.Tensor  # (d + t,) in the data's units
-    scatter: torch.Tensor  # (d + t, d + t), scaled by `unit` as above
-    unit: torch.Tensor  # (d + t,) powers of two
-    constant: torch.Tensor  # (d + t,) bool: every value of the column is the same
-    peak: torch.Tensor  # (d + t,) an upper bound of each column's largest magnitude
+    mean: np.ndarray  # (d + t,) in the data's units
+    scatter: np.ndarray  # (d + t, d + t), scaled by `unit` as above
+    unit: np.ndarray  # (d + t,) powers of two
+    constant: np.ndarray  # (d + t,) bool: every value of the column is the same
+    peak: np.ndarray  # (d + t,) an upper bound of each column's largest magnitude
     weights: float | None = None  # the rows' sum of weights; None: unweighted (each 1)
     log_weights: float = 0.0  # sum(log w): weighted least squares' log-likelihood needs it
 
@@ -59,27 +61,24 @@ class Moments:
         """The sum of the rows' weights: the row count without weights."""
         return float(self.n) if self.weights is None else self.weights
 
-    def raw_scatter(self) -> torch.Tensor:
+    def raw_scatter(self) -> np.ndarray:
         """The scatter matrix in the data's own units (may overflow for extreme data)."""
-        import torch
-
-        return self.scatter * torch.outer(self.unit, self.unit)
+        with np.errstate(over="ignore"):
+            return self.scatter * np.outer(self.unit, self.unit)
 
     def to_plain(self) -> dict[str, Any]:
         """Numpy arrays and an int: what crosses the network between processes."""
-        arrays = {k: getattr(self, k).cpu().numpy() for k in _TENSORS}
+        arrays = {k: np.array(getattr(self, k)) for k in _ARRAYS}
         return {"n": self.n, "weights": self.weights, "log_weights": self.log_weights, **arrays}
 
     @classmethod
-    def from_plain(cls, plain: dict[str, Any], device: Any) -> Moments:
-        import torch
-
-        tensors = {k: torch.as_tensor(plain[k], device=device) for k in _TENSORS}
+    def from_plain(cls, plain: dict[str, Any]) -> Moments:
+        arrays = {k: _numpy(plain[k]) for k in _ARRAYS}
         extra = {"weights": plain.get("weights"), "log_weights": plain.get("log_weights", 0.0)}
-        return cls(n=plain["n"], **tensors, **extra)
+        return cls(n=plain["n"], **arrays, **extra)
 
 
-_TENSORS = ("mean", "scatter", "unit", "constant", "peak")
+_ARRAYS = ("mean", "scatter", "unit", "constant", "peak")
 
 
 class Accumulator:
@@ -255,9 +254,9 @@ class Accumulator:
         return gram, torch.diagonal(gram)
 
     def moments(self) -> Moments | None:
-        """The moments of every row added so far (tensors on the device); None before any row."""
+        """The moments of every row added so far; None before any row."""
         plain = self.plain_moments()
-        return None if plain is None else Moments.from_plain(plain, self._device)
+        return None if plain is None else Moments.from_plain(plain)
 
     def plain_moments(self) -> dict[str, Any] | None:
         """`moments().to_plain()`, computed in numpy: no torch for numpy rows on the CPU."""
@@ -317,33 +316,29 @@ def merge(parts: Iterable[Moments | None]) -> Moments | None:
 
 
 def _merge_two(a: Moments, b: Moments) -> Moments:
-    import torch
-
-    device = a.mean.device
-    b_unit, b_mean = b.unit.to(device), b.mean.to(device)
-    unit = torch.maximum(a.unit, b_unit)  # powers of two: the ratios below are exact
-    ra, rb = a.unit / unit, b_unit / unit
+    unit = np.maximum(a.unit, b.unit)  # powers of two: the ratios below are exact
+    ra, rb = a.unit / unit, b.unit / unit
     weighted = a.weights is not None or b.weights is not None
     # Each part counts by its sum of weights (its row count without weights).
     wa, wb = (a.weight_sum, b.weight_sum) if weighted else (a.n, b.n)
     mass = wa + wb
     share = wb / mass if mass > 0 else 0.0
-    delta = (b_mean - a.mean) / unit
+    delta = (b.mean - a.mean) / unit
     scatter = (
-        a.scatter * torch.outer(ra, ra)
-        + b.scatter.to(device) * torch.outer(rb, rb)
-        + torch.outer(delta, delta) * (wa * wb / mass if mass > 0 else 0.0)
+        a.scatter * np.outer(ra, ra)
+        + b.scatter * np.outer(rb, rb)
+        + np.outer(delta, delta) * (wa * wb / mass if mass > 0 else 0.0)
     )
-    same = a.mean == b_mean  # constant in both parts, with the same value
+    same = a.mean == b.mean  # constant in both parts, with the same value
     return Moments(
         n=a.n + b.n,
         weights=mass if weighted else None,
         log_weights=a.log_weights + b.log_weights,
-        mean=a.mean + (b_mean - a.mean) * share,
+        mean=a.mean + (b.mean - a.mean) * share,
         scatter=scatter,
         unit=unit,
-        constant=a.constant & b.constant.to(device) & same,
-        peak=torch.maximum(a.peak, b.peak.to(device)),
+        constant=a.constant & b.constant & same,
+        peak=np.maximum(a.peak, b.peak),
     )
 
 

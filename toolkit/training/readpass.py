@@ -155,9 +155,9 @@ def consume(
     )
 
 
-def to_moments(plain: PlainMoments | None, device: Any) -> exact.Moments | None:
-    """A process's plain moments back as tensors on `device`."""
-    return None if plain is None else exact.Moments.from_plain(plain, device)
+def to_moments(plain: PlainMoments | None) -> exact.Moments | None:
+    """A process's plain moments (as sent between processes) as Moments."""
+    return None if plain is None else exact.Moments.from_plain(plain)
 
 
 # ---------------------------------------------------------------------------------------
@@ -215,7 +215,7 @@ def check_dtype_range(
     if spec.dtype == "float64":
         return
     largest = float(np.finfo(spec.dtype).max)
-    bounds = [part.peak.cpu().numpy() for part in moments if part is not None]
+    bounds = [part.peak for part in moments if part is not None]
     if not bounds or (np.max(bounds, axis=0) <= largest).all():
         return
     local = np.zeros(len(bounds[0]))

@@ -19,7 +19,7 @@ from toolkit.coefficients import table_lines
 from toolkit.errors import CollinearityError
 from toolkit.training import checkpoint, exact
 from toolkit.training.metrics import summarize
-from toolkit.training.model import ModelSpec, build_model, equations
+from toolkit.training.model import ModelSpec, equations, state_dict
 from toolkit.training.rows import Split, combine_r, combine_sums, group_metric_sums
 
 if TYPE_CHECKING:
@@ -293,18 +293,17 @@ def checkpoint_payload(result: TrainResult, seed: int, sample: np.ndarray) -> di
     import platform
 
     import pyarrow
-    import torch
 
     import toolkit
+    from toolkit.training.device import torch_version
 
     spec = result.spec
-    model = build_model(spec, result.weight, result.bias)
     sample_array = np.ascontiguousarray(sample[:, : spec.n_features], dtype=np.float64)
     return {
         "format": checkpoint.FORMAT,
         "format_version": checkpoint.FORMAT_VERSION,
         "spec": spec.to_dict(),
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "state_dict": state_dict(spec, result.weight, result.bias),
         "training": {
             "solver": result.solver,
             "hyperparameters": dict(result.hyperparameters),
@@ -318,10 +317,10 @@ def checkpoint_payload(result: TrainResult, seed: int, sample: np.ndarray) -> di
         "history": result.history,
         "inference": result.inference,
         **({"table": result.table.to_dict()} if result.table is not None else {}),
-        "parity_sample": torch.from_numpy(sample_array),
+        "parity_sample": sample_array,
         "versions": {
             "toolkit": toolkit.__version__,
-            "torch": torch.__version__,
+            "torch": torch_version(),
             "numpy": np.__version__,
             "pyarrow": pyarrow.__version__,
             "python": platform.python_version(),

@@ -88,7 +88,7 @@ class Split:
     @property
     def target_unit(self) -> np.ndarray:
         """The targets' power-of-two units (from the moments): the metric sums' units."""
-        return self.moments.unit[-len(self.train_shift) :].cpu().numpy()
+        return self.moments.unit[-len(self.train_shift) :]
 
 
 def group_metric_sums(
@@ -128,11 +128,8 @@ def combine_r(group: Group) -> Callable[[Any], Any] | None:
     if group.world == 1:
         return None
 
-    def combine(r: Any) -> Any:
-        import torch
-
-        stacked = np.concatenate(group.gather(r.cpu().numpy()))
-        return torch.linalg.qr(torch.as_tensor(stacked, device=r.device), mode="r").R
+    def combine(r: np.ndarray) -> np.ndarray:
+        return np.linalg.qr(np.concatenate(group.gather(r)), mode="r")
 
     return combine
 

@@ -39,9 +39,9 @@ class Standardizer:
         self.relative = moments.n / n if moments.weights is not None and n > 0 else None
         names = list(feature_names) or list(spec.feature_names)
         exact.check_unique(moments, d, names, spec.intercept, l2)
-        mean = moments.mean.cpu().numpy()
-        unit = moments.unit.cpu().numpy()
-        scatter = moments.scatter.cpu().numpy()
+        mean = moments.mean
+        unit = moments.unit
+        scatter = moments.scatter
         if spec.intercept:
             self.x_mean, self.y_mean = mean[:d], mean[d:]
             second = scatter

@@ -62,7 +62,7 @@ def add_batch(
     with warnings.catch_warnings():  # read-only input (a pandas view) is only read here
         warnings.filterwarnings("ignore", "The given NumPy array is not writable")
         accumulator.add(features, targets, weights)
-    prior = None if state is None else exact.Moments.from_plain(state.moments, device)
+    prior = None if state is None else exact.Moments.from_plain(state.moments)
     merged = exact.merge([prior, accumulator.moments()])
     if merged is None:  # an empty first batch
         raise ValueError("a stream's first batch needs at least one row")
@@ -81,7 +81,7 @@ def solve_stream(
     Raises DataError for too few rows (`check_enough_rows`), CollinearityError for a
     constant or collinear feature, and DataError for an ill-conditioned problem.
     """
-    moments = exact.Moments.from_plain(state.moments, device)
+    moments = exact.Moments.from_plain(state.moments)
     check_enough_rows(STREAM_SOURCE, spec, moments.n)
     fit = exact.solve(moments, spec.n_features, spec.feature_names, spec.intercept, l2)
     weight, bias = as_saved(spec, fit.weight, fit.bias)

@@ -29,7 +29,7 @@ from toolkit.errors import DataError, TrainingError, TrainingInterrupted
 from toolkit.io import DataSource
 from toolkit.training import checkpoint, exact, inference, resume, tables
 from toolkit.training.config import TrainConfig
-from toolkit.training.early import EarlyPass, EarlyRead, import_torch
+from toolkit.training.early import EarlyPass, EarlyRead, join
 from toolkit.training.early import start as start_reading
 from toolkit.training.iterative import EpochCallback, IterativeRun
 from toolkit.training.metrics import MetricSums, summarize
@@ -88,13 +88,7 @@ def train(config: TrainConfig, on_epoch_end: EpochCallback | None = None) -> Tra
     early = start_reading(config)  # before torch: the pass overlaps its import
     group = None
     try:
-        import_torch()
-
-        from toolkit.training import distributed
-        from toolkit.training.device import resolve_device
-
-        # A missing device fails here, before any row is used.
-        group, device = distributed.join(resolve_device(config.device))
+        group, device = join(config, early)
         result = _train(config, hyper, group, device, on_epoch_end, early)
     except KeyboardInterrupt:
         if group is None:  # during torch's import: nothing started
@@ -261,13 +255,13 @@ def _choose_split(
 
     The default split is dropped when the data cannot spare it: then every row trains.
     """
-    spec, chunk_rows, device = job.spec, job.config.chunk_rows, job.device
+    spec, chunk_rows = job.spec, job.config.chunk_rows
     fraction = val_fraction(job.config)
     weighted = job.config.weight is not None
     train_rows = Rows([train_spill], chunk_rows, spec.n_features, weighted)
     val_rows = Rows([val_spill], chunk_rows, spec.n_features, weighted)
-    train_moments = exact.merge(to_moments(part.train, device) for part in local)
-    val_moments = exact.merge(to_moments(part.val, device) for part in local)
+    train_moments = exact.merge(to_moments(part.train) for part in local)
+    val_moments = exact.merge(to_moments(part.val) for part in local)
     n_train, n_val = sum(p.n_train for p in local), sum(p.n_val for p in local)
     n_rows = n_train + n_val
     if job.config.val_fraction is None and (
