@@ -74,12 +74,13 @@ try:
 except SystemExit as done:
     code = done.code
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
-import pyarrow, torch
+import pyarrow
+torch = sys.modules.get("torch")  # an exact fit on the CPU never imports it: nor does this
 probe = {
     "rank": int(os.environ.get("RANK", "0")),
     "peak_rss": peak,
     "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
-    "torch_threads": torch.get_num_threads(),
+    "torch_threads": torch.get_num_threads() if torch is not None else None,
     "arrow_threads": pyarrow.cpu_count(),
 }
 print("bench-probe " + json.dumps(probe), file=sys.stderr, flush=True)
