@@ -183,7 +183,7 @@ def bench_inference(chunks: Callable[[], Any], names: list[str], repeats: int) -
 
     moments = exact.accumulate(chunks(), "cpu")
     fit = exact.solve(moments, len(names), names, intercept=True, rechunk=chunks)
-    sums = metric_sums(chunks(), fit.weight, fit.bias, unit=moments.unit[-1:].numpy())
+    sums = metric_sums(chunks(), fit.weight, fit.bias, unit=moments.unit[-1:])
     spec = ModelSpec(tuple(names), ("y",), True, "float64")
     best = float("inf")
     for _ in range(repeats):

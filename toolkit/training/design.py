@@ -19,8 +19,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from toolkit.training.plain_gram import one_blas_thread
-
 if TYPE_CHECKING:
     from toolkit.training.moments import Moments
 
@@ -56,8 +54,7 @@ class Design:
         """G's condition number (R's squared): how many digits the factor keeps."""
         if self.r_inverse is None:
             return math.inf
-        with one_blas_thread():
-            singular = np.linalg.svd(self.r_inverse, compute_uv=False)
+        singular = np.linalg.svd(self.r_inverse, compute_uv=False)
         return float((singular[0] / singular[-1]) ** 2)
 
     def inverse_diagonal(self) -> np.ndarray:
@@ -69,16 +66,14 @@ class Design:
         """1/n + m' S^-1 m: the intercept's variance over sigma^2 (m the means, S scatter)."""
         assert self.r_inverse is not None
         z = (self.mean / self.unit) / self.scale
-        with one_blas_thread():
-            projected = z @ self.r_inverse
+        projected = z @ self.r_inverse
         return 1.0 / self.mass + float((projected**2).sum())
 
     def raw_inverse(self) -> np.ndarray:
         """S^-1 (centred scatter) or (X'X)^-1 without an intercept, in the data's units."""
         assert self.r_inverse is not None
         column = self.scale * self.unit
-        with one_blas_thread():
-            inverse = self.r_inverse @ self.r_inverse.T
+        inverse = self.r_inverse @ self.r_inverse.T
         with np.errstate(over="ignore", under="ignore"):
             return inverse / column[:, None] / column[None, :]
 
@@ -90,10 +85,8 @@ def design(
     factor: np.ndarray | None = None,
     scale: np.ndarray | None = None,
 ) -> Design:
-    """The design's statistics from the moments, with the solver's factor when it has one.
-
-    d x d linear algebra with BLAS on one thread: each call takes a millisecond, and on a
-    busy machine a thread pool's hand-offs made them take up to 0.3 s (measured)."""
+    """The design's statistics from the moments, with the solver's factor when it has one
+    (toolkit.training.inference calls this and the methods with BLAS on one thread)."""
     mean = moments.mean[:d]
     unit = moments.unit[:d]
     centred = moments.scatter[:d, :d]
@@ -101,18 +94,17 @@ def design(
     if not intercept:  # moments about zero: the model passes through the origin
         mean_u = mean / unit
         second = centred + moments.weight_sum * np.outer(mean_u, mean_u)
-    with one_blas_thread():
-        if factor is not None and scale is not None:
-            r, norms = factor, scale
-        else:
-            r, norms = _factor(second)
-        result = Design(moments.n, intercept, mean, norms, unit, _inverse(r))
-        result.weights = moments.weights
-        if result.r_inverse is not None and r is not None:
-            result.condition_number = _condition_number(r, result)
-        # VIFs are of the centred features (their correlation matrix), with or without an
-        # intercept: statsmodels' variance_inflation_factor (standardize=True, its default).
-        centred_inverse = result.r_inverse if intercept else _inverse(_factor(centred)[0])
+    if factor is not None and scale is not None:
+        r, norms = factor, scale
+    else:
+        r, norms = _factor(second)
+    result = Design(moments.n, intercept, mean, norms, unit, _inverse(r))
+    result.weights = moments.weights
+    if result.r_inverse is not None and r is not None:
+        result.condition_number = _condition_number(r, result)
+    # VIFs are of the centred features (their correlation matrix), with or without an
+    # intercept: statsmodels' variance_inflation_factor (standardize=True, its default).
+    centred_inverse = result.r_inverse if intercept else _inverse(_factor(centred)[0])
     if centred_inverse is not None:
         result.vif = np.einsum("ij,ij->i", centred_inverse, centred_inverse)
     return result

@@ -335,8 +335,7 @@ def _corrector(
 
     def correct(gx: np.ndarray, g1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         scaled = (gx - centre_u[:, None] * g1[None, :]) / scale[:, None]
-        with one_blas_thread():
-            dc = inverse(scaled)
+        dc = inverse(scaled)  # within solve's one_blas_thread
         dw = (dc / scale[:, None]).T
         return dw, g1 / n - dw @ centre_u
 
