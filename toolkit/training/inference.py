@@ -95,51 +95,36 @@ def infer(
     on a busy machine a thread pool's hand-offs made them take up to 0.3 s (measured).
     """
     with one_blas_thread():  # once: each threadpoolctl limit costs 1.4 ms here
-        return _infer(moments, spec, weight, bias, sums, alpha, l2, solver, fit, gap)
-
-
-def _infer(
-    moments: Moments,
-    spec: ModelSpec,
-    weight: np.ndarray,
-    bias: np.ndarray,
-    sums: MetricSums,
-    alpha: float,
-    l2: float,
-    solver: str,
-    fit: ExactFit | None,
-    gap: dict[str, Any] | None,
-) -> dict[str, Any]:
-    d, ridge = spec.n_features, l2 > 0
-    reuse = fit if fit is not None and not ridge else None
-    factor, scale = (reuse.factor, reuse.scale) if reuse is not None else (None, None)
-    shared = design(moments, d, spec.intercept, factor, scale)
-    unit = moments.unit[d:]
-    totals = np.diagonal(moments.scatter[d:, d:]).copy()
-    if not spec.intercept:  # uncentred total sum of squares, in units
-        totals += moments.weight_sum * (moments.mean[d:] / unit) ** 2
-    terms = ([INTERCEPT_TERM] if spec.intercept else []) + list(spec.feature_names)
-    targets = []
-    for j, name in enumerate(spec.target_names):
-        estimates = ([float(bias[j])] if spec.intercept else []) + [float(w) for w in weight[j]]
-        figures = Residuals(float(sums.sse[j]), float(totals[j]), float(unit[j]))
-        targets.append(_target(shared, name, terms, estimates, figures, alpha, ridge))
-        if moments.weights is not None:  # WLS's log-likelihood adds 0.5 log det W
-            _add_log_weights(targets[-1], moments.log_weights, shared)
-    return {
-        "alpha": float(alpha),
-        "n": int(shared.n),
-        "df_model": d,
-        "df_resid": int(shared.df_resid),
-        "l2": float(l2),
-        "solver": solver,
-        "optimality_gap": gap,
-        "condition_number": shared.condition_number,
-        "feature_mean": shared.mean.tolist(),
-        "leverage": _leverage(shared, ridge),
-        "notes": _notes(spec, solver, ridge, shared, targets) + _weighted_note(moments),
-        "targets": targets,
-    }
+        d, ridge = spec.n_features, l2 > 0
+        reuse = fit if fit is not None and not ridge else None
+        factor, scale = (reuse.factor, reuse.scale) if reuse is not None else (None, None)
+        shared = design(moments, d, spec.intercept, factor, scale)
+        unit = moments.unit[d:]
+        totals = np.diagonal(moments.scatter[d:, d:]).copy()
+        if not spec.intercept:  # uncentred total sum of squares, in units
+            totals += moments.weight_sum * (moments.mean[d:] / unit) ** 2
+        terms = ([INTERCEPT_TERM] if spec.intercept else []) + list(spec.feature_names)
+        targets = []
+        for j, name in enumerate(spec.target_names):
+            estimates = ([float(bias[j])] if spec.intercept else []) + [float(w) for w in weight[j]]
+            figures = Residuals(float(sums.sse[j]), float(totals[j]), float(unit[j]))
+            targets.append(_target(shared, name, terms, estimates, figures, alpha, ridge))
+            if moments.weights is not None:  # WLS's log-likelihood adds 0.5 log det W
+                _add_log_weights(targets[-1], moments.log_weights, shared)
+        return {
+            "alpha": float(alpha),
+            "n": int(shared.n),
+            "df_model": d,
+            "df_resid": int(shared.df_resid),
+            "l2": float(l2),
+            "solver": solver,
+            "optimality_gap": gap,
+            "condition_number": shared.condition_number,
+            "feature_mean": shared.mean.tolist(),
+            "leverage": _leverage(shared, ridge),
+            "notes": _notes(spec, solver, ridge, shared, targets) + _weighted_note(moments),
+            "targets": targets,
+        }
 
 
 def _add_log_weights(target: dict[str, Any], log_weights: float, shared: Design) -> None:
