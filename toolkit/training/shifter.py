@@ -1,8 +1,8 @@
 """Chunks of rows re-cut into cache-sized float64 blocks, shifted, on the moments' device.
 
 The tensor path of the moments (toolkit.training.moments: weighted rows, tensors, a GPU)
-and the exact solver's QR pass (toolkit.training.exact) read rows through a `Shifter`;
-unweighted numpy rows on the CPU take toolkit.training.plain_gram instead.
+reads rows through a `Shifter`; unweighted numpy rows on the CPU take
+toolkit.training.plain_gram instead.
 """
 
 from __future__ import annotations
