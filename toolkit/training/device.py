@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import importlib.util
 import re
 import sys
@@ -43,7 +42,9 @@ def torch_version() -> str:
     torch = sys.modules.get("torch")
     if torch is not None:
         return str(torch.__version__)
-    return importlib.metadata.version("torch")
+    from importlib.metadata import version  # 20 ms to import: only when writing
+
+    return version("torch")
 
 
 def check_device_name(name: str) -> str:
