@@ -118,13 +118,11 @@ def load(path: str | Path, expected_format: str = FORMAT) -> dict[str, Any]:
 
 
 def _plain(value: Any) -> Any:
-    """Arrays and plain Python data only, so that weights_only=True can read it back
-    (tensors become numpy arrays; torch.__version__, for one, is a str subclass that
-    weights_only refuses)."""
-    if isinstance(value, np.ndarray):
+    """Arrays, tensors and plain Python data only, so that weights_only=True can read it
+    back (torchfile writes tensors as arrays; torch.__version__, for one, is a str subclass
+    that weights_only refuses)."""
+    if isinstance(value, np.ndarray) or hasattr(value, "detach"):  # before `.item` below
         return value
-    if hasattr(value, "detach"):  # a tensor
-        return value.detach().cpu().numpy()
     if isinstance(value, dict):
         # int keys stay int: an optimizer's state is keyed by parameter index.
         return {(k if type(k) in (int, str) else str(k)): _plain(v) for k, v in value.items()}

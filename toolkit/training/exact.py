@@ -27,7 +27,7 @@ import numpy as np
 from toolkit.errors import DataError
 from toolkit.training import refine
 from toolkit.training.collinear import collinear_error, flat_column_error
-from toolkit.training.moments import Accumulator, Chunks, Moments, accumulate, merge
+from toolkit.training.moments import Accumulator, Chunks, Moments, accumulate, merge, on_host
 from toolkit.training.plain_gram import one_blas_thread
 
 if TYPE_CHECKING:
@@ -250,11 +250,6 @@ def _triangular_solve(r: np.ndarray, rhs: np.ndarray, lower: bool = False) -> np
     return solve_triangular(r, rhs, lower=lower, check_finite=False)
 
 
-def _r_of(stacked: np.ndarray) -> np.ndarray:
-    """R of the QR decomposition of `stacked` (rows x width), its leading rows only."""
-    return np.linalg.qr(stacked, mode="r")
-
-
 def _qr_factor(
     chunks: Chunks,
     problem: _Scaled,
@@ -274,14 +269,14 @@ def _qr_factor(
         block[:, :d] /= scale
         if w is not None:  # weighted least squares: rows times sqrt(w)
             block *= np.sqrt(w)[:, None]
-        r = _r_of(np.vstack([r, block]))
+        r = np.linalg.qr(np.vstack([r, block]), mode="r")
     if combine_r is not None:
         r = combine_r(r)
     if problem.l2:
         # Ridge as extra rows: sqrt(l2) * w_i, in the scaled coefficients' units.
         penalty = np.zeros((d, width))
         penalty[:, :d] = np.diag(math.sqrt(problem.l2) / (scale * unit[:d]))
-        r = _r_of(np.vstack([penalty, r]))
+        r = np.linalg.qr(np.vstack([penalty, r]), mode="r")
     r_xx, r_xy = r[:d, :d], r[:d, d:]
     _, singular, vh = np.linalg.svd(r_xx)
     if float(singular[-1]) <= RANK_RTOL * float(singular[0]):
@@ -296,20 +291,13 @@ def _centred_blocks(
     """Each chunk's rows, [features | targets] in float64 minus `centre`, in blocks of
     QR_BLOCK_ROWS, with the rows' weights (None without)."""
     for chunk in chunks:
-        x, y, *rest = (_host(part) for part in chunk)
+        x, y, *rest = (np.asarray(on_host(part)) for part in chunk)
         w = rest[0].reshape(-1) if rest and rest[0] is not None else None
         y = y[:, None] if y.ndim == 1 else y
         for start in range(0, len(x), QR_BLOCK_ROWS):
             stop = start + QR_BLOCK_ROWS
             block = np.hstack([x[start:stop], y[start:stop]]).astype(np.float64) - centre
             yield block, None if w is None else w[start:stop].astype(np.float64)
-
-
-def _host(values: object) -> np.ndarray:
-    """Rows as a numpy array (tensors, on any device, are copied to the CPU)."""
-    if hasattr(values, "detach"):
-        return values.detach().cpu().numpy()  # type: ignore[attr-defined]
-    return np.asarray(values)
 
 
 def _refine_problem(problem: _Scaled) -> refine.Problem:

@@ -73,7 +73,7 @@ class Moments:
 
     @classmethod
     def from_plain(cls, plain: dict[str, Any]) -> Moments:
-        arrays = {k: _numpy(plain[k]) for k in _ARRAYS}
+        arrays = {k: on_host(plain[k]) for k in _ARRAYS}
         extra = {"weights": plain.get("weights"), "log_weights": plain.get("log_weights", 0.0)}
         return cls(n=plain["n"], **arrays, **extra)
 
@@ -262,8 +262,8 @@ class Accumulator:
         """`moments().to_plain()`, computed in numpy: no torch for numpy rows on the CPU."""
         if not self._sums or self._shifter.shift is None:
             return None
-        sums = {key: _numpy(value) for key, value in self._sums.items()}
-        unit, shift = sums["unit"], _numpy(self._shifter.shift)
+        sums = {key: on_host(value) for key, value in self._sums.items()}
+        unit, shift = sums["unit"], on_host(self._shifter.shift)
         weighted = self._shifter.weighted
         mass = float(sums["weights"]) if weighted else self.n
         offset = sums["total"] / mass if mass > 0 else sums["total"] * 0
@@ -279,7 +279,7 @@ class Accumulator:
         }
 
 
-def _numpy(value: Any) -> Any:
+def on_host(value: Any) -> Any:
     """A tensor's values as numpy (a CPU tensor's share its memory); others unchanged."""
     if isinstance(value, np.ndarray) or not hasattr(value, "detach"):
         return value

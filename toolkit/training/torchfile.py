@@ -36,6 +36,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from toolkit.training.moments import on_host
+
 ARCHIVE = "archive"
 ALIGNMENT = 64
 # torch's storage class for each numpy dtype a checkpoint can hold.
@@ -150,8 +152,7 @@ def _wrap(value: Any, arrays: list[np.ndarray]) -> Any:
         return [_wrap(v, arrays) for v in value]
     if isinstance(value, tuple):
         return tuple(_wrap(v, arrays) for v in value)
-    if hasattr(value, "detach"):  # a torch tensor (only where torch is imported anyway)
-        value = value.detach().cpu().numpy()
+    value = on_host(value)  # a torch tensor as an array (only where torch is imported anyway)
     if isinstance(value, np.ndarray):
         if value.dtype not in STORAGE_TYPES:
             raise TypeError(f"cannot store a {value.dtype} array in a checkpoint")
