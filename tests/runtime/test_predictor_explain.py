@@ -17,7 +17,7 @@ import pytest
 from explain_models import exported, make_data, trained
 from onnx import TensorProto, helper
 
-from toolkit.errors import InputError, ModelLoadError, PredictorError
+from toolkit.errors import InputError, ModelLoadError, ModelRunError, PredictorError
 from toolkit.runtime import Predictor
 from toolkit.runtime import explain as runtime_explain
 
@@ -145,6 +145,27 @@ def test_explain_outputs_of_the_wrong_shape_are_refused(model, tmp_path):
     onnx.save(broken, path)
     with pytest.raises(ModelLoadError, match=r"explain output 'stderr' of type tensor\(double\)"):
         Predictor(path)
+
+
+@pytest.mark.parametrize("rows", [1, 3])  # the one-row path checks shapes its own way
+def test_explain_outputs_with_other_rows_than_the_input_are_refused(model, data, tmp_path, rows):
+    # The file declares ['batch', targets, features]; the graph stacks the contributions
+    # twice, so every run returns twice the rows it was given.
+    broken = onnx.load(model)
+    for node in broken.graph.node:
+        node.output[:] = ["twice" if name == "contributions" else name for name in node.output]
+    broken.graph.node.append(
+        helper.make_node("Concat", ["twice", "twice"], ["contributions"], axis=0)
+    )
+    path = tmp_path / "doubled.onnx"
+    onnx.save(broken, path)
+    predictor = Predictor(path)  # the declared signature is right
+    message = (
+        f"returned 'contributions' of shape ({2 * rows}, 2, 2) for {rows} input rows; "
+        f"expected ({rows}, 2, 2). The model file is broken: re-export it."
+    )
+    with pytest.raises(ModelRunError, match=re.escape(message)):
+        predictor.explain(data[0][:rows])
 
 
 def test_other_extra_outputs_are_still_an_unsupported_signature(tmp_path):

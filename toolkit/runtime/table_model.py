@@ -32,7 +32,7 @@ from toolkit.errors import (
     UnknownLevelWarning,
 )
 from toolkit.runtime import table_fast
-from toolkit.runtime.explain import NO_EXPLAIN, Explainer, Explanation, explanation_of
+from toolkit.runtime.explain import NO_EXPLAIN, Explainer, Explanation
 from toolkit.runtime.session import FLOAT_TYPES, brief
 from toolkit.runtime.table import TableInputs
 
@@ -185,11 +185,11 @@ class TableModel:
                         f"{result.shape} for {rows} input rows; expected {(rows, *shape)}. "
                         "The model file is broken: re-export it."
                     )
-        prediction, unknown, contributions, *bounds = found
+        unknown = found.pop(1)
         if np.count_nonzero(unknown) and self.error_policy:
             row = int(np.flatnonzero(unknown)[0])
             raise InputError(self.inputs.unknown_message(feeds, row, first_row))
-        return explanation_of(predictor, explainer, prediction, contributions, bounds), unknown
+        return explainer.explanation(found), unknown
 
     def predict(
         self, data: Any, first_row: int, by_name: bool = False
