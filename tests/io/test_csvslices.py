@@ -89,6 +89,32 @@ def test_slices_end_at_line_ends_and_carry_every_byte(tmp_path, tiny_slices):
     assert b"".join(bytes(s) for s in csvslices.read_slices(path, start, stop)) == text[start:stop]
 
 
+def test_the_digest_is_taken_on_its_own_thread_and_stops_with_the_slices(tmp_path, tiny_slices):
+    import threading
+
+    text = b"a,b\n" + b"".join(b"%d,%d\n" % (k, k) for k in range(200))
+    path = tmp_path / "raw.csv"
+    path.write_bytes(text)
+    seen: list[str] = []
+
+    class Recording:  # hashlib's interface; records which thread hashes
+        def __init__(self) -> None:
+            self.inner = hashlib.sha256()
+
+        def update(self, data: memoryview) -> None:
+            seen.append(threading.current_thread().name)
+            self.inner.update(data)
+
+    digest = Recording()
+    before = set(threading.enumerate())
+    slices = csvslices.read_slices(path, 0, -1, digest=digest)
+    first = bytes(next(slices))
+    slices.close()  # a consumer that stops early: the hashing thread goes with it
+    assert set(threading.enumerate()) <= before
+    assert digest.inner.hexdigest() == hashlib.sha256(first).hexdigest()  # what was read
+    assert seen and all(name.startswith("toolkit-hash") for name in seen)
+
+
 def test_only_the_slice_pyarrow_refused_is_searched_for_the_bad_row(write_csv, monkeypatch):
     lines = ["x1,x2,y"] + [f"{k},{k + 1},{k + 2}" for k in range(500)]
     lines[400] = "1,2"  # row 401: one value short

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,24 +39,60 @@ def read_slices(
 ) -> Iterator[memoryview]:
     """Bytes [start, stop) of the file (stop -1: to its end) in slices of about `size`
     bytes (default SLICE_BYTES) that end at a line end (the last one where the range
-    ends); `digest` (hashlib) and `bar` (tqdm) see every byte once, in file order.
+    ends); `digest` (hashlib) and `bar` (tqdm) see every byte once, in file order. The
+    digest is complete when the slices are.
 
     The part of a line that a slice cuts off is read again with the next slice (a few
     hundred bytes), so no slice is copied or zero-filled on the way."""
     end = math.inf if stop == -1 else stop
     position = start
-    with path.open("rb", buffering=0) as handle:
-        while position < end:
-            data, cut = _next_slice(handle, position, end, size or SLICE_BYTES)
-            if not data:
-                return
-            view = memoryview(data)[:cut]
-            if digest is not None:
-                digest.update(view)
-            if bar is not None:
-                bar.update(cut)
-            yield view
-            position += cut
+    hashing = _Hashing(digest) if digest is not None else None
+    try:
+        with path.open("rb", buffering=0) as handle:
+            while position < end:
+                data, cut = _next_slice(handle, position, end, size or SLICE_BYTES)
+                if not data:
+                    return
+                view = memoryview(data)[:cut]
+                if hashing is not None:
+                    hashing.update(view)
+                if bar is not None:
+                    bar.update(cut)
+                yield view
+                position += cut
+    finally:
+        if hashing is not None:
+            hashing.close()
+
+
+class _Hashing:
+    """`digest.update` on a thread of its own, one slice at a time and in order.
+
+    hashlib releases the GIL while it hashes, so a slice's SHA-256 (10 ms for 16 MiB)
+    runs while the slice is parsed, not between two parses while the parser's threads
+    wait: measured on a 2.4 GB CSV, reading with the digest took 10.0 s against 6.7-8.4 s
+    without it, hashed in line.
+    """
+
+    def __init__(self, digest: Any) -> None:
+        self._digest = digest
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="toolkit-hash")
+        self._pending: Future[Any] | None = None
+
+    def update(self, view: memoryview) -> None:
+        self._wait()  # one slice in flight: memory stays bounded, the order kept
+        self._pending = self._pool.submit(self._digest.update, view)
+
+    def _wait(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()
+
+    def close(self) -> None:
+        try:
+            self._wait()
+        finally:
+            self._pool.shutdown(wait=True)
 
 
 def _next_slice(handle: Any, position: int, end: float, size: int) -> tuple[bytes, int]:
