@@ -123,17 +123,3 @@ def signature(path: Path, session: Any) -> tuple[str, str, np.dtype, int, int, i
         )
     fixed = batch if isinstance(batch, int) and batch > 0 else None
     return name, out_name, FLOAT_TYPES[kind], int(shape[1]), int(out_shape[1]), fixed
-
-
-def compiled_session(session: Any) -> Any:
-    """The compiled session inside onnxruntime's Python wrapper, or None.
-
-    The wrapper's run() spends about 1 us a call (a fifth of a 1-row run) validating input
-    names and provider fallbacks the Predictor has already settled; the compiled session it
-    wraps takes the same arguments. A run-time provider failure then raises, which the
-    Predictor reports, instead of the wrapper's silent retry on the CPU. Builds without it
-    get the public calls.
-    """
-    compiled = getattr(session, "_sess", None)
-    usable = all(hasattr(compiled, name) for name in ("run", "run_with_iobinding"))
-    return compiled if usable else None
