@@ -178,7 +178,7 @@ class Explainer:
         """Every output for `rows` (guarded and converted), in `self.outputs` order;
         `run_error(error, rows)` words onnxruntime's failures."""
         n = len(rows)
-        if n == 1:  # the one-row call, kept short: a tenth of it was Python around the run
+        if n == 1:  # the common call: its five shapes checked in one comparison
             results = self._run_one(rows, run_error)
             if list(map(_SHAPE, results)) == self.one_row:
                 return results
