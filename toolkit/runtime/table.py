@@ -242,8 +242,10 @@ class TableInputs:
             return math.nan
         if finite and not math.isfinite(number):
             raise InputError(self._infinite(first_row, name, value))
-        if finite and abs(number) > float(np.finfo(self.dtype).max):
-            raise InputError(self._too_big(first_row, name, value))
+        if abs(number) > float(np.finfo(self.dtype).max):
+            if finite:
+                raise InputError(self._too_big(first_row, name, value))
+            return values_.cast_one(number, self.dtype)  # the general path's infinity
         return number
 
     def _columns(

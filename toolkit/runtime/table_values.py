@@ -156,6 +156,12 @@ def _cast(values: Sequence[Any] | np.ndarray, dtype: np.dtype) -> np.ndarray:
         return np.ascontiguousarray(values, dtype=dtype)
 
 
+def cast_one(number: float, dtype: np.dtype) -> Any:
+    """One number in `dtype`, as `_cast` casts it: beyond the range, infinity, silently."""
+    with np.errstate(over="ignore"):
+        return dtype.type(number)
+
+
 # The types of a cell that the one-row path recognises at a glance.
 CELLS = frozenset({str, float, int, bool, type(None)})
 
