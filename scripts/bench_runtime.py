@@ -17,8 +17,9 @@ crashes (or the sides disagree on a prediction).
     .venv/bin/python scripts/bench_runtime.py --quick              # smoke run, seconds
     .venv/bin/python scripts/bench_runtime.py --json bench.json    # full run, about 30 s
 
-Models exported with --explain: one-row `explain()` against `predict()` on the plain model
-(target: within 2x), and `predict()` on the --explain model (its graph pruned to the
+Models exported with --explain (scripts/bench_explain.py): one-row `explain()` against
+`predict()` on the plain model (target: within 2x), what bounds it (onnxruntime alone running
+the explain graph), and `predict()` on the --explain model (its graph pruned to the
 prediction).
 """
 
@@ -56,7 +57,8 @@ MODELS_PROBE = """
 import sys
 from pathlib import Path
 sys.path.insert(0, 'scripts')  # bench_runtime imports its sibling benchlib
-from bench_runtime import WIDE_ROWS, make_explain_model, make_model
+from bench_explain import make_explain_model
+from bench_runtime import WIDE_ROWS, make_model
 folder, wide = Path(sys.argv[1]), int(sys.argv[2])
 make_model(folder, None)
 make_explain_model(folder, None)
@@ -75,9 +77,6 @@ PREDICT = "predictor.predict"
 GUARD = "guard alone (prepare)"
 ONE_RUN = "IOBinding run alone"  # the single-row path of predict() without the guard
 OTHER = "session.run, 2nd session"
-# --explain models (bench_explain): explain() against predict() on the plain model.
-EXPLAIN = "predictor.explain, --explain model"
-PREDICT_EXPLAIN_MODEL = "predictor.predict, --explain model"
 # Side (the command, as the tables show it) -> module imported (None: a bare interpreter).
 IMPORTS = {"python -c pass": None, "python -c 'import onnxruntime'": "onnxruntime"}
 IMPORTS["python -c 'import toolkit.runtime'"] = "toolkit.runtime"
@@ -125,73 +124,6 @@ def make_model(folder: Path, features: int | None) -> Path:
     train(TrainConfig(data=data, out=folder / f"{stem}.pt"))
     export_model(folder / f"{stem}.pt", folder / f"{stem}.onnx")
     return folder / f"{stem}.onnx"
-
-
-def make_explain_model(folder: Path, features: int | None) -> Path:
-    """The same model exported with --explain: folder/seed-explain.onnx or wide-explain.onnx.
-
-    Trained on every row (no validation split) by tests/explain_models.py."""
-    sys.path.insert(0, str(ROOT / "tests"))
-    from explain_models import exported, trained
-
-    if features is None:
-        table = np.loadtxt(ROOT / "toolkit" / "datasets" / "seed.csv", delimiter=",", skiprows=1)
-        x, y, stem = table[:, :-1], table[:, -1:], "seed-explain"
-    else:
-        rng = np.random.default_rng(SEED)
-        x = rng.standard_normal((WIDE_ROWS, features))
-        y = (
-            x @ rng.standard_normal((features, 1))
-            + 1.0
-            + 0.01 * rng.standard_normal((WIDE_ROWS, 1))
-        )
-        stem = "wide-explain"
-    return exported(trained(folder, x, y, dtype="float32", name=stem))
-
-
-def bench_explain(plain: Path, explained: Path, args: argparse.Namespace) -> dict[str, Any]:
-    """One row (and a batch of 4096): explain() on the --explain model against predict() on
-    the plain one, and predict() on the --explain model (its pruned graph)."""
-    from toolkit.runtime import Predictor
-
-    base = Predictor(plain, providers="cpu", intra_op_threads=args.threads)
-    full = Predictor(explained, providers="cpu", intra_op_threads=args.threads)
-    rng = np.random.default_rng(SEED)
-    report: dict[str, Any] = {"features": base.n_features}
-    for rows in (1, 4096):
-        x = _uniform(rng, rows, base.n_features)
-        if not np.array_equal(full.explain(x).prediction, full.predict(x)):
-            raise RuntimeError(f"{rows} rows: explain() and predict() disagree")
-        sides = {
-            PREDICT: lambda x=x: base.predict(x),
-            EXPLAIN: lambda x=x: full.explain(x),
-            PREDICT_EXPLAIN_MODEL: lambda x=x: full.predict(x),
-        }
-        calls = args.calls if rows == 1 else _calls_per_sample(sides[PREDICT], args.calls)
-        seconds = interleave(sides, args.repeats, calls)
-        report["row" if rows == 1 else f"batch {rows}"] = {
-            "rows": rows,
-            "seconds_per_call": seconds,
-            "explain_over_predict": seconds[EXPLAIN] / seconds[PREDICT],
-            "pruned_predict_over_predict": seconds[PREDICT_EXPLAIN_MODEL] / seconds[PREDICT],
-        }
-    return report
-
-
-def explain_rows(report: dict[str, Any]) -> list[Row]:
-    rows = []
-    for label, model in report.get("explain", {}).items():
-        for key, figures in model.items():
-            if not isinstance(figures, dict):
-                continue
-            what = "1 row" if key == "row" else f"{figures['rows']:,} rows"
-            ratio = figures["explain_over_predict"]
-            target = TARGETS["explain"] if key == "row" else None
-            verdict = (f"<= {target}x", ratio <= target) if target else ("-", None)
-            rows.append(row(f"{label}, {what}: explain / predict", f"{ratio:.2f}x", *verdict))
-            pruned = figures["pruned_predict_over_predict"]
-            rows.append(row(f"{label}, {what}: predict, --explain model / plain", f"{pruned:.2f}x"))
-    return rows
 
 
 def bench_model(path: Path, args: argparse.Namespace) -> dict[str, Any]:
@@ -358,6 +290,7 @@ def main() -> int:
     args.batches = [4096, args.big_rows]
 
     import onnxruntime
+    from bench_explain import bench_explain, explain_rows
 
     from toolkit.runtime import available_providers
 
