@@ -168,9 +168,13 @@ def test_float32_models_compute_in_float32_to_their_documented_precision(tmp_pat
 def test_a_ridge_model_gets_contributions_alone(tmp_path, data):
     x, y = data
     ckpt = trained(tmp_path, x, y, l2=1.0)
-    found = Predictor(exported(ckpt)).explain(x[:3])
+    predictor = Predictor(exported(ckpt))
+    found = predictor.explain(x[:3])
     assert found.stderr is None and found.lower is None and found.level is None
     assert found.contributions.shape == (3, 1, 3)
+    one = predictor.explain(x[1])  # the one-row path checks its two outputs' shapes
+    assert one.contributions.shape == (1, 1, 3) and one.stderr is None
+    np.testing.assert_array_equal(one.contributions, found.contributions[1:2])
     with pytest.raises(UsageError, match=r"--interval-level 0.9 cannot be used: .* ridge fit"):
         export_model(ckpt, tmp_path / "m.onnx", explain=True, interval_level=0.9)
 

@@ -148,21 +148,23 @@ def test_explain_outputs_of_the_wrong_shape_are_refused(model, tmp_path):
 
 
 @pytest.mark.parametrize("rows", [1, 3])  # the one-row path checks shapes its own way
-def test_explain_outputs_with_other_rows_than_the_input_are_refused(model, data, tmp_path, rows):
-    # The file declares ['batch', targets, features]; the graph stacks the contributions
-    # twice, so every run returns twice the rows it was given.
+@pytest.mark.parametrize("output", ["contributions", "upper"])  # the first and last checked
+def test_explain_outputs_with_other_rows_than_the_input_are_refused(
+    model, data, tmp_path, rows, output
+):
+    # The file declares ['batch', targets(, features)]; the graph stacks `output` twice,
+    # so every run returns twice the rows it was given there.
     broken = onnx.load(model)
     for node in broken.graph.node:
-        node.output[:] = ["twice" if name == "contributions" else name for name in node.output]
-    broken.graph.node.append(
-        helper.make_node("Concat", ["twice", "twice"], ["contributions"], axis=0)
-    )
+        node.output[:] = ["twice" if name == output else name for name in node.output]
+    broken.graph.node.append(helper.make_node("Concat", ["twice", "twice"], [output], axis=0))
     path = tmp_path / "doubled.onnx"
     onnx.save(broken, path)
     predictor = Predictor(path)  # the declared signature is right
+    trailing = ", 2, 2" if output == "contributions" else ", 2"
     message = (
-        f"returned 'contributions' of shape ({2 * rows}, 2, 2) for {rows} input rows; "
-        f"expected ({rows}, 2, 2). The model file is broken: re-export it."
+        f"returned {output!r} of shape ({2 * rows}{trailing}) for {rows} input rows; "
+        f"expected ({rows}{trailing}). The model file is broken: re-export it."
     )
     with pytest.raises(ModelRunError, match=re.escape(message)):
         predictor.explain(data[0][:rows])
