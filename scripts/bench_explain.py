@@ -21,9 +21,9 @@ from bench_runtime import (
     SEED,
     TARGETS,
     WIDE_ROWS,
-    _calls_per_sample,
-    _uniform,
+    calls_per_sample,
     interleave,
+    uniform_rows,
 )
 from benchlib import ROOT, Row, row
 
@@ -67,7 +67,7 @@ def bench_explain(plain: Path, explained: Path, args: argparse.Namespace) -> dic
     rng = np.random.default_rng(SEED)
     report: dict[str, Any] = {"features": base.n_features}
     for rows in (1, 4096):
-        x = _uniform(rng, rows, base.n_features)
+        x = uniform_rows(rng, rows, base.n_features)
         if not np.array_equal(full.explain(x).prediction, full.predict(x)):
             raise RuntimeError(f"{rows} rows: explain() and predict() disagree")
         sides = {
@@ -77,7 +77,7 @@ def bench_explain(plain: Path, explained: Path, args: argparse.Namespace) -> dic
         }
         if rows == 1:
             sides[EXPLAIN_FLOOR] = _bound_run(explained, x, args.threads)
-        calls = args.calls if rows == 1 else _calls_per_sample(sides[PREDICT], args.calls)
+        calls = args.calls if rows == 1 else calls_per_sample(sides[PREDICT], args.calls)
         seconds = interleave(sides, args.repeats, calls)
         report["row" if rows == 1 else f"batch {rows}"] = {
             "rows": rows,

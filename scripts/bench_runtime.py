@@ -144,7 +144,7 @@ def bench_model(path: Path, args: argparse.Namespace) -> dict[str, Any]:
     report: dict[str, Any] = {"features": d, "provider": predictor.provider}
 
     for rows in [1, *args.batches]:
-        x = _uniform(rng, rows, d)
+        x = uniform_rows(rng, rows, d)
         feed = {name: x}
         for raw in (session.run(None, feed)[0], other.run(None, feed)[0]):
             if raw.shape != (rows, predictor.n_targets) or not np.array_equal(
@@ -162,7 +162,7 @@ def bench_model(path: Path, args: argparse.Namespace) -> dict[str, Any]:
             if hasattr(predictor, "_run_one"):  # private, timed only to split predict()
                 sides[ONE_RUN] = lambda x=x: predictor._run_one(x)
         else:  # about SAMPLE_SECONDS per sample: many calls for a small batch, one for 1M rows
-            calls = _calls_per_sample(sides[RAW], args.calls)
+            calls = calls_per_sample(sides[RAW], args.calls)
             repeats = args.repeats if calls > 1 else args.big_repeats
         key = "row" if rows == 1 else f"batch {rows}"
         report[key] = _figures(interleave(sides, repeats, calls))
@@ -171,7 +171,7 @@ def bench_model(path: Path, args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
-def _uniform(rng: np.random.Generator, rows: int, columns: int) -> np.ndarray:
+def uniform_rows(rng: np.random.Generator, rows: int, columns: int) -> np.ndarray:
     """float32 uniform in [-10, 10), made in place (no float64 copy of a big batch)."""
     x = rng.random((rows, columns), dtype=np.float32)
     x *= 20
@@ -179,7 +179,7 @@ def _uniform(rng: np.random.Generator, rows: int, columns: int) -> np.ndarray:
     return x
 
 
-def _calls_per_sample(fn: Callable[[], Any], most: int) -> int:
+def calls_per_sample(fn: Callable[[], Any], most: int) -> int:
     one = min(_timed(fn) for _ in range(3))
     return max(1, min(most, round(SAMPLE_SECONDS / one)))
 

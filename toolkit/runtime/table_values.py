@@ -157,9 +157,8 @@ def _cast(values: Sequence[Any] | np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 
 def cast_one(number: float, dtype: np.dtype) -> Any:
-    """One number in `dtype`, as `_cast` casts it: beyond the range, infinity, silently."""
-    with np.errstate(over="ignore"):
-        return dtype.type(number)
+    """One number in `dtype`, cast by `_cast`: beyond the range, infinity, silently."""
+    return _cast([number], dtype)[0]
 
 
 # The types of a cell that the one-row path recognises at a glance.
